@@ -1,0 +1,1 @@
+"""HTTP layer: request/response schemas, routers, error envelope. No business logic here."""

@@ -1,0 +1,37 @@
+"""FastAPI dependencies: the platform's services and the authenticated caller."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from socle.identity.permissions import Principal
+from socle.identity.service import IdentityService
+from socle.inference.service import InferenceService
+from socle.platform import Platform
+
+
+def platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def identity(request: Request) -> IdentityService:
+    return platform(request).identity
+
+
+def inference(request: Request) -> InferenceService:
+    service = platform(request).inference
+    assert service is not None, "inference is started in the app's lifespan"
+    return service
+
+
+async def caller(request: Request) -> Principal:
+    """Deny by default: every route that takes this dependency needs a valid API key."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return await identity(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Identity = Annotated[IdentityService, Depends(identity)]
+Inference = Annotated[InferenceService, Depends(inference)]

@@ -1,0 +1,88 @@
+"""The OpenAI error envelope, and the one mapping from domain errors to HTTP statuses."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from socle.errors import RateLimited, SocleError, UpstreamRejected
+
+log = logging.getLogger("socle.api")
+
+STATUS_BY_KIND = {
+    "invalid_request": 400,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "rate_limited": 429,
+    "server_error": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+    "gateway_timeout": 504,
+}
+
+
+def envelope(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_payload(exc: SocleError) -> dict[str, Any]:
+    return envelope(exc.message, exc.type, param=exc.param, code=exc.code)
+
+
+def status_of(exc: SocleError) -> int:
+    if isinstance(exc, UpstreamRejected):
+        return exc.status
+    return STATUS_BY_KIND.get(exc.kind, 500)
+
+
+def error_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+async def _socle_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SocleError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthenticated" else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+    return error_response(status_of(exc), error_payload(exc), headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, envelope("The request body is not valid JSON.", "invalid_request_error",
+                                            code="invalid_json"))
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg", "Invalid request."))
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return error_response(422, envelope(message, "invalid_request_error", param=param, code="invalid_value"))
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code)
+    return error_response(exc.status_code, envelope(str(exc.detail), "invalid_request_error", code=code),
+                          exc.headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, envelope("Internal server error.", "server_error", code="internal_error"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(SocleError, _socle_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,173 @@
+"""Request and response schemas of the API.
+
+Inference requests validate the fields the platform relies on and let every other field through to
+the backend unchanged (``extra="allow"``), as an OpenAI-compatible gateway must.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatMessage(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(_Open):
+    include_usage: bool = False
+
+
+class ResponseFormat(_Open):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class _Generation(_Open):
+    model: str = Field(min_length=1, max_length=256)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+
+
+class ChatCompletionRequest(_Generation):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
+class CompletionRequest(_Generation):
+    prompt: str | list[str] | list[int] | list[list[int]]
+    echo: bool | None = None
+    suffix: str | None = None
+
+
+class EmbeddingRequest(_Open):
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+    input_type: Literal["query", "passage", "document", "search_query", "search_document"] | None = Field(
+        default=None, description="e5-style models: 'query' (default) for questions, 'passage' for documents")
+    user: str | None = None
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    type: str
+    aliases: list[str] = []
+    max_context_length: int | None = None
+
+
+class ListOf(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Any]
+
+
+# ---- identity ----------------------------------------------------------------------------------------
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: str = "user"
+    groups: list[str] = []
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    role: str | None = None
+    is_active: bool | None = None
+    groups: list[str] | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    object: Literal["user"] = "user"
+    email: str
+    name: str
+    role: str
+    groups: list[str]
+    is_active: bool
+    created_at: datetime
+
+
+class GroupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=500)
+
+
+class GroupOut(BaseModel):
+    id: int
+    object: Literal["group"] = "group"
+    name: str
+    description: str
+    members: list[int]
+    created_at: datetime
+
+
+class RoleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    permissions: list[str]
+    description: str = Field(default="", max_length=500)
+
+
+class RoleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    permissions: list[str] | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+
+class RoleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    object: Literal["role"] = "role"
+    name: str
+    description: str
+    permissions: list[str]
+    builtin: bool
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    user_id: int | None = Field(default=None, description="Admins only: create the key for this user")
+    expires_at: AwareDatetime | None = Field(default=None, description="With a time zone, e.g. 2027-01-01T00:00:00Z")
+
+
+class KeyOut(BaseModel):
+    id: int
+    object: Literal["api_key"] = "api_key"
+    name: str
+    prefix: str = Field(description="The public part of the key, to recognise it; the secret is never shown again")
+    user_id: int
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The full key. Shown once: store it now.")

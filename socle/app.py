@@ -1,0 +1,43 @@
+"""Builds the FastAPI application: routers, middleware, error envelope, and the lifespan that opens
+storage and loads the models."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from socle import __version__
+from socle.api import errors
+from socle.api.limits import BodySizeLimit
+from socle.api.routers import health, identity, inference, models
+from socle.platform import Platform
+from socle.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = Platform.open(settings)
+        app.state.platform = platform
+        try:
+            await platform.start_inference()
+            yield
+        finally:
+            await platform.close()
+
+    app = FastAPI(
+        title="Socle IA",
+        version=__version__,
+        summary="Sovereign generative-AI platform: OpenAI-compatible API, identity, models.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, models, inference, identity):
+        app.include_router(module.router)
+    return app

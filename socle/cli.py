@@ -1,0 +1,219 @@
+"""Command line: ``socle serve | db | users | groups | roles | keys | models``."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from socle.db import migrate
+from socle.db.models import utcnow
+from socle.errors import SocleError
+from socle.identity.keys import PREFIX
+from socle.identity.permissions import SYSTEM
+from socle.platform import Platform
+from socle.settings import ConfigError, Settings, get_settings
+
+app = typer.Typer(help="Socle IA: sovereign generative-AI platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+groups_app = typer.Typer(help="Groups.", no_args_is_help=True)
+roles_app = typer.Typer(help="Roles and their permissions.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(groups_app, name="groups")
+app.add_typer(roles_app, name="roles")
+app.add_typer(keys_app, name="keys")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+        settings.catalogue()  # fail now, naming the faulty field, rather than at the first request
+        return settings
+    except ConfigError as exc:
+        err.print(f"[bold red]Invalid configuration:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _with_platform(action: Callable[[Platform], Awaitable[T]]) -> T:
+    """Run one administrative action against the database, as the operator (every permission)."""
+    settings = _settings()
+
+    async def run() -> T:
+        platform = Platform.open(settings)
+        try:
+            return await action(platform)
+        finally:
+            await platform.close()
+
+    try:
+        return asyncio.run(run())
+    except SocleError as exc:
+        err.print(f"[bold red]Error:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+def _prepare(settings: Settings) -> None:
+    """Data directory, schema, and the first admin (its key printed once, and kept in admin.key)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+
+    async def bootstrap(platform: Platform) -> str | None:
+        return await platform.identity.bootstrap_admin(settings.admin_email, settings.admin_key_file)
+
+    key = _with_platform(bootstrap)
+    if key:
+        console.print(f"[bold green]First administrator created[/] ({settings.admin_email}).")
+        console.print(f"API key (shown once, also written to {settings.admin_key_file}, mode 0600):")
+        console.print(key, soft_wrap=True, highlight=False)
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] = None,
+          port: Annotated[int | None, typer.Option(help="Default: SOCLE_PORT")] = None,
+          workers: Annotated[int | None, typer.Option(help="Default: SOCLE_WORKERS")] = None) -> None:
+    """Prepare the database and the first admin, then serve the platform."""
+    settings = _settings()
+    _prepare(settings)
+    uvicorn.run("socle.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=False,
+                server_header=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the migrations up to REVISION."""
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url, revision)
+    console.print(f"Database at revision {revision}.")
+
+
+@app.command()
+def models() -> None:
+    """The models of the catalogue and where each is served."""
+    table = Table("id", "type", "routing", "backends")
+    for model in _settings().catalogue().models:
+        backends = ", ".join(getattr(b, "url", None) or b.type for b in model.backends)
+        table.add_row(model.id, model.type, model.routing, backends)
+    console.print(table)
+
+
+# ---- users and groups --------------------------------------------------------------------------------
+
+@users_app.command("create")
+def users_create(email: str, name: str = "", role: str = "user",
+                 group: Annotated[list[str] | None, typer.Option(help="Repeat for several groups")] = None) -> None:
+    user = _with_platform(lambda p: p.identity.create_user(SYSTEM, email=email, name=name, role=role,
+                                                            groups=group or []))
+    console.print(f"User {user.id} created: {user.email} ({user.role.name}).")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    table = Table("id", "email", "name", "role", "groups", "active")
+    for user in _with_platform(lambda p: p.identity.list_users(SYSTEM, limit=100_000)):
+        table.add_row(str(user.id), user.email, user.name, user.role.name,
+                      ", ".join(g.name for g in user.groups), "yes" if user.is_active else "no")
+    console.print(table)
+
+
+@users_app.command("update")
+def users_update(email: str, role: str | None = None, name: str | None = None,
+                 active: Annotated[bool | None, typer.Option("--active/--inactive")] = None) -> None:
+    async def action(p: Platform) -> None:
+        user = await p.identity.find_user(SYSTEM, email)
+        await p.identity.update_user(SYSTEM, user.id, role=role, name=name, is_active=active)
+
+    _with_platform(action)
+    console.print(f"User {email} updated.")
+
+
+@users_app.command("delete")
+def users_delete(email: str) -> None:
+    async def action(p: Platform) -> None:
+        await p.identity.delete_user(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id)
+
+    _with_platform(action)
+    console.print(f"User {email} deleted.")
+
+
+@groups_app.command("create")
+def groups_create(name: str, description: str = "") -> None:
+    group = _with_platform(lambda p: p.identity.create_group(SYSTEM, name=name, description=description))
+    console.print(f"Group {group.id} created: {group.name}.")
+
+
+@groups_app.command("list")
+def groups_list() -> None:
+    table = Table("id", "name", "description", "members")
+    for group in _with_platform(lambda p: p.identity.list_groups(SYSTEM)):
+        table.add_row(str(group.id), group.name, group.description, str(len(group.members)))
+    console.print(table)
+
+
+# ---- roles -----------------------------------------------------------------------------------------
+
+@roles_app.command("list")
+def roles_list() -> None:
+    table = Table("id", "name", "permissions", "built-in")
+    for role in _with_platform(lambda p: p.identity.list_roles(SYSTEM)):
+        table.add_row(str(role.id), role.name, " ".join(role.permissions), "yes" if role.builtin else "")
+    console.print(table)
+
+
+@roles_app.command("create")
+def roles_create(name: str, permission: Annotated[list[str], typer.Option(help="Repeat for each permission")],
+                 description: str = "") -> None:
+    role = _with_platform(lambda p: p.identity.create_role(SYSTEM, name=name, permissions=permission,
+                                                            description=description))
+    console.print(f"Role {role.id} created: {role.name}.")
+
+
+# ---- keys ------------------------------------------------------------------------------------------
+
+@keys_app.command("create")
+def keys_create(email: Annotated[str, typer.Option("--user", help="Owner's e-mail")], name: str = "",
+                expires_days: Annotated[int | None, typer.Option(min=1)] = None) -> None:
+    """Create a key; it is printed once and cannot be recovered later."""
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+
+    async def action(p: Platform) -> str:
+        user = await p.identity.find_user(SYSTEM, email)
+        return (await p.identity.create_key(SYSTEM, name=name, user_id=user.id, expires_at=expires_at)).secret
+
+    console.print(_with_platform(action), soft_wrap=True, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(email: Annotated[str | None, typer.Option("--user")] = None) -> None:
+    async def action(p: Platform) -> list:  # type: ignore[type-arg]
+        user_id = (await p.identity.find_user(SYSTEM, email)).id if email else None
+        return await p.identity.list_keys(SYSTEM, user_id=user_id)
+
+    table = Table("id", "prefix", "name", "user", "created", "expires", "revoked")
+    for key in _with_platform(action):
+        table.add_row(str(key.id), PREFIX + key.public_id, key.name, key.user.email, f"{key.created_at:%Y-%m-%d}",
+                      f"{key.expires_at:%Y-%m-%d}" if key.expires_at else "",
+                      f"{key.revoked_at:%Y-%m-%d}" if key.revoked_at else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    _with_platform(lambda p: p.identity.revoke_key(SYSTEM, key_id))
+    console.print(f"Key {key_id} revoked.")
+
+
+if __name__ == "__main__":
+    app()

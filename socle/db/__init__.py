@@ -1,0 +1,1 @@
+"""Relational storage: SQLAlchemy models, async sessions, Alembic migrations."""

@@ -1,0 +1,48 @@
+"""Permissions and the caller's identity, as seen by every service.
+
+Roles are rows in the database that hold lists of these permission names; code only ever asks
+"may this principal do X?" through :meth:`Principal.can` or :func:`require`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from socle.errors import PermissionDenied
+
+
+class Permission(StrEnum):
+    ALL = "*"
+    MODELS_READ = "models:read"
+    MODELS_USE = "models:use"
+    KEYS_OWN = "keys:own"          # create, list and revoke one's own keys
+    KEYS_ALL = "keys:all"          # anyone's keys
+    USERS_ADMIN = "users:admin"    # users and groups
+    ROLES_ADMIN = "roles:admin"
+
+
+KNOWN_PERMISSIONS = frozenset(p.value for p in Permission)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved once per request from the API key."""
+
+    user_id: int
+    email: str
+    role: str
+    permissions: frozenset[str]
+    group_ids: frozenset[int] = field(default_factory=frozenset)
+    key_id: int | None = None
+
+    def can(self, permission: Permission | str) -> bool:
+        return Permission.ALL in self.permissions or permission in self.permissions
+
+
+SYSTEM = Principal(user_id=0, email="system", role="admin", permissions=frozenset({Permission.ALL}))
+"""The operator at the console (CLI): every permission."""
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise PermissionDenied(f"This action requires the permission '{permission.value}'.")

@@ -1,0 +1,336 @@
+"""Identity service: authentication of API keys, and the administration of users, groups, roles, keys.
+
+Every public method takes the acting :class:`Principal` and checks its permission here, so the API
+and the CLI apply the same rules. Keys belonging to someone else answer :class:`NotFound`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cachetools import TTLCache
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import ApiKey, Group, Role, User, utcnow
+from socle.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from socle.identity import keys
+from socle.identity.permissions import KNOWN_PERMISSIONS, SYSTEM, Permission, Principal, require
+
+_BAD_KEY = "Invalid API key: provide a valid key as 'Authorization: Bearer sk-socle-…'."
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    secret_hash: str
+    principal: Principal
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key just created: ``secret`` is the only copy of the full key, shown once."""
+
+    key: ApiKey
+    secret: str
+
+
+class IdentityService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, cache_ttl_s: float = 5.0) -> None:
+        self._sessions = sessions
+        # Verified keys by public id: keeps the database off the hot path for a few seconds.
+        self._cache: TTLCache[str, _CachedKey] | None = (
+            TTLCache(maxsize=100_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
+        )
+
+    # ---- authentication -------------------------------------------------------------------------
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal behind a presented key; :class:`Unauthenticated` for anything else."""
+        if not token:
+            raise Unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>'.")
+        parsed = keys.parse(token)
+        if parsed is None:
+            raise Unauthenticated(_BAD_KEY)
+        cached = self._cache.get(parsed.public_id) if self._cache is not None else None
+        if cached is None:
+            cached = await self._load_key(parsed.public_id)
+            if self._cache is not None:
+                self._cache[parsed.public_id] = cached
+        if not keys.secret_matches(parsed.secret, cached.secret_hash):
+            raise Unauthenticated(_BAD_KEY)
+        if cached.expires_at is not None and cached.expires_at <= utcnow():
+            raise Unauthenticated("This API key has expired.", code="expired_api_key")
+        return cached.principal
+
+    async def _load_key(self, public_id: str) -> _CachedKey:
+        async with self._sessions() as session:
+            row = await session.scalar(select(ApiKey).where(ApiKey.public_id == public_id))
+            if row is None or row.revoked_at is not None or not row.user.is_active:
+                # Same answer and same work for unknown, revoked or disabled: compare against a dummy.
+                keys.secret_matches("", "0" * 64)
+                raise Unauthenticated(_BAD_KEY)
+            return _CachedKey(row.secret_hash, _principal(row.user, key_id=row.id), row.expires_at)
+
+    def forget(self, public_id: str) -> None:
+        if self._cache is not None:
+            self._cache.pop(public_id, None)
+
+    def forget_all(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+
+    # ---- bootstrap --------------------------------------------------------------------------------
+
+    async def bootstrap_admin(self, email: str, key_file: Path) -> str | None:
+        """Create the first admin and a key for it when the platform has no user yet.
+
+        The key is written to ``key_file`` (mode 0600) and returned, once; None when users exist.
+        """
+        async with self._sessions() as session:
+            if await session.scalar(select(func.count()).select_from(User)):
+                return None
+        user = await self.create_user(SYSTEM, email=email, name="Administrator", role="admin")
+        issued = await self.create_key(SYSTEM, name="bootstrap", user_id=user.id)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(issued.secret + "\n")
+        os.chmod(key_file, 0o600)
+        return issued.secret
+
+    # ---- users ------------------------------------------------------------------------------------
+
+    async def create_user(self, actor: Principal, *, email: str, name: str = "", role: str = "user",
+                          groups: list[str] | None = None) -> User:
+        require(actor, Permission.USERS_ADMIN)
+        email = email.strip().lower()
+        if "@" not in email:
+            raise InvalidRequest("email must be an e-mail address", param="email")
+        async with self._sessions() as session, session.begin():
+            role_row = await _role_by_name(session, role)
+            user = User(email=email, name=name, role=role_row, groups=[
+                await _group_by_name(session, g) for g in groups or []])
+            session.add(user)
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"A user with e-mail {email!r} already exists.", param="email") from exc
+        return await self.get_user(actor, user.id)
+
+    async def list_users(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[User]:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            rows = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
+            return list(rows.unique())
+
+    async def get_user(self, actor: Principal, user_id: int) -> User:
+        if actor.user_id != user_id:
+            require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"User {user_id} not found.", param="user_id")
+            return user
+
+    async def find_user(self, actor: Principal, email: str) -> User:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                raise NotFound(f"No user with e-mail {email!r}.", param="email")
+            return user
+
+    async def update_user(self, actor: Principal, user_id: int, *, name: str | None = None,
+                          role: str | None = None, is_active: bool | None = None,
+                          groups: list[str] | None = None) -> User:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            user = await session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"User {user_id} not found.", param="user_id")
+            if name is not None:
+                user.name = name
+            if role is not None:
+                user.role = await _role_by_name(session, role)
+            if is_active is not None:
+                user.is_active = is_active
+            if groups is not None:
+                user.groups = [await _group_by_name(session, g) for g in groups]
+        self.forget_all()  # permissions or activity changed: cached principals are stale
+        return await self.get_user(actor, user_id)
+
+    async def delete_user(self, actor: Principal, user_id: int) -> None:
+        require(actor, Permission.USERS_ADMIN)
+        if actor.user_id == user_id:
+            raise InvalidRequest("You cannot delete your own account.", param="user_id")
+        async with self._sessions() as session, session.begin():
+            user = await session.get(User, user_id)
+            if user is None:
+                raise NotFound(f"User {user_id} not found.", param="user_id")
+            await session.delete(user)
+        self.forget_all()
+
+    # ---- groups -----------------------------------------------------------------------------------
+
+    async def create_group(self, actor: Principal, *, name: str, description: str = "") -> Group:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            group = Group(name=name, description=description, members=[])
+            session.add(group)
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"A group named {name!r} already exists.", param="name") from exc
+        return group
+
+    async def list_groups(self, actor: Principal) -> list[Group]:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            return list(await session.scalars(select(Group).order_by(Group.id)))
+
+    async def set_membership(self, actor: Principal, group_id: int, user_id: int, *, member: bool) -> Group:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            group = await session.get(Group, group_id)
+            user = await session.get(User, user_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} not found.", param="group_id")
+            if user is None:
+                raise NotFound(f"User {user_id} not found.", param="user_id")
+            if member and user not in group.members:
+                group.members.append(user)
+            elif not member and user in group.members:
+                group.members.remove(user)
+        self.forget_all()
+        return group
+
+    async def delete_group(self, actor: Principal, group_id: int) -> None:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            group = await session.get(Group, group_id)
+            if group is None:
+                raise NotFound(f"Group {group_id} not found.", param="group_id")
+            await session.delete(group)
+        self.forget_all()
+
+    # ---- roles ------------------------------------------------------------------------------------
+
+    async def list_roles(self, actor: Principal) -> list[Role]:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            return list(await session.scalars(select(Role).order_by(Role.id)))
+
+    async def create_role(self, actor: Principal, *, name: str, permissions: list[str],
+                          description: str = "") -> Role:
+        require(actor, Permission.ROLES_ADMIN)
+        role = Role(name=name, description=description, permissions=_checked(permissions), builtin=False)
+        async with self._sessions() as session, session.begin():
+            session.add(role)
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise Conflict(f"A role named {name!r} already exists.", param="name") from exc
+        return role
+
+    async def update_role(self, actor: Principal, role_id: int, *, permissions: list[str] | None = None,
+                          description: str | None = None) -> Role:
+        require(actor, Permission.ROLES_ADMIN)
+        async with self._sessions() as session, session.begin():
+            role = await session.get(Role, role_id)
+            if role is None:
+                raise NotFound(f"Role {role_id} not found.", param="role_id")
+            if permissions is not None:
+                if role.name == "admin" and Permission.ALL not in permissions:
+                    raise InvalidRequest("The admin role keeps every permission ('*').", param="permissions")
+                role.permissions = _checked(permissions)
+            if description is not None:
+                role.description = description
+        self.forget_all()
+        return role
+
+    async def delete_role(self, actor: Principal, role_id: int) -> None:
+        require(actor, Permission.ROLES_ADMIN)
+        async with self._sessions() as session, session.begin():
+            role = await session.get(Role, role_id)
+            if role is None:
+                raise NotFound(f"Role {role_id} not found.", param="role_id")
+            if role.builtin:
+                raise InvalidRequest(f"The built-in role {role.name!r} cannot be deleted.", param="role_id")
+            if await session.scalar(select(func.count()).select_from(User).where(User.role_id == role_id)):
+                raise Conflict(f"Role {role.name!r} is still given to users.", param="role_id")
+            await session.delete(role)
+
+    # ---- API keys ---------------------------------------------------------------------------------
+
+    async def create_key(self, actor: Principal, *, name: str = "", user_id: int | None = None,
+                         expires_at: datetime | None = None) -> IssuedKey:
+        owner_id = actor.user_id if user_id is None else user_id
+        require(actor, Permission.KEYS_ALL if owner_id != actor.user_id else Permission.KEYS_OWN)
+        if expires_at is not None and expires_at <= utcnow():
+            raise InvalidRequest("expires_at must be in the future.", param="expires_at")
+        secret, public_id, secret_hash = keys.new_key()
+        async with self._sessions() as session, session.begin():
+            owner = await session.get(User, owner_id)
+            if owner is None:
+                raise NotFound(f"User {owner_id} not found.", param="user_id")
+            key = ApiKey(public_id=public_id, secret_hash=secret_hash, name=name, user=owner,
+                         expires_at=expires_at)
+            session.add(key)
+        return IssuedKey(key=key, secret=secret)
+
+    async def list_keys(self, actor: Principal, *, user_id: int | None = None) -> list[ApiKey]:
+        """The caller's keys; with ``keys:all``, anyone's (all users' when ``user_id`` is None)."""
+        query = select(ApiKey).order_by(ApiKey.id)
+        if not actor.can(Permission.KEYS_ALL):
+            require(actor, Permission.KEYS_OWN)
+            query = query.where(ApiKey.user_id == actor.user_id)
+        elif user_id is not None:
+            query = query.where(ApiKey.user_id == user_id)
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).unique())
+
+    async def revoke_key(self, actor: Principal, key_id: int) -> ApiKey:
+        async with self._sessions() as session, session.begin():
+            query = select(ApiKey).where(ApiKey.id == key_id)
+            if not actor.can(Permission.KEYS_ALL):
+                require(actor, Permission.KEYS_OWN)
+                query = query.where(ApiKey.user_id == actor.user_id)
+            key = await session.scalar(query)
+            if key is None:
+                raise NotFound(f"API key {key_id} not found.", param="key_id")
+            if key.revoked_at is None:
+                key.revoked_at = utcnow()
+        self.forget(key.public_id)
+        return key
+
+
+def _principal(user: User, *, key_id: int | None) -> Principal:
+    return Principal(user_id=user.id, email=user.email, role=user.role.name,
+                     permissions=frozenset(user.role.permissions), group_ids=frozenset(g.id for g in user.groups),
+                     key_id=key_id)
+
+
+def _checked(permissions: list[str]) -> list[str]:
+    unknown = sorted(set(permissions) - KNOWN_PERMISSIONS)
+    if unknown:
+        raise InvalidRequest(f"Unknown permissions: {', '.join(unknown)}. Known: {', '.join(sorted(KNOWN_PERMISSIONS))}.",
+                             param="permissions")
+    return sorted(set(permissions))
+
+
+async def _role_by_name(session: AsyncSession, name: str) -> Role:
+    role = await session.scalar(select(Role).where(Role.name == name))
+    if role is None:
+        raise InvalidRequest(f"Unknown role {name!r}.", param="role")
+    return role
+
+
+async def _group_by_name(session: AsyncSession, name: str) -> Group:
+    group = await session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise InvalidRequest(f"Unknown group {name!r}.", param="groups")
+    return group

