@@ -1,0 +1,114 @@
+"""Shared fixtures: real servers on SQLite and on PostgreSQL, a mock backend, the openai SDK."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import openai
+import pytest
+
+from tests.support.servers import Server, start_mock_backend, start_server, stop
+
+POSTGRES_ADMIN_DSN = os.environ.get("SOCLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+CATALOGUE = """
+models:
+  - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096}}
+  - {{id: multilingual-e5-small, type: embeddings, backends: [{{type: e5}}], aliases: [e5-small]}}
+  - id: remote-chat
+    type: chat
+    backends: [{{type: openai, url: "{mock}/v1", model: mock-chat, timeout_s: 5}}]
+  - {{id: remote-embed, type: embeddings, backends: [{{type: openai, url: "{mock}/v1", model: mock-embed}}]}}
+  - {{id: remote-fail, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-fail}}]}}
+  - {{id: remote-reject, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-reject}}]}}
+  - {{id: remote-slow, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-slow, timeout_s: 1}}]}}
+  - {{id: remote-midfail, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-midfail}}]}}
+  - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
+  - {{id: remote-down, type: chat, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
+"""
+
+TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024"}
+
+
+@pytest.fixture(scope="session")
+def mock_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, process = start_mock_backend(tmp_path_factory.mktemp("mock"))
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def catalogue(tmp_path_factory: pytest.TempPathFactory, mock_backend: str) -> Path:
+    from tests.support.servers import free_port
+
+    path = tmp_path_factory.mktemp("config") / "models.yaml"
+    path.write_text(CATALOGUE.format(mock=mock_backend, closed_port=free_port()))
+    return path
+
+
+async def _create_database(name: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(name: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    name = f"socle_test_{secrets.token_hex(4)}"
+    asyncio.run(_create_database(name))
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory, catalogue: Path) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("sqlite-server"), config=catalogue, extra_env=TEST_LIMITS)
+    yield server
+    stop(server.process)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory, catalogue: Path, postgres_url: str) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("postgres-server"), config=catalogue, database_url=postgres_url,
+                          extra_env=TEST_LIMITS)
+    yield server
+    stop(server.process)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture(scope="session")
+def server(sqlite_server: Server) -> Server:
+    return sqlite_server
+
+
+@pytest.fixture
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=server.admin_key, max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def admin(any_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=any_server.base_url, headers={"Authorization": f"Bearer {any_server.admin_key}"},
+                      timeout=60) as http:
+        yield http

@@ -1,0 +1,99 @@
+"""Calls routed to an OpenAI-compatible backend (a mock peer started by the tests)."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.support.mock_backend import CHUNKS
+from tests.support.servers import Server
+
+
+def _stats(mock_backend: str) -> dict[str, int]:
+    return httpx.get(mock_backend + "/stats").json()
+
+
+def test_chat_is_passed_through_with_the_public_model_name(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "Bonjour"}])
+    assert reply.model == "remote-chat"
+    assert reply.choices[0].message.content == "Bonjour, ceci est une réponse simulée."
+    assert reply.usage.total_tokens == 18
+
+
+def test_stream_chunks_arrive_in_order_with_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}],
+                                            stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "".join(f"tok{i} " for i in range(CHUNKS))
+    assert chunks[-1].usage.completion_tokens == CHUNKS
+
+
+def test_completions_and_embeddings_are_passed_through(client: openai.OpenAI) -> None:
+    assert client.completions.create(model="remote-chat", prompt="Il était").choices[0].text == " suite."
+    vectors = client.embeddings.create(model="remote-embed", input=["a", "bbb"]).data
+    assert [v.embedding for v in vectors] == [[0.5, 0.25, 1.0], [0.5, 0.25, 3.0]]
+
+
+def test_backend_failure_is_a_502(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as error:
+        client.chat.completions.create(model="remote-fail", messages=[{"role": "user", "content": "x"}])
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "backend_error"
+
+
+def test_unreachable_backend_is_a_502(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as error:
+        client.chat.completions.create(model="remote-down", messages=[{"role": "user", "content": "x"}])
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "backend_unreachable"
+
+
+def test_backend_rejection_keeps_its_status(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model="remote-reject", messages=[{"role": "user", "content": "x"}])
+    assert "context too long" in error.value.message
+
+
+def test_backend_timeout_is_a_504(client: openai.OpenAI) -> None:
+    started = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as error:
+        client.chat.completions.create(model="remote-slow", messages=[{"role": "user", "content": "x"}])
+    assert error.value.status_code == 504
+    assert time.monotonic() - started < 10
+
+
+def test_stream_broken_by_the_backend_ends_with_an_error_event(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="remote-midfail", messages=[{"role": "user", "content": "x"}],
+                                            stream=True)
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["tok0 ", "tok1 "]
+
+
+def test_stream_error_event_is_well_formed(server: Server) -> None:
+    body = {"model": "remote-midfail", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {server.admin_key}"}) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data:")]
+    assert response.status_code == 200
+    assert '"error"' in events[-1] and "[DONE]" not in events[-1]
+
+
+def test_client_disconnect_cancels_the_upstream_stream(server: Server, mock_backend: str) -> None:
+    before = _stats(mock_backend)["streams_aborted"]
+    body = {"model": "remote-endless", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {server.admin_key}"}) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data:"))
+    deadline = time.monotonic() + 10
+    while _stats(mock_backend)["streams_aborted"] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = _stats(mock_backend)
+    assert stats["streams_aborted"] == before + 1
+    assert stats["streams_open"] == 0

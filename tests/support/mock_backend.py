@@ -1,0 +1,118 @@
+"""A mock OpenAI-compatible inference backend: a peer of the gateway in routing and failure tests.
+
+Behaviour is chosen by the requested model name, so one process serves every case:
+  mock-chat     answers normally; streams ``--chunks`` events ``tok0 tok1 ...``
+  mock-fail     HTTP 500
+  mock-reject   HTTP 400 with an OpenAI error envelope
+  mock-slow     waits 30 s before answering (the gateway's timeout must fire first)
+  mock-midfail  streams two events, then drops the connection
+  mock-endless  streams one event every 50 ms for a minute (to test cancellation)
+``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
+
+    python -m tests.support.mock_backend --port 19001
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+STATS = {"requests": 0, "streams_open": 0, "streams_completed": 0, "streams_aborted": 0}
+CHUNKS = 5
+
+
+def _chunk(model: str, content: str | None, finish: str | None = None) -> dict:
+    delta = {"content": content} if content is not None else {}
+    return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def chat(request: Request) -> Response:
+    STATS["requests"] += 1
+    body = await request.json()
+    model = body.get("model", "")
+    if model.endswith("mock-fail"):
+        return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, status_code=500)
+    if model.endswith("mock-reject"):
+        return JSONResponse({"error": {"message": "context too long", "type": "invalid_request_error"}},
+                            status_code=400)
+    if model.endswith("mock-slow"):
+        await asyncio.sleep(30)
+    if body.get("stream"):
+        return StreamingResponse(_stream(model, body), media_type="text/event-stream")
+    return JSONResponse({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Bonjour, ceci est une réponse simulée."}}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+
+
+async def _stream(model: str, body: dict) -> AsyncIterator[bytes]:
+    STATS["streams_open"] += 1
+    count = 1200 if model.endswith("mock-endless") else CHUNKS
+    try:
+        for i in range(count):
+            if model.endswith("mock-midfail") and i == 2:
+                raise RuntimeError("backend crashed mid-stream")  # uvicorn drops the connection
+            if model.endswith("mock-endless"):
+                await asyncio.sleep(0.05)
+            yield f"data: {json.dumps(_chunk(model, f'tok{i} '))}\n\n".encode()
+        yield f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\n".encode()
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 11, "completion_tokens": count, "total_tokens": 11 + count}
+            yield f"data: {json.dumps({**_chunk(model, None), 'choices': [], 'usage': usage})}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+        STATS["streams_completed"] += 1
+    except asyncio.CancelledError:
+        STATS["streams_aborted"] += 1
+        raise
+    finally:
+        STATS["streams_open"] -= 1
+
+
+async def completions(request: Request) -> Response:
+    STATS["requests"] += 1
+    body = await request.json()
+    return JSONResponse({"id": "cmpl-mock", "object": "text_completion", "created": int(time.time()),
+                         "model": body.get("model"), "choices": [{"index": 0, "text": " suite.", "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+
+async def embeddings(request: Request) -> Response:
+    STATS["requests"] += 1
+    body = await request.json()
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return JSONResponse({"object": "list", "model": body.get("model"),
+                         "data": [{"object": "embedding", "index": i, "embedding": [0.5, 0.25, float(len(text))]}
+                                  for i, text in enumerate(inputs)],
+                         "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+
+
+async def models(_: Request) -> Response:
+    return JSONResponse({"object": "list", "data": [{"id": "mock-chat", "object": "model"}]})
+
+
+async def stats(_: Request) -> Response:
+    return JSONResponse(STATS)
+
+
+app = Starlette(routes=[
+    Route("/v1/chat/completions", chat, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/models", models),
+    Route("/stats", stats),
+])
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning")
