@@ -53,6 +53,12 @@ MESSAGES = [
 ]
 
 
+def fresh_messages() -> list[dict[str, str]]:
+    """The benchmark prompt behind a unique tag at its very start. llama.cpp reuses the evaluated prefix
+    of the previous prompt: with the same prompt each time, TTFT would leave out prompt processing."""
+    return [{"role": "system", "content": f"[{uuid.uuid4().hex[:8]}] {MESSAGES[0]['content']}"}, *MESSAGES[1:]]
+
+
 # ---- measurement helpers ---------------------------------------------------------------------------
 
 def _run_stats(start: float, first: float | None, last: float, tokens: int) -> dict[str, Any]:
@@ -70,13 +76,14 @@ def _run_stats(start: float, first: float | None, last: float, tokens: int) -> d
     }
 
 
-def direct_round(llm: Llama, max_tokens: int) -> tuple[dict[str, Any], str]:
+def direct_round(llm: Llama, max_tokens: int, messages: list[dict[str, str]] = MESSAGES,
+                 ) -> tuple[dict[str, Any], str]:
     start = time.perf_counter()
     first = None
     last = start
     parts: list[str] = []
     finish = None
-    for chunk in llm.create_chat_completion(messages=MESSAGES, temperature=0, max_tokens=max_tokens, stream=True):
+    for chunk in llm.create_chat_completion(messages=messages, temperature=0, max_tokens=max_tokens, stream=True):
         last = time.perf_counter()
         choice = chunk["choices"][0]
         content = choice["delta"].get("content")
@@ -96,14 +103,15 @@ def direct_round(llm: Llama, max_tokens: int) -> tuple[dict[str, Any], str]:
     return stats, text
 
 
-def gateway_round(client: openai.OpenAI, max_tokens: int) -> tuple[dict[str, Any], str]:
+def gateway_round(client: openai.OpenAI, max_tokens: int, messages: list[dict[str, str]] = MESSAGES,
+                  ) -> tuple[dict[str, Any], str]:
     start = time.perf_counter()
     first = None
     last = start
     parts: list[str] = []
     usage = None
     finish = None
-    stream = client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, temperature=0,
+    stream = client.chat.completions.create(model=MODEL_ID, messages=messages, temperature=0,
                                             max_tokens=max_tokens, stream=True,
                                             stream_options={"include_usage": True})
     for chunk in stream:
@@ -120,12 +128,6 @@ def gateway_round(client: openai.OpenAI, max_tokens: int) -> tuple[dict[str, Any
     stats = _run_stats(start, first, last, usage.completion_tokens)
     stats["finish_reason"] = finish
     return stats, "".join(parts)
-
-
-def fresh_messages() -> list[dict[str, str]]:
-    """The benchmark prompt behind a unique tag at its very start. llama.cpp reuses the evaluated prefix
-    of the previous prompt: with the same prompt each time, TTFT would leave out prompt processing."""
-    return [{"role": "system", "content": f"[{uuid.uuid4().hex[:8]}] {MESSAGES[0]['content']}"}, *MESSAGES[1:]]
 
 
 async def _one_stream(client: openai.AsyncOpenAI, max_tokens: int, t0: float) -> dict[str, Any]:
@@ -232,6 +234,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{_fmt(_ms(tp['direct']['median_ttft_s']), ' ms', 0)} |",
         f"| Gateway, median TTFT, repeated prompt (cached prefix) | "
         f"{_fmt(_ms(tp['gateway']['median_ttft_s']), ' ms', 0)} |",
+        f"| Direct, median TTFT, fresh prompt | {_fmt(_ms(tp['direct']['median_fresh_prompt_ttft_s']), ' ms', 0)} |",
     ]
     for level in result["ttft"]:
         c = level["concurrency"]
@@ -260,6 +263,10 @@ def main() -> int:
     args = parser.parse_args()
 
     model_path = bundled_smollm2()
+    load_before = os.getloadavg()
+    if load_before[0] > 1:
+        print(f"Warning: 1-minute load average is {load_before[0]:.2f}; other work will skew the figures.",
+              file=sys.stderr)
     port = args.port or free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     proc = None
@@ -276,9 +283,10 @@ def main() -> int:
             # Same construction as the gateway's backend (n_threads: llama-cpp-python's default on both).
             llm = Llama(model_path=str(model_path), n_ctx=N_CTX, verbose=False)
 
-            # Warm-up, not measured: first-call allocations, prompt cache, HTTP connection.
-            direct_round(llm, 8)
-            gateway_round(client, 8)
+            # Warm-up, not measured: first-call allocations (a whole prompt, then a cached one), HTTP connection.
+            for messages in (fresh_messages(), MESSAGES):
+                direct_round(llm, 8, messages)
+                gateway_round(client, 8, messages)
 
             direct_runs, gateway_runs = [], []
             texts: dict[str, str] = {}
@@ -295,6 +303,8 @@ def main() -> int:
                     print(f"round {r + 1}/{args.rounds} {side:8s} {stats['completion_tokens']:4d} tokens "
                           f"{stats['tokens_per_s']:6.1f} tok/s", file=sys.stderr)
             client.close()
+            # Reference for the gateway's 1-stream TTFT below: the direct TTFT with fresh prompts.
+            direct_fresh = [direct_round(llm, args.max_tokens, fresh_messages())[0] for _ in range(args.bursts)]
             n_threads = llm.n_threads
             del llm  # free the direct model before the concurrency part
 
@@ -332,12 +342,17 @@ def main() -> int:
         "settings": {"rounds": args.rounds, "max_tokens": args.max_tokens, "temperature": 0,
                      "messages": MESSAGES, "concurrency": args.concurrency, "bursts": args.bursts},
         "gateway_startup_s": startup_s,
+        # Other work on the machine skews every figure (llama.cpp uses all cores for prompt processing):
+        # a 1-minute load average well above 1 before the run means the figures are not trustworthy.
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "throughput": {
             "method": "completion_tokens / (request sent → last chunk), streaming on both sides; direct "
                       "tokens by re-tokenizing the answer, gateway tokens from its usage chunk",
             "direct": {"runs": direct_runs, "median_tokens_per_s": direct_tps,
                        "median_decode_tokens_per_s": _median([r["decode_tokens_per_s"] for r in direct_runs]),
-                       "median_ttft_s": _median([r["ttft_s"] for r in direct_runs])},
+                       "median_ttft_s": _median([r["ttft_s"] for r in direct_runs]),
+                       "fresh_prompt_runs": direct_fresh,
+                       "median_fresh_prompt_ttft_s": _median([r["ttft_s"] for r in direct_fresh])},
             "gateway": {"runs": gateway_runs, "median_tokens_per_s": gateway_tps,
                         "median_decode_tokens_per_s": _median([r["decode_tokens_per_s"] for r in gateway_runs]),
                         "median_ttft_s": _median([r["ttft_s"] for r in gateway_runs])},

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     admin_email: str = "admin@localhost"
     db_pool_size: int = Field(default=10, ge=1)
 
+    @field_validator("config", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -89,6 +89,7 @@ class LlamaCppBackend:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
         self._llama: Any = None
         self.queued = 0
+        self.current: _Generation | None = None  # the generation on the model thread, if any
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -162,6 +163,7 @@ class LlamaCppBackend:
 
     def _guarded(self, generation: _Generation, run: Callable[[], Any]) -> Any:
         """Run on the model thread: start the clock, and for a stream, iterate it under the same rules."""
+        self.current = generation
         generation.start()
         with _stop_signals(self.config.timeout_s):
             result = run()
