@@ -98,3 +98,17 @@ def test_a_chat_model_does_not_embed(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as error:
         client.embeddings.create(model=CHAT, input="x")
     assert error.value.body["code"] == "model_not_supported"
+
+
+def test_text_content_parts_are_read_and_images_refused(client: openai.OpenAI) -> None:
+    parts = [{"type": "text", "text": "Say "}, {"type": "text", "text": "hello."}]
+    reply = client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": parts}], max_tokens=8)
+    assert reply.choices[0].message.content
+    image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=CHAT, messages=[{"role": "user", "content": image}], max_tokens=8)
+
+
+def test_a_prompt_longer_than_the_context_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=CHAT, prompt="mot " * 6000, max_tokens=1)

@@ -102,6 +102,8 @@ class LlamaCppBackend:
                      verbose=False)
 
     async def close(self) -> None:
+        if self.current is not None:
+            self.current.cancelled.set()  # do not hold the process's exit for a generation nobody reads
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._llama = None
 
@@ -184,7 +186,7 @@ class LlamaCppBackend:
             response_format = _response_format(body.get("response_format"))
             if response_format:
                 kwargs["response_format"] = response_format
-            messages = body["messages"]
+            messages = [_text_only(message) for message in body["messages"]]
             return lambda: self._llama.create_chat_completion(messages=messages, **kwargs)
         kwargs.pop("tools", None), kwargs.pop("tool_choice", None)
         prompt = body.get("prompt")
@@ -213,6 +215,17 @@ def _stop_signals(timeout_s: float) -> Iterator[None]:
 def _iterate(chunks: Iterator[Json], timeout_s: float) -> Iterator[Json]:
     with _stop_signals(timeout_s):
         yield from chunks
+
+
+def _text_only(message: Json) -> Json:
+    """Flatten OpenAI content parts to text: llama.cpp chat templates take strings."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    if any(part.get("type") != "text" for part in content):
+        raise InvalidRequest("This model reads text only: content parts must be of type 'text'.",
+                             param="messages")
+    return {**message, "content": "".join(str(part.get("text", "")) for part in content)}
 
 
 def _response_format(value: Json | None) -> Json | None:
