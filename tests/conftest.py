@@ -51,18 +51,10 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory, mock_backend: str) -> Pa
     return path
 
 
-async def _create_database(name: str) -> None:
+async def _on_postgres(statement: str) -> None:
     connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(name: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(statement)
     finally:
         await connection.close()
 
@@ -71,9 +63,9 @@ async def _drop_database(name: str) -> None:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
     name = f"socle_test_{secrets.token_hex(4)}"
-    asyncio.run(_create_database(name))
+    asyncio.run(_on_postgres(f'CREATE DATABASE "{name}"'))
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_drop_database(name))
+    asyncio.run(_on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Calls routed to an OpenAI-compatible backend (a mock peer started by the tests)."""
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -20,6 +21,17 @@ def test_chat_is_passed_through_with_the_public_model_name(client: openai.OpenAI
     assert reply.model == "remote-chat"
     assert reply.choices[0].message.content == "Bonjour, ceci est une réponse simulée."
     assert reply.usage.total_tokens == 18
+
+
+def test_tools_and_unknown_fields_reach_the_backend(client: openai.OpenAI) -> None:
+    tools = [{"type": "function", "function": {"name": "horaires_mairie", "description": "Opening hours",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    reply = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}],
+                                           tools=tools, tool_choice="auto", extra_body={"top_k": 20})
+    call = reply.choices[0].message.tool_calls[0]
+    assert call.function.name == "horaires_mairie"
+    seen = json.loads(call.function.arguments)["seen"]
+    assert {"tools", "tool_choice", "top_k", "messages", "model"} <= set(seen)
 
 
 def test_stream_chunks_arrive_in_order_with_usage(client: openai.OpenAI) -> None:

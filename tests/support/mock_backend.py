@@ -48,6 +48,15 @@ async def chat(request: Request) -> Response:
         await asyncio.sleep(30)
     if body.get("stream"):
         return StreamingResponse(_stream(model, body), media_type="text/event-stream")
+    if body.get("tools"):  # call the first tool, echoing what the gateway passed through
+        tool = body["tools"][0]["function"]["name"]
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": tool, "arguments": json.dumps({"seen": sorted(body)})}}
+        return JSONResponse({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls",
+                         "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
     return JSONResponse({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": "stop",
