@@ -48,15 +48,16 @@ MODEL_ID = "smollm2-135m"  # the embedded chat model's id in the default catalog
 N_CTX = 4096  # as the default catalogue's llamacpp backend
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Write a detailed explanation of how a city's public library works: "
-                                "who runs it, how books are chosen, lent and returned, and what else it offers."},
+    {"role": "user", "content": "Write a detailed explanation of how a city's public library works: who "
+                                "runs it, how books are chosen, lent and returned, and what else it offers."},
 ]
 
 
 def fresh_messages() -> list[dict[str, str]]:
     """The benchmark prompt behind a unique tag at its very start. llama.cpp reuses the evaluated prefix
     of the previous prompt: with the same prompt each time, TTFT would leave out prompt processing."""
-    return [{"role": "system", "content": f"[{uuid.uuid4().hex[:8]}] {MESSAGES[0]['content']}"}, *MESSAGES[1:]]
+    tag = uuid.uuid4().hex[:8]
+    return [{"role": "system", "content": f"[{tag}] {MESSAGES[0]['content']}"}, *MESSAGES[1:]]
 
 
 # ---- measurement helpers ---------------------------------------------------------------------------
@@ -83,7 +84,8 @@ def direct_round(llm: Llama, max_tokens: int, messages: list[dict[str, str]] = M
     last = start
     parts: list[str] = []
     finish = None
-    for chunk in llm.create_chat_completion(messages=messages, temperature=0, max_tokens=max_tokens, stream=True):
+    chunks = llm.create_chat_completion(messages=messages, temperature=0, max_tokens=max_tokens, stream=True)
+    for chunk in chunks:
         last = time.perf_counter()
         choice = chunk["choices"][0]
         content = choice["delta"].get("content")
@@ -166,7 +168,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gateway(data_dir: Path, port: int, log_path: Path, timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+def start_gateway(data_dir: Path, port: int, log_path: Path,
+                  timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
     # A clean environment for the server: no SOCLE_* variables inherited, and its working directory is
     # the temporary one, so no developer .env or catalogue changes what is measured.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
@@ -234,12 +237,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"{_fmt(_ms(tp['direct']['median_ttft_s']), ' ms', 0)} |",
         f"| Gateway, median TTFT, repeated prompt (cached prefix) | "
         f"{_fmt(_ms(tp['gateway']['median_ttft_s']), ' ms', 0)} |",
-        f"| Direct, median TTFT, fresh prompt | {_fmt(_ms(tp['direct']['median_fresh_prompt_ttft_s']), ' ms', 0)} |",
+        f"| Direct, median TTFT, fresh prompt | "
+        f"{_fmt(_ms(tp['direct']['median_fresh_prompt_ttft_s']), ' ms', 0)} |",
     ]
     for level in result["ttft"]:
         c = level["concurrency"]
-        rows.append(f"| Gateway TTFT, fresh prompts, {c} concurrent stream{'s' if c > 1 else ''}: median / max | "
-                    f"{_fmt(_ms(level['median_ttft_s']), ' ms', 0)} / {_fmt(_ms(level['max_ttft_s']), ' ms', 0)} |")
+        streams = f"{c} concurrent stream{'s' if c > 1 else ''}"
+        rows.append(f"| Gateway TTFT, fresh prompts, {streams}: median / max | "
+                    f"{_fmt(_ms(level['median_ttft_s']), ' ms', 0)} / "
+                    f"{_fmt(_ms(level['max_ttft_s']), ' ms', 0)} |")
         rows.append(f"| Gateway, {c} concurrent: aggregate tokens/s | "
                     f"{_fmt(level['median_aggregate_tokens_per_s'])} |")
     return "\n".join(rows)
@@ -253,8 +259,10 @@ def _ms(seconds: float | None) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="direct/gateway rounds for tokens/s (default 5)")
-    parser.add_argument("--max-tokens", type=int, default=128, help="max_tokens of every request (default 128)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="direct/gateway rounds for tokens/s (default 5)")
+    parser.add_argument("--max-tokens", type=int, default=128,
+                        help="max_tokens of every request (default 128)")
     parser.add_argument("--port", type=int, default=None, help="port for the gateway (default: a free one)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8],
                         help="concurrent streams for the TTFT part (default: 1 8)")
@@ -283,7 +291,8 @@ def main() -> int:
             # Same construction as the gateway's backend (n_threads: llama-cpp-python's default on both).
             llm = Llama(model_path=str(model_path), n_ctx=N_CTX, verbose=False)
 
-            # Warm-up, not measured: first-call allocations (a whole prompt, then a cached one), HTTP connection.
+            # Warm-up, not measured: first-call allocations (a whole prompt, then a cached one), HTTP
+            # connection.
             for messages in (fresh_messages(), MESSAGES):
                 direct_round(llm, 8, messages)
                 gateway_round(client, 8, messages)
@@ -304,7 +313,8 @@ def main() -> int:
                           f"{stats['tokens_per_s']:6.1f} tok/s", file=sys.stderr)
             client.close()
             # Reference for the gateway's 1-stream TTFT below: the direct TTFT with fresh prompts.
-            direct_fresh = [direct_round(llm, args.max_tokens, fresh_messages())[0] for _ in range(args.bursts)]
+            direct_fresh = [direct_round(llm, args.max_tokens, fresh_messages())[0]
+                            for _ in range(args.bursts)]
             n_threads = llm.n_threads
             del llm  # free the direct model before the concurrency part
 
@@ -313,8 +323,8 @@ def main() -> int:
                 bursts = []
                 for _ in range(args.bursts):
                     bursts.append(asyncio.run(ttft_burst(base_url, key, concurrency, args.max_tokens)))
-                    print(f"TTFT burst, {concurrency} streams: "
-                          f"max {max(s['ttft_s'] for s in bursts[-1]['streams']) * 1000:.0f} ms", file=sys.stderr)
+                    worst = max(s["ttft_s"] for s in bursts[-1]["streams"])
+                    print(f"TTFT burst, {concurrency} streams: max {worst * 1000:.0f} ms", file=sys.stderr)
                 ttfts = [s["ttft_s"] for b in bursts for s in b["streams"]]
                 ttft_levels.append({
                     "concurrency": concurrency,
@@ -354,7 +364,8 @@ def main() -> int:
                        "fresh_prompt_runs": direct_fresh,
                        "median_fresh_prompt_ttft_s": _median([r["ttft_s"] for r in direct_fresh])},
             "gateway": {"runs": gateway_runs, "median_tokens_per_s": gateway_tps,
-                        "median_decode_tokens_per_s": _median([r["decode_tokens_per_s"] for r in gateway_runs]),
+                        "median_decode_tokens_per_s":
+                            _median([r["decode_tokens_per_s"] for r in gateway_runs]),
                         "median_ttft_s": _median([r["ttft_s"] for r in gateway_runs])},
             "ratio": gateway_tps / direct_tps if direct_tps and gateway_tps else None,
             "same_text": texts.get("direct") == texts.get("gateway"),

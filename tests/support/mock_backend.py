@@ -45,7 +45,10 @@ async def chat(request: Request) -> Response:
         return JSONResponse({"error": {"message": "context too long", "type": "invalid_request_error"}},
                             status_code=400)
     if model.endswith("mock-slow"):
-        await asyncio.sleep(30)
+        for _ in range(300):  # 30 s, unless the gateway gives up first
+            if await request.is_disconnected():
+                return Response(status_code=499)
+            await asyncio.sleep(0.1)
     if body.get("stream"):
         return StreamingResponse(_stream(model, body), media_type="text/event-stream")
     if body.get("tools"):  # call the first tool, echoing what the gateway passed through
