@@ -58,7 +58,9 @@ class LlamaCppBackendConfig(_Strict):
     type: Literal["llamacpp"]
     path: Path | None = Field(default=None, description="GGUF file; default: the bundled SmolLM2-135M")
     n_ctx: int = Field(default=4096, ge=256)
-    n_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1, description="Generation threads (llama.cpp default)")
+    n_threads_batch: int | None = Field(default=None, ge=1, description="Prompt threads; default: all cores")
+    max_queue: int = Field(default=64, ge=1, description="Calls waiting beyond this many get 503")
     default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
     weight: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=600.0, gt=0)

@@ -2,8 +2,13 @@
 
 One model instance is not thread-safe, so generations run one at a time on a dedicated thread; the
 executor's queue is first-in first-out, which makes waiting fair, and the event loop never blocks.
-A per-token hook counts tokens (for streamed usage), enforces the time limit and stops a generation
-as soon as its client is gone.
+A bounded queue answers 503 rather than letting waits grow without end.
+
+Every generation runs as a llama.cpp stream, even for non-streaming requests (whose answer is then
+assembled from the chunks): between two chunks, Python code decides whether to go on, which is how a
+client's departure or the time limit stops the work. (An exception raised in a logits processor does
+not: llama.cpp calls it from C and ignores it.) The logits processor only counts tokens, for exact
+usage figures, and applies ``logit_bias``.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import contextlib
 import importlib.util
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from socle.errors import BackendError, BackendTimeout, InvalidRequest
+from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest
 from socle.inference.backends.base import Endpoint, Json
 from socle.settings import LlamaCppBackendConfig
 
@@ -44,36 +50,31 @@ def bundled_smollm2() -> Path:
     return path
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class _Generation:
-    """One request's run on the model thread, with its token counts and stop conditions."""
+    """One request's run on the model thread: its token counts and what may stop it."""
 
-    def __init__(self, deadline_s: float) -> None:
+    def __init__(self, timeout_s: float, logit_bias: dict[int, float] | None) -> None:
         self.prompt_tokens = 0
         self.sampled = 0
+        self.finish_reason: str | None = None
         self.cancelled = threading.Event()
-        self._deadline_s = deadline_s
-        self._deadline = 0.0
-
-    def start(self) -> None:
-        self._deadline = time.monotonic() + self._deadline_s
+        self.timeout_s = timeout_s
+        self.deadline = 0.0
+        self._bias_ids = np.array(list(logit_bias), dtype=np.intc) if logit_bias else None
+        self._bias = np.array(list(logit_bias.values()), dtype=np.single) if logit_bias else None
 
     def on_token(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Logits processor: called once per sampled token, with the context so far."""
         if self.sampled == 0:
             self.prompt_tokens = len(input_ids)
         self.sampled += 1
-        if self.cancelled.is_set():
-            raise _Cancelled
-        if time.monotonic() > self._deadline:
-            raise TimeoutError
+        if self._bias_ids is not None:
+            scores[self._bias_ids] += self._bias
         return scores
 
-    def usage(self, finish_reason: str | None) -> Json:
+    def usage(self) -> Json:
         # The end-of-generation token is sampled but is not part of the answer.
-        completion = max(self.sampled - (1 if finish_reason == "stop" else 0), 0)
+        completion = max(self.sampled - (1 if self.finish_reason == "stop" else 0), 0)
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
                 "total_tokens": self.prompt_tokens + completion}
 
@@ -88,18 +89,17 @@ class LlamaCppBackend:
         self.weight = config.weight
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
         self._llama: Any = None
-        self.queued = 0
+        self.waiting = 0  # calls admitted and not yet finished (the one running included)
         self.current: _Generation | None = None  # the generation on the model thread, if any
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._llama = await loop.run_in_executor(self._executor, self._load)
+        self._llama = await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
     def _load(self) -> Any:
         from llama_cpp import Llama
 
         return Llama(model_path=str(self.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                     verbose=False)
+                     n_threads_batch=self.config.n_threads_batch, verbose=False)
 
     async def close(self) -> None:
         if self.current is not None:
@@ -113,81 +113,94 @@ class LlamaCppBackend:
     # ---- calls ------------------------------------------------------------------------------------
 
     async def call(self, endpoint: Endpoint, body: Json) -> Json:
-        generation = _Generation(self.config.timeout_s)
-        run = self._prepare(endpoint, body, generation, stream=False)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._guarded, generation, run)
-        self.queued += 1
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            generation.cancelled.set()  # the client left: stop at the next token
-            future.cancel()
-            raise
-        finally:
-            self.queued -= 1
+        chunks: list[Json] = []
+        generation = await self._submit(endpoint, body, chunks.append)
+        return _assemble(endpoint, chunks, generation)
 
     async def stream(self, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
-        generation = _Generation(self.config.timeout_s)
-        run = self._prepare(endpoint, body, generation, stream=True)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
-        def produce() -> None:
-            try:
-                for chunk in self._guarded(generation, run):
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
-            except BaseException as exc:  # handed to the event loop, raised there
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+        def emit(chunk: Json) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
 
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        future = loop.run_in_executor(self._executor, produce)
-        self.queued += 1
-        finish_reason: str | None = None
+        async def run() -> None:
+            try:
+                queue.put_nowait(_Finished(await self._submit(endpoint, body, emit)))
+            except Exception as exc:  # raised to the reader of the stream
+                queue.put_nowait(exc)
+
+        task = asyncio.create_task(run())
         last: Json = {}
         try:
-            while (item := await queue.get()) is not _END:
+            while not isinstance(item := await queue.get(), _Finished):
                 if isinstance(item, BaseException):
                     raise item
-                for choice in item.get("choices", ()):
-                    finish_reason = choice.get("finish_reason") or finish_reason
                 last = item
                 yield item
-            if include_usage:
-                yield {"id": last.get("id", ""), "object": last.get("object", _chunk_object(endpoint)),
+            if (body.get("stream_options") or {}).get("include_usage"):
+                yield {"id": last.get("id", ""), "object": last.get("object", _object(endpoint, stream=True)),
                        "created": last.get("created", int(time.time())), "choices": [],
-                       "usage": generation.usage(finish_reason)}
+                       "usage": item.generation.usage()}
         finally:
-            self.queued -= 1
+            if not task.done():
+                task.cancel()  # the client left: _submit stops the generation
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _submit(self, endpoint: Endpoint, body: Json, emit: Callable[[Json], None]) -> _Generation:
+        """Queue one generation on the model thread and wait for its end; cancelling this stops it."""
+        if self.waiting >= self.config.max_queue:
+            raise BackendUnavailable(f"The model has {self.waiting} requests waiting; try again shortly.")
+        generation, create = self._prepare(endpoint, body)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, generation, create, emit)
+        self.waiting += 1
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
             generation.cancelled.set()
-            future.cancel()
+            future.cancel()  # still queued: never starts
+            raise
+        finally:
+            self.waiting -= 1
+        return generation
 
-    def _guarded(self, generation: _Generation, run: Callable[[], Any]) -> Any:
-        """Run on the model thread: start the clock, and for a stream, iterate it under the same rules."""
+    def _run(self, generation: _Generation, create: Callable[[], Iterator[Json]],
+             emit: Callable[[Json], None]) -> None:
+        """On the model thread: generate, handing each chunk on, and stop when told or too late."""
+        if generation.cancelled.is_set():
+            return
         self.current = generation
-        generation.start()
-        with _stop_signals(self.config.timeout_s):
-            result = run()
-        return _iterate(result, self.config.timeout_s) if isinstance(result, Iterator) else result
+        generation.deadline = time.monotonic() + generation.timeout_s
+        try:
+            with _refusals(), contextlib.closing(create()) as chunks:  # closing stops llama.cpp
+                for chunk in chunks:
+                    for choice in chunk.get("choices", ()):
+                        generation.finish_reason = choice.get("finish_reason") or generation.finish_reason
+                    emit(chunk)
+                    if generation.cancelled.is_set():
+                        return
+                    if time.monotonic() > generation.deadline:
+                        raise BackendTimeout(f"Generation exceeded its time limit of {generation.timeout_s:g} s.")
+        finally:
+            self.current = None
 
-    def _prepare(self, endpoint: Endpoint, body: Json, generation: _Generation,
-                 *, stream: bool) -> Callable[[], Any]:
+    def _prepare(self, endpoint: Endpoint, body: Json) -> tuple[_Generation, Callable[[], Iterator[Json]]]:
         if (body.get("n") or 1) != 1:
             raise InvalidRequest("This model generates one choice per request: n must be 1.", param="n")
+        logit_bias = {int(token): bias for token, bias in (body.get("logit_bias") or {}).items()}
+        generation = _Generation(self.config.timeout_s, logit_bias)
         kwargs: dict[str, Any] = {k: body[k] for k in _SHARED_FIELDS if body.get(k) is not None}
         kwargs["max_tokens"] = (body.get("max_completion_tokens") or body.get("max_tokens")
                                 or self.config.default_max_tokens)
         kwargs["logits_processor"] = [generation.on_token]
-        if body.get("logit_bias"):
-            kwargs["logit_bias"] = {int(token): bias for token, bias in body["logit_bias"].items()}
-        kwargs["stream"] = stream
+        kwargs["stream"] = True
         if endpoint is Endpoint.CHAT:
             response_format = _response_format(body.get("response_format"))
             if response_format:
                 kwargs["response_format"] = response_format
             messages = [_text_only(message) for message in body["messages"]]
-            return lambda: self._llama.create_chat_completion(messages=messages, **kwargs)
+            return generation, lambda: self._llama.create_chat_completion(messages=messages, **kwargs)
         kwargs.pop("tools", None), kwargs.pop("tool_choice", None)
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -196,25 +209,53 @@ class LlamaCppBackend:
             raise InvalidRequest("prompt must be a string for this model.", param="prompt")
         if body.get("echo"):
             kwargs["echo"] = True
-        return lambda: self._llama.create_completion(prompt=prompt, **kwargs)
+        return generation, lambda: self._llama.create_completion(prompt=prompt, **kwargs)
+
+
+class _Finished:
+    def __init__(self, generation: _Generation) -> None:
+        self.generation = generation
 
 
 @contextlib.contextmanager
-def _stop_signals(timeout_s: float) -> Iterator[None]:
-    """Turn what stops a generation (the hook's signals, llama.cpp's refusals) into platform errors."""
+def _refusals() -> Iterator[None]:
+    """llama.cpp refuses some prompts with ValueError (longer than the context...): the client's fault."""
     try:
         yield
-    except _Cancelled as exc:
-        raise BackendError("Generation cancelled: the client went away.") from exc
-    except TimeoutError as exc:
-        raise BackendTimeout(f"Generation exceeded its time limit of {timeout_s:g} s.") from exc
-    except ValueError as exc:  # e.g. a prompt longer than the context window
+    except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
 
 
-def _iterate(chunks: Iterator[Json], timeout_s: float) -> Iterator[Json]:
-    with _stop_signals(timeout_s):
-        yield from chunks
+def _assemble(endpoint: Endpoint, chunks: list[Json], generation: _Generation) -> Json:
+    """A non-streaming answer made from the stream's chunks."""
+    first = chunks[0] if chunks else {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time())}
+    text = "".join(_piece(endpoint, choice) for chunk in chunks for choice in chunk.get("choices", ()))
+    logprobs = _joined_logprobs(chunks)
+    if endpoint is Endpoint.CHAT:
+        choice: Json = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
+                        "finish_reason": generation.finish_reason}
+    else:
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": generation.finish_reason}
+    return {"id": first["id"], "object": _object(endpoint, stream=False), "created": first["created"],
+            "choices": [choice], "usage": generation.usage()}
+
+
+def _piece(endpoint: Endpoint, choice: Json) -> str:
+    if endpoint is Endpoint.CHAT:
+        return (choice.get("delta") or {}).get("content") or ""
+    return choice.get("text") or ""
+
+
+def _joined_logprobs(chunks: list[Json]) -> Json | None:
+    parts = [choice["logprobs"] for chunk in chunks for choice in chunk.get("choices", ()) if choice.get("logprobs")]
+    if not parts:
+        return None
+    joined: Json = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, list):
+                joined.setdefault(key, []).extend(value)
+    return joined
 
 
 def _text_only(message: Json) -> Json:
@@ -243,5 +284,7 @@ def _response_format(value: Json | None) -> Json | None:
     raise InvalidRequest(f"Unsupported response_format type {value.get('type')!r}.", param="response_format")
 
 
-def _chunk_object(endpoint: Endpoint) -> str:
-    return "chat.completion.chunk" if endpoint is Endpoint.CHAT else "text_completion"
+def _object(endpoint: Endpoint, *, stream: bool) -> str:
+    if endpoint is Endpoint.CHAT:
+        return "chat.completion.chunk" if stream else "chat.completion"
+    return "text_completion"
