@@ -29,7 +29,7 @@ class Platform:
 
     async def start_inference(self) -> None:
         """Build the model registry from the catalogue and load or connect every backend."""
-        registry = ModelRegistry(self.settings.catalogue())
+        registry = ModelRegistry(self.settings.catalogue(), health_interval_s=self.settings.health_interval_s)
         await registry.start()
         self.inference = InferenceService(registry, max_tokens_limit=self.settings.max_tokens_limit)
 

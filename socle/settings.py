@@ -97,6 +97,10 @@ class ModelConfig(_Strict):
     owned_by: str = "socle"
     max_context_length: int | None = Field(default=None, ge=1)
     aliases: list[str] = Field(default_factory=list)
+    retries: int | None = Field(default=None, ge=0, description="Other backends tried after a failure "
+                                "before the first byte; default: all of them")
+    failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures that take a backend out")
+    cooldown_s: float = Field(default=30.0, gt=0, description="How long a failing backend stays out")
 
 
 class Catalogue(_Strict):
@@ -145,6 +149,7 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="How long a verified key is trusted before the database is re-read"
     )
+    health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
     admin_email: str = "admin@localhost"
     db_pool_size: int = Field(default=10, ge=1)
 

@@ -22,12 +22,15 @@ class ServedModel:
 
 
 class ModelRegistry:
-    def __init__(self, catalogue: Catalogue) -> None:
+    def __init__(self, catalogue: Catalogue, *, health_interval_s: float = 10.0) -> None:
         self.models = [
-            ServedModel(model, BackendPool([build_backend(b, model.id) for b in model.backends], model.routing))
+            ServedModel(model, BackendPool([build_backend(b, model.id) for b in model.backends], model.routing,
+                                           failure_threshold=model.failure_threshold, cooldown_s=model.cooldown_s))
             for model in catalogue.models
         ]
         self._by_name = {name: served for served in self.models for name in (served.id, *served.config.aliases)}
+        self._health_interval_s = health_interval_s
+        self._checker: asyncio.Task[None] | None = None
 
     def get(self, name: str) -> ServedModel:
         served = self._by_name.get(name)
@@ -36,17 +39,30 @@ class ModelRegistry:
         return served
 
     async def start(self) -> None:
-        """Load in-process models and open clients; fails the start-up if one cannot load."""
+        """Load in-process models and open clients (fails the start-up if one cannot load), then keep
+        checking the backends' health in the background."""
         await asyncio.gather(*(backend.start() for _, backend in self._all()))
+        self._checker = asyncio.create_task(self._check_forever(), name="backend-health")
 
     async def close(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
         await asyncio.gather(*(backend.close() for _, backend in self._all()), return_exceptions=True)
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._health_interval_s)
+            await self.health()
 
     async def health(self) -> dict[str, bool]:
         """Health by ``model[index]``: backend addresses are not disclosed to unauthenticated probes."""
-        labels = [f"{served.id}[{i}]" for served in self.models for i in range(len(served.pool.backends))]
-        results = await asyncio.gather(*(backend.health() for _, backend in self._all()), return_exceptions=True)
-        return {label: result is True for label, result in zip(labels, results)}
+        states = [(served, state) for served in self.models for state in served.pool.states]
+        results = await asyncio.gather(*(state.backend.health() for _, state in states), return_exceptions=True)
+        report = {}
+        for (served, state), result in zip(states, results):
+            served.pool.checked(state, result is True)
+            report[f"{served.id}[{state.index}]"] = result is True
+        return report
 
     def _all(self) -> list[tuple[ServedModel, Backend]]:
         return [(served, backend) for served in self.models for backend in served.pool.backends]

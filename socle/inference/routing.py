@@ -1,43 +1,109 @@
-"""Choosing a backend for a call: least outstanding requests, round robin, or weighted random."""
+"""Choosing backends for a call, and keeping failing ones out of the way.
+
+Each backend of a model has a small circuit breaker: after ``failure_threshold`` consecutive failures
+(connection refused, 5xx, timeout) it is taken out for ``cooldown_s``; then one trial call is let
+through, and a success closes the circuit again. Active health checks run beside it: a backend that
+answers its check is brought back at once, one that does not is taken out before a client pays for it.
+
+A call gets an ordered list of backends to try: the strategy's choice first, then the others, so a
+retry never lands on the backend that just failed.
+"""
 from __future__ import annotations
 
 import contextlib
 import itertools
 import random
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from socle.inference.backends.base import Backend
 from socle.settings import RoutingStrategy
 
 
+@dataclass(eq=False)
+class BackendState:
+    """A backend and what the pool knows of it."""
+
+    backend: Backend
+    index: int
+    in_flight: int = 0
+    failures: int = 0
+    open_until: float = 0.0  # circuit open (backend out) until this monotonic time
+    trial: bool = False  # half-open: one call is testing the backend
+    healthy: bool = True  # last active check
+    served: int = field(default=0)
+
+    def available(self, now: float) -> bool:
+        return self.open_until <= now and not self.trial
+
+
 class BackendPool:
-    """The backends of one model, with the count of calls each is serving right now."""
+    """The backends of one model, the routing strategy, and the circuit breakers."""
 
-    def __init__(self, backends: list[Backend], strategy: RoutingStrategy) -> None:
-        self.backends = backends
+    def __init__(self, backends: list[Backend], strategy: RoutingStrategy, *, failure_threshold: int = 3,
+                 cooldown_s: float = 30.0) -> None:
+        self.states = [BackendState(backend, i) for i, backend in enumerate(backends)]
         self.strategy = strategy
-        self.in_flight = [0] * len(backends)
+        self.failure_threshold = failure_threshold
+        self.cooldown_s = cooldown_s
         self._turn = itertools.count()
-        self._weights = [backend.weight for backend in backends]
 
-    def _pick(self) -> int:
-        if len(self.backends) == 1:
-            return 0
+    @property
+    def backends(self) -> list[Backend]:
+        return [state.backend for state in self.states]
+
+    def plan(self) -> list[BackendState]:
+        """Backends to try, in order. Out-of-service ones only when nothing else is left."""
+        now = time.monotonic()
+        ready = [s for s in self.states if s.available(now)]
+        if not ready:
+            # Every circuit is open: try the one that has waited longest (a half-open trial).
+            waiting = [s for s in self.states if not s.trial] or self.states
+            return [min(waiting, key=lambda s: s.open_until)]
+        first = self._choose(ready)
+        return [first, *(s for s in ready if s is not first)]
+
+    def _choose(self, ready: list[BackendState]) -> BackendState:
+        if len(ready) == 1:
+            return ready[0]
         if self.strategy == "round-robin":
-            return next(self._turn) % len(self.backends)
+            return ready[next(self._turn) % len(ready)]
         if self.strategy == "weighted":
-            return random.choices(range(len(self.backends)), weights=self._weights)[0]
-        least = min(self.in_flight)
+            return random.choices(ready, weights=[s.backend.weight for s in ready])[0]
+        least = min(s.in_flight for s in ready)
         # Ties go round robin, so an idle pool still spreads its calls.
-        candidates = [i for i, n in enumerate(self.in_flight) if n == least]
+        candidates = [s for s in ready if s.in_flight == least]
         return candidates[next(self._turn) % len(candidates)]
 
     @contextlib.contextmanager
-    def lease(self) -> Iterator[Backend]:
-        """A backend for one call, counted as busy until the block ends (a stream's whole life)."""
-        index = self._pick()
-        self.in_flight[index] += 1
+    def lease(self, state: BackendState) -> Iterator[Backend]:
+        """Count a call as in flight on ``state`` for the block's duration (a stream's whole life)."""
+        if state.open_until > time.monotonic() or state.failures >= self.failure_threshold:
+            state.trial = True
+        state.in_flight += 1
+        state.served += 1
         try:
-            yield self.backends[index]
+            yield state.backend
         finally:
-            self.in_flight[index] -= 1
+            state.in_flight -= 1
+
+    def succeeded(self, state: BackendState) -> None:
+        state.failures = 0
+        state.open_until = 0.0
+        state.trial = False
+
+    def failed(self, state: BackendState) -> None:
+        state.failures += 1
+        state.trial = False
+        if state.failures >= self.failure_threshold:
+            state.open_until = time.monotonic() + self.cooldown_s
+
+    def checked(self, state: BackendState, healthy: bool) -> None:
+        """The result of an active health check."""
+        state.healthy = healthy
+        if healthy and state.open_until:
+            self.succeeded(state)
+        elif not healthy:
+            state.failures = max(state.failures, self.failure_threshold)
+            state.open_until = time.monotonic() + self.cooldown_s

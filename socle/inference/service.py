@@ -1,30 +1,45 @@
-"""Inference service: admits a call (permission, model, limits), routes it, and names the model back.
+"""Inference service: admits a call (permission, model, limits), routes it with failover, names the model
+back, and reports every call to the usage sink.
 
+A failure before the first byte (connection refused, 5xx, timeout, a full queue) is retried on the
+model's other backends; once a stream has started it is never retried: its failure ends the stream.
 Streams are opened eagerly: the first chunk is awaited before the caller starts answering, so a
 backend that fails before its first byte gives the client a proper HTTP error instead of a broken
 stream.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from socle.errors import InvalidRequest
+from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, SocleError
 from socle.identity.permissions import Permission, Principal, require
 from socle.inference.backends.base import Endpoint, Json
 from socle.inference.registry import ModelRegistry, ServedModel
+from socle.inference.routing import BackendState
+from socle.usage.events import CallRecord, UsageSink
 
 _ENDPOINTS_BY_TYPE = {
     "chat": frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
     "embeddings": frozenset({Endpoint.EMBEDDINGS}),
     "rerank": frozenset({Endpoint.RERANK}),
 }
+# What another backend may cure: the backend is down, failing or full.
+_RETRYABLE = (BackendError, BackendTimeout, BackendUnavailable)
+_GENERATIONS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+
+
+class _NoSink:
+    def record(self, call: CallRecord) -> None:
+        return None
 
 
 class InferenceService:
-    def __init__(self, registry: ModelRegistry, *, max_tokens_limit: int) -> None:
+    def __init__(self, registry: ModelRegistry, *, max_tokens_limit: int, usage: UsageSink | None = None) -> None:
         self.registry = registry
         self.max_tokens_limit = max_tokens_limit
+        self.usage: UsageSink = usage or _NoSink()
 
     def list_models(self, principal: Principal) -> list[ServedModel]:
         require(principal, Permission.MODELS_READ)
@@ -36,40 +51,108 @@ class InferenceService:
 
     async def call(self, principal: Principal, endpoint: Endpoint, body: Json) -> Json:
         served = self._admit(principal, endpoint, body)
-        with served.pool.lease() as backend:
-            result = await backend.call(endpoint, body)
-        result["model"] = served.id
-        return result
+        record = CallRecord(principal, served.id, endpoint.value)
+        error: SocleError | None = None
+        try:
+            for state in self._attempts(served):
+                record.attempts += 1
+                record.backend = state.backend.name
+                with served.pool.lease(state) as backend:
+                    try:
+                        result = await backend.call(endpoint, body)
+                    except _RETRYABLE as exc:
+                        served.pool.failed(state)
+                        error = exc
+                        continue
+                served.pool.succeeded(state)
+                result["model"] = served.id
+                record.usage(result.get("usage"))
+                record.finish("ok")
+                return result
+            assert error is not None
+            raise error
+        except SocleError as exc:
+            record.finish(exc.kind)
+            raise
+        except asyncio.CancelledError:
+            record.finish("client_closed")
+            raise
+        finally:
+            self.usage.record(record)
 
     async def stream(self, principal: Principal, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
         """Open a stream; errors before its first chunk are raised here, later ones by the iterator."""
         served = self._admit(principal, endpoint, body)
-        chunks = self._chunks(served, endpoint, body)
+        record = CallRecord(principal, served.id, endpoint.value)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if endpoint in _GENERATIONS:  # always ask for usage: accounting needs it, whatever the client wants
+            body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        error: SocleError | None = None
         try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            first = None
-        except BaseException:
-            await chunks.aclose()
+            for state in self._attempts(served):
+                record.attempts += 1
+                record.backend = state.backend.name
+                chunks = self._chunks(served, state, endpoint, body, record, wants_usage)
+                try:
+                    first = await anext(chunks)
+                except StopAsyncIteration:
+                    first = None
+                except _RETRYABLE as exc:
+                    error = exc
+                    continue
+                except BaseException:
+                    await chunks.aclose()
+                    raise
+                return self._resume(first, chunks, record)
+            assert error is not None
+            raise error
+        except SocleError as exc:
+            record.finish(exc.kind)
+            self.usage.record(record)
             raise
-        return self._resume(first, chunks)
 
     @staticmethod
-    async def _chunks(served: ServedModel, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
-        with served.pool.lease() as backend:
-            async with aclosing(backend.stream(endpoint, body)) as upstream:  # closing it stops the backend
-                async for chunk in upstream:
-                    chunk["model"] = served.id
-                    yield chunk
+    async def _chunks(served: ServedModel, state: BackendState, endpoint: Endpoint, body: Json, record: CallRecord,
+                      wants_usage: bool) -> AsyncIterator[Json]:
+        with served.pool.lease(state) as backend:
+            try:
+                async with aclosing(backend.stream(endpoint, body)) as upstream:  # closing stops the backend
+                    async for chunk in upstream:
+                        if chunk.get("usage"):
+                            record.usage(chunk["usage"])
+                            if not wants_usage:
+                                if not chunk.get("choices"):
+                                    continue
+                                del chunk["usage"]
+                        record.first_token()
+                        chunk["model"] = served.id
+                        yield chunk
+            except _RETRYABLE:
+                served.pool.failed(state)
+                raise
+            served.pool.succeeded(state)
+
+    async def _resume(self, first: Json | None, rest: AsyncIterator[Json], record: CallRecord) -> AsyncIterator[Json]:
+        status = "client_closed"  # unless the stream ends or fails on its own
+        try:
+            async with aclosing(rest):
+                if first is not None:
+                    yield first
+                    async for chunk in rest:
+                        yield chunk
+            status = "ok"
+        except SocleError as exc:
+            status = exc.kind
+            raise
+        finally:
+            record.finish(status)
+            self.usage.record(record)
 
     @staticmethod
-    async def _resume(first: Json | None, rest: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        async with aclosing(rest):
-            if first is None:
-                return
-            yield first
-            async for chunk in rest:
-                yield chunk
+    def _attempts(served: ServedModel) -> list[BackendState]:
+        plan = served.pool.plan()
+        retries = served.config.retries if served.config.retries is not None else len(plan) - 1
+        return plan[: 1 + retries]
 
     def _admit(self, principal: Principal, endpoint: Endpoint, body: Json) -> ServedModel:
         require(principal, Permission.MODELS_USE)

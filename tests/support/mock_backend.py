@@ -9,7 +9,7 @@ Behaviour is chosen by the requested model name, so one process serves every cas
   mock-endless  streams one event every 50 ms for a minute (to test cancellation)
 ``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
 
-    python -m tests.support.mock_backend --port 19001
+    python -m tests.support.mock_backend --port 19001 [--latency-ms 200]
 """
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ from starlette.routing import Route
 
 STATS = {"requests": 0, "streams_open": 0, "streams_completed": 0, "streams_aborted": 0}
 CHUNKS = 5
+LATENCY_S = 0.0
+PORT = 0  # in stream chunk ids, so a test can tell which backend serves a stream
 
 
 def _chunk(model: str, content: str | None, finish: str | None = None) -> dict:
     delta = {"content": content} if content is not None else {}
-    return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+    return {"id": f"chatcmpl-mock-{PORT}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
@@ -49,6 +51,8 @@ async def chat(request: Request) -> Response:
             if await request.is_disconnected():
                 return Response(status_code=499)
             await asyncio.sleep(0.1)
+    if LATENCY_S:
+        await asyncio.sleep(LATENCY_S)
     if body.get("stream"):
         return StreamingResponse(_stream(model, body), media_type="text/event-stream")
     if body.get("tools"):  # call the first tool, echoing what the gateway passed through
@@ -127,4 +131,7 @@ app = Starlette(routes=[
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="Added before every chat answer")
+    args = parser.parse_args()
+    LATENCY_S, PORT = args.latency_ms / 1000, args.port
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")

@@ -66,11 +66,12 @@ class Server:
         return subprocess.run([str(SOCLE), *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def start_mock_backend(log_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
+def start_mock_backend(log_dir: Path, *, port: int | None = None,
+                       latency_ms: float = 0) -> tuple[str, subprocess.Popen[bytes]]:
+    port = port or free_port()
     log = log_dir / f"mock-{port}.log"
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.mock_backend", "--port", str(port)],
-                               cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "tests.support.mock_backend", "--port", str(port), "--latency-ms", str(latency_ms)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/stats", process, log)
     return url, process

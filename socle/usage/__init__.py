@@ -1,0 +1,1 @@
+"""Usage records (one per call, written in batches), cost and carbon estimates, reports."""
