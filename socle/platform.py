@@ -10,6 +10,9 @@ from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
 from socle.settings import Settings
+from socle.usage.impact import ImpactEstimator
+from socle.usage.recorder import UsageRecorder
+from socle.usage.service import UsageService
 
 
 @dataclass
@@ -18,22 +21,33 @@ class Platform:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     identity: IdentityService
+    usage: UsageService
     inference: InferenceService | None = None
+    recorder: UsageRecorder | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
-        """Storage and identity only: what the CLI's administration commands need."""
+        """Storage, identity and usage reports: what the CLI's administration commands need."""
         engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
-        return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s))
+        return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
+                   UsageService(sessions, currency=settings.currency))
 
     async def start_inference(self) -> None:
-        """Build the model registry from the catalogue and load or connect every backend."""
-        registry = ModelRegistry(self.settings.catalogue(), health_interval_s=self.settings.health_interval_s)
+        """Build the model registry from the catalogue, load or connect every backend, record usage."""
+        settings = self.settings
+        catalogue = settings.catalogue()
+        impacts = ImpactEstimator(settings.electricity_mix, pue=settings.datacenter_pue, wue=settings.datacenter_wue)
+        self.recorder = UsageRecorder(self.sessions, {m.id: m for m in catalogue.models}, impacts,
+                                      interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
+        registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s)
         await registry.start()
-        self.inference = InferenceService(registry, max_tokens_limit=self.settings.max_tokens_limit)
+        self.recorder.start()
+        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit, usage=self.recorder)
 
     async def close(self) -> None:
         if self.inference is not None:
             await self.inference.registry.close()
+        if self.recorder is not None:
+            await self.recorder.close()  # writes what is still waiting
         await self.engine.dispose()

@@ -89,6 +89,20 @@ BackendConfig = Annotated[
 ]
 
 
+class Pricing(_Strict):
+    """Price per million tokens, in the platform's currency (``SOCLE_CURRENCY``)."""
+
+    input_per_million: float = Field(default=0.0, ge=0)
+    output_per_million: float = Field(default=0.0, ge=0)
+
+
+class Impact(_Strict):
+    """Model size, for the energy and carbon estimates (EcoLogits' methodology)."""
+
+    active_params_b: float = Field(gt=0, description="Active parameters, in billions")
+    total_params_b: float | None = Field(default=None, gt=0, description="Total parameters (MoE); default: active")
+
+
 class ModelConfig(_Strict):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
     type: ModelType
@@ -101,6 +115,8 @@ class ModelConfig(_Strict):
                                 "before the first byte; default: all of them")
     failure_threshold: int = Field(default=3, ge=1, description="Consecutive failures that take a backend out")
     cooldown_s: float = Field(default=30.0, gt=0, description="How long a failing backend stays out")
+    pricing: Pricing = Field(default_factory=Pricing)
+    impact: Impact | None = None
 
 
 class Catalogue(_Strict):
@@ -122,9 +138,9 @@ class Catalogue(_Strict):
 DEFAULT_CATALOGUE = Catalogue(
     models=[
         ModelConfig(id="smollm2-135m", type="chat", backends=[LlamaCppBackendConfig(type="llamacpp")],
-                    max_context_length=4096),
+                    max_context_length=4096, impact=Impact(active_params_b=0.135)),
         ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[E5BackendConfig(type="e5")],
-                    max_context_length=512),
+                    max_context_length=512, impact=Impact(active_params_b=0.118)),
     ]
 )
 
@@ -149,6 +165,12 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="How long a verified key is trusted before the database is re-read"
     )
+    currency: str = Field(default="EUR", max_length=8)
+    electricity_mix: str = Field(default="FRA", description="ISO 3166-1 alpha-3 zone of the servers' electricity")
+    datacenter_pue: float = Field(default=1.2, ge=1.0, description="Power usage effectiveness of the servers' site")
+    datacenter_wue: float = Field(default=0.5, ge=0, description="Water usage effectiveness (L/kWh)")
+    usage_flush_interval_s: float = Field(default=1.0, gt=0, description="Usage rows are written this often")
+    usage_batch_size: int = Field(default=500, ge=1, description="...or as soon as this many are waiting")
     health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
     admin_email: str = "admin@localhost"
     db_pool_size: int = Field(default=10, ge=1)

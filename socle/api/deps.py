@@ -9,6 +9,7 @@ from socle.identity.permissions import Principal
 from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
 from socle.platform import Platform
+from socle.usage.service import UsageService
 
 
 def platform(request: Request) -> Platform:
@@ -17,6 +18,10 @@ def platform(request: Request) -> Platform:
 
 def identity(request: Request) -> IdentityService:
     return platform(request).identity
+
+
+def usage(request: Request) -> UsageService:
+    return platform(request).usage
 
 
 def inference(request: Request) -> InferenceService:
@@ -35,3 +40,4 @@ async def caller(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(caller)]
 Identity = Annotated[IdentityService, Depends(identity)]
 Inference = Annotated[InferenceService, Depends(inference)]
+Usage = Annotated[UsageService, Depends(usage)]

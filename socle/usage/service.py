@@ -1,0 +1,92 @@
+"""Reading usage: one's own, or anyone's with ``usage:read_all``; rows or sums by day, model and user.
+
+The caller's scope is a condition of the query itself, not a filter applied afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import UsageRecord
+from socle.errors import InvalidRequest
+from socle.identity.permissions import Permission, Principal
+
+GroupBy = Literal["day", "model", "user", "key", "endpoint", "status"]
+_SUMS = ("prompt_tokens", "completion_tokens", "cost", "energy_kwh", "co2_kg")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    user_id: int | None = None
+    key_id: int | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+
+
+class UsageService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, currency: str) -> None:
+        self._sessions = sessions
+        self.currency = currency
+
+    def _where(self, actor: Principal, filters: UsageFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if not actor.can(Permission.USAGE_READ_ALL):
+            conditions.append(UsageRecord.user_id == actor.user_id)  # one's own usage only
+        if filters.user_id is not None:
+            conditions.append(UsageRecord.user_id == filters.user_id)
+        if filters.key_id is not None:
+            conditions.append(UsageRecord.key_id == filters.key_id)
+        if filters.model is not None:
+            conditions.append(UsageRecord.model == filters.model)
+        if filters.status is not None:
+            conditions.append(UsageRecord.status == filters.status)
+        if filters.since is not None:
+            conditions.append(UsageRecord.created_at >= filters.since)
+        if filters.until is not None:
+            conditions.append(UsageRecord.created_at < filters.until)
+        return conditions
+
+    async def records(self, actor: Principal, filters: UsageFilter, *, limit: int = 100,
+                      offset: int = 0) -> list[UsageRecord]:
+        query = (select(UsageRecord).where(*self._where(actor, filters))
+                 .order_by(UsageRecord.created_at.desc(), UsageRecord.id.desc()).limit(limit).offset(offset))
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    async def totals(self, actor: Principal, filters: UsageFilter, group_by: list[GroupBy]) -> list[dict[str, Any]]:
+        """Sums of requests, tokens, cost, energy and carbon, per distinct value of ``group_by``."""
+        if len(set(group_by)) != len(group_by):
+            raise InvalidRequest("group_by names a field twice.", param="group_by")
+        keys = [_dimension(name).label(name) for name in group_by]
+        query: Select[Any] = select(
+            *keys, func.count().label("requests"),
+            *(func.coalesce(func.sum(getattr(UsageRecord, name)), 0).label(name) for name in _SUMS),
+            func.avg(UsageRecord.latency_ms).label("avg_latency_ms"),
+        ).where(*self._where(actor, filters))
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).mappings().all()
+        return [_clean(dict(row)) for row in rows]
+
+
+def _dimension(name: GroupBy) -> ColumnElement[Any]:
+    if name == "day":
+        return func.date(UsageRecord.created_at)
+    return {"model": UsageRecord.model, "user": UsageRecord.user_id, "key": UsageRecord.key_id,
+            "endpoint": UsageRecord.endpoint, "status": UsageRecord.status}[name]
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("day"), date):
+        row["day"] = row["day"].isoformat()  # PostgreSQL gives a date, SQLite a string
+    for name in ("prompt_tokens", "completion_tokens", "requests"):
+        row[name] = int(row[name])
+    row["total_tokens"] = row["prompt_tokens"] + row["completion_tokens"]
+    return row
