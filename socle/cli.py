@@ -18,6 +18,7 @@ from socle.identity.keys import PREFIX
 from socle.identity.permissions import SYSTEM
 from socle.platform import Platform
 from socle.settings import ConfigError, Settings, get_settings
+from socle.usage.service import UsageFilter
 
 app = typer.Typer(help="Socle IA: sovereign generative-AI platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -97,6 +98,30 @@ def db_upgrade(revision: str = "head") -> None:
     settings = _settings()
     migrate.upgrade(settings.resolved_database_url, revision)
     console.print(f"Database at revision {revision}.")
+
+
+@app.command()
+def usage(by: Annotated[str, typer.Option(help="Comma-separated: day, model, user, key, endpoint, status")] = "day",
+          email: Annotated[str | None, typer.Option("--user", help="Only this user's calls")] = None,
+          model: str | None = None,
+          days: Annotated[int, typer.Option(min=1, help="Over the last N days")] = 30) -> None:
+    """Requests, tokens, cost, energy and carbon, summed."""
+    groups = [g.strip() for g in by.split(",") if g.strip()]
+
+    async def action(p: Platform) -> list[dict[str, object]]:
+        user_id = (await p.identity.find_user(SYSTEM, email)).id if email else None
+        filters = UsageFilter(user_id=user_id, model=model, since=utcnow() - timedelta(days=days))
+        return await p.usage.totals(SYSTEM, filters, groups)  # type: ignore[arg-type]
+
+    rows = _with_platform(action)
+    currency = _settings().currency
+    table = Table(*groups, "requests", "prompt tokens", "completion tokens", f"cost ({currency})", "energy (kWh)",
+                  "CO2 (kg)", "avg latency (ms)", title=f"Usage over the last {days} days")
+    for row in rows:
+        table.add_row(*(str(row[g]) for g in groups), str(row["requests"]), str(row["prompt_tokens"]),
+                      str(row["completion_tokens"]), f"{row['cost']:.4f}", f"{row['energy_kwh']:.6f}",
+                      f"{row['co2_kg']:.6f}", f"{row['avg_latency_ms'] or 0:.1f}")
+    console.print(table)
 
 
 @app.command()

@@ -18,11 +18,13 @@ POSTGRES_ADMIN_DSN = os.environ.get("SOCLE_TEST_POSTGRES", "postgresql://postgre
 
 CATALOGUE = """
 models:
-  - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096}}
+  - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096,
+     impact: {{active_params_b: 0.135}}}}
   - {{id: multilingual-e5-small, type: embeddings, backends: [{{type: e5}}], aliases: [e5-small]}}
   - id: remote-chat
     type: chat
     backends: [{{type: openai, url: "{mock}/v1", model: mock-chat, timeout_s: 5}}]
+    pricing: {{input_per_million: 2.0, output_per_million: 6.0}}
   - {{id: remote-embed, type: embeddings, backends: [{{type: openai, url: "{mock}/v1", model: mock-embed}}]}}
   - {{id: remote-fail, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-fail}}]}}
   - {{id: remote-reject, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-reject}}]}}

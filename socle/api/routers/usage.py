@@ -36,7 +36,6 @@ class UsageRow(BaseModel):
 
 
 class UsageFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     user_id: int | None = None
     key_id: int | None = None
     model: str | None = None
