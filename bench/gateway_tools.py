@@ -87,7 +87,8 @@ def report(directory: Path) -> str:
         if not f.exists():
             continue
         data = json.loads(f.read_text())
-        idle = data.get("idle_rss_mb", {})
+        idle_file = directory / name.replace(".json", ".idle.json")
+        idle = json.loads(idle_file.read_text()) if idle_file.exists() else {}
         rows = []
         for s in data["summary"]:
             per = None

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from socle import __version__
 from socle.api import errors
 from socle.api.limits import BodySizeLimit
-from socle.api.routers import health, identity, inference, models, usage
+from socle.api.routers import health, identity, inference, models, quotas, usage
 from socle.platform import Platform
 from socle.settings import Settings, get_settings
 
@@ -38,6 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, models, inference, identity, usage):
+    for module in (health, models, inference, identity, usage, quotas):
         app.include_router(module.router)
     return app

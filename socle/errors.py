@@ -51,13 +51,20 @@ class Conflict(SocleError):
 
 
 class RateLimited(SocleError):
+    """A quota refuses the call (429): a rate limit (``requests``/``tokens``) or a budget
+    (``insufficient_quota``), with OpenAI's ``x-ratelimit-*`` headers when they apply."""
+
     kind = "rate_limited"
     type = "requests"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None) -> None:
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None,
+                 error_type: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+        if error_type is not None:
+            self.type = error_type
 
 
 class BackendError(SocleError):

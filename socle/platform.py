@@ -9,6 +9,8 @@ from socle.db.session import create_engine, session_factory
 from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
+from socle.quotas.limiter import QuotaLimiter
+from socle.quotas.service import QuotaService
 from socle.settings import Settings
 from socle.usage.impact import ImpactEstimator
 from socle.usage.recorder import UsageRecorder
@@ -22,16 +24,18 @@ class Platform:
     sessions: async_sessionmaker[AsyncSession]
     identity: IdentityService
     usage: UsageService
+    quotas: QuotaService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
-        """Storage, identity and usage reports: what the CLI's administration commands need."""
+        """Storage, identity, usage reports and quota rules: what the CLI's administration commands need."""
         engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
         return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
-                   UsageService(sessions, currency=settings.currency))
+                   UsageService(sessions, currency=settings.currency),
+                   QuotaService(sessions, refresh_s=settings.quota_refresh_s))
 
     async def start_inference(self) -> None:
         """Build the model registry from the catalogue, load or connect every backend, record usage."""
@@ -43,7 +47,11 @@ class Platform:
         registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s)
         await registry.start()
         self.recorder.start()
-        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit, usage=self.recorder)
+        limiter = QuotaLimiter(self.quotas, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix,
+                               fail_open=settings.quota_fail_open)
+        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit, usage=self.recorder,
+                                          quotas=limiter,
+                                          default_completion_tokens=settings.quota_default_completion_tokens)
 
     async def close(self) -> None:
         if self.inference is not None:

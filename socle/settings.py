@@ -96,6 +96,10 @@ class Pricing(_Strict):
     output_per_million: float = Field(default=0.0, ge=0)
 
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
+
+
 class Impact(_Strict):
     """Model size, for the energy and carbon estimates (EcoLogits' methodology)."""
 
@@ -171,11 +175,20 @@ class Settings(BaseSettings):
     datacenter_wue: float = Field(default=0.5, ge=0, description="Water usage effectiveness (L/kWh)")
     usage_flush_interval_s: float = Field(default=1.0, gt=0, description="Usage rows are written this often")
     usage_batch_size: int = Field(default=500, ge=1, description="...or as soon as this many are waiting")
+    redis_url: str | None = Field(default=None, description="Shared counters for quotas (redis://host:6379/0); "
+                                  "default: in process memory, exact for one process only")
+    redis_key_prefix: str = Field(default="socle", min_length=1, description="Prefix of every key in Redis: "
+                                  "one per platform sharing a Redis server")
+    quota_fail_open: bool = Field(default=False, description="When the quota store is unreachable: serve "
+                                  "without limits (true) or refuse with 503 (false, the default)")
+    quota_refresh_s: float = Field(default=5.0, gt=0, description="Quota rules are re-read this often")
+    quota_default_completion_tokens: int = Field(default=1024, ge=1, description="Tokens a budget reserves for "
+                                                 "an answer whose request names no max_tokens")
     health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
     admin_email: str = "admin@localhost"
     db_pool_size: int = Field(default=10, ge=1)
 
-    @field_validator("config", "database_url", mode="before")
+    @field_validator("config", "database_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

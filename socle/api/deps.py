@@ -9,6 +9,7 @@ from socle.identity.permissions import Principal
 from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
 from socle.platform import Platform
+from socle.quotas.service import QuotaService
 from socle.usage.service import UsageService
 
 
@@ -22,6 +23,10 @@ def identity(request: Request) -> IdentityService:
 
 def usage(request: Request) -> UsageService:
     return platform(request).usage
+
+
+def quotas(request: Request) -> QuotaService:
+    return platform(request).quotas
 
 
 def inference(request: Request) -> InferenceService:
@@ -41,3 +46,4 @@ Caller = Annotated[Principal, Depends(caller)]
 Identity = Annotated[IdentityService, Depends(identity)]
 Inference = Annotated[InferenceService, Depends(inference)]
 Usage = Annotated[UsageService, Depends(usage)]
+Quotas = Annotated[QuotaService, Depends(quotas)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -50,7 +51,7 @@ async def _socle_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, SocleError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthenticated" else None
     if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s))), **exc.headers}
     return error_response(status_of(exc), error_payload(exc), headers)
 
 

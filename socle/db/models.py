@@ -119,3 +119,25 @@ class UsageRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
     co2_kg: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Quota(Base):
+    """A limit on calls: who it binds (``scope`` + ``subject``), on which model, and how much.
+
+    scope ``key``/``user``: that key's or user's calls; ``group``: the group's calls together;
+    ``role``: each user of the role separately; ``global``: everybody's calls together.
+    ``model`` None counts every model together.
+    """
+
+    __tablename__ = "quotas"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    requests_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    budget_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    budget_period: Mapped[str] = mapped_column(String(8), default="month")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,6 +19,7 @@ class Permission(StrEnum):
     KEYS_ALL = "keys:all"          # anyone's keys
     USERS_ADMIN = "users:admin"    # users and groups
     ROLES_ADMIN = "roles:admin"
+    QUOTAS_ADMIN = "quotas:admin"
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
 
 

@@ -10,14 +10,17 @@ stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+
+import orjson
 
 from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, SocleError
 from socle.identity.permissions import Permission, Principal, require
 from socle.inference.backends.base import Endpoint, Json
 from socle.inference.registry import ModelRegistry, ServedModel
 from socle.inference.routing import BackendState
+from socle.quotas.limiter import UNLIMITED, Admission, QuotaLimiter
 from socle.usage.events import CallRecord, UsageSink
 
 _ENDPOINTS_BY_TYPE = {
@@ -36,10 +39,13 @@ class _NoSink:
 
 
 class InferenceService:
-    def __init__(self, registry: ModelRegistry, *, max_tokens_limit: int, usage: UsageSink | None = None) -> None:
+    def __init__(self, registry: ModelRegistry, *, max_tokens_limit: int, usage: UsageSink | None = None,
+                 quotas: QuotaLimiter | None = None, default_completion_tokens: int = 1024) -> None:
         self.registry = registry
         self.max_tokens_limit = max_tokens_limit
         self.usage: UsageSink = usage or _NoSink()
+        self.quotas = quotas
+        self.default_completion_tokens = default_completion_tokens
 
     def list_models(self, principal: Principal) -> list[ServedModel]:
         require(principal, Permission.MODELS_READ)
@@ -52,8 +58,10 @@ class InferenceService:
     async def call(self, principal: Principal, endpoint: Endpoint, body: Json) -> Json:
         served = self._admit(principal, endpoint, body)
         record = CallRecord(principal, served.id, endpoint.value)
+        admission = UNLIMITED
         error: SocleError | None = None
         try:
+            admission = await self._reserve(principal, served, endpoint, body)
             for state in self._attempts(served):
                 record.attempts += 1
                 record.backend = state.backend.name
@@ -78,6 +86,7 @@ class InferenceService:
             record.finish("client_closed")
             raise
         finally:
+            await self._settle(admission, served, record)
             self.usage.record(record)
 
     async def stream(self, principal: Principal, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
@@ -87,8 +96,10 @@ class InferenceService:
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if endpoint in _GENERATIONS:  # always ask for usage: accounting needs it, whatever the client wants
             body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        admission = UNLIMITED
         error: SocleError | None = None
         try:
+            admission = await self._reserve(principal, served, endpoint, body)
             for state in self._attempts(served):
                 record.attempts += 1
                 record.backend = state.backend.name
@@ -103,11 +114,12 @@ class InferenceService:
                 except BaseException:
                     await chunks.aclose()
                     raise
-                return self._resume(first, chunks, record)
+                return self._resume(first, chunks, record, served, admission)
             assert error is not None
             raise error
-        except SocleError as exc:
-            record.finish(exc.kind)
+        except BaseException as exc:
+            record.finish(exc.kind if isinstance(exc, SocleError) else "client_closed")
+            await self._settle(admission, served, record)
             self.usage.record(record)
             raise
 
@@ -132,7 +144,8 @@ class InferenceService:
                 raise
             served.pool.succeeded(state)
 
-    async def _resume(self, first: Json | None, rest: AsyncIterator[Json], record: CallRecord) -> AsyncIterator[Json]:
+    async def _resume(self, first: Json | None, rest: AsyncIterator[Json], record: CallRecord, served: ServedModel,
+                      admission: Admission) -> AsyncIterator[Json]:
         status = "client_closed"  # unless the stream ends or fails on its own
         try:
             async with aclosing(rest):
@@ -146,7 +159,28 @@ class InferenceService:
             raise
         finally:
             record.finish(status)
+            await self._settle(admission, served, record)
             self.usage.record(record)
+
+    async def _reserve(self, principal: Principal, served: ServedModel, endpoint: Endpoint, body: Json) -> Admission:
+        if self.quotas is None:
+            return UNLIMITED
+        return await self.quotas.admit(principal, served.id, self._worst_case(served, endpoint, body))
+
+    def _worst_case(self, served: ServedModel, endpoint: Endpoint, body: Json) -> Callable[[], tuple[int, float]]:
+        """What a call may cost at most: its prompt, generously estimated, plus all it may generate."""
+        def estimate() -> tuple[int, float]:
+            text = body.get("messages") or body.get("prompt") or body.get("input") or ""
+            prompt = len(orjson.dumps(text)) // 3 + 16  # about 4 bytes per token: a safe margin
+            completion = 0 if endpoint not in _GENERATIONS else (
+                body.get("max_completion_tokens") or body.get("max_tokens") or self.default_completion_tokens)
+            return prompt + completion, served.config.pricing.cost(prompt, completion)
+        return estimate
+
+    @staticmethod
+    async def _settle(admission: Admission, served: ServedModel, record: CallRecord) -> None:
+        await admission.settle(record.prompt_tokens + record.completion_tokens,
+                               served.config.pricing.cost(record.prompt_tokens, record.completion_tokens))
 
     @staticmethod
     def _attempts(served: ServedModel) -> list[BackendState]:

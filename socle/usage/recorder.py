@@ -82,9 +82,7 @@ class UsageRecorder:
         model = self._models.get(call.model)
         energy, co2 = self._impacts.estimate(model.impact if model else None, call.completion_tokens,
                                              call.latency_ms)
-        pricing = model.pricing if model else None
-        cost = (call.prompt_tokens * pricing.input_per_million + call.completion_tokens * pricing.output_per_million
-                ) / 1e6 if pricing else 0.0
+        cost = model.pricing.cost(call.prompt_tokens, call.completion_tokens) if model else 0.0
         principal = call.principal
         return {
             "created_at": datetime.fromtimestamp(call.started_at, UTC), "user_id": principal.user_id,

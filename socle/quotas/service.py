@@ -1,0 +1,105 @@
+"""Quota rules: administration (``quotas:admin``) and the cached copy the limiter reads on each call.
+
+Rules change rarely and are read on every call: each process keeps them for ``quota_refresh_s``
+seconds, so a change reaches every worker within that delay (at once on the worker that made it).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import Quota
+from socle.errors import InvalidRequest, NotFound
+from socle.identity.permissions import Permission, Principal, require
+from socle.quotas.limiter import Rule
+
+SCOPES = ("key", "user", "group", "role", "global")
+PERIODS = ("day", "month")
+_LIMITS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "budget_tokens", "budget_cost")
+
+
+class QuotaService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, refresh_s: float = 5.0) -> None:
+        self._sessions = sessions
+        self._refresh_s = refresh_s
+        self._cached: list[Rule] = []
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def rules(self) -> list[Rule]:
+        if time.monotonic() < self._expires:
+            return self._cached
+        async with self._lock:
+            if time.monotonic() >= self._expires:
+                async with self._sessions() as session:
+                    rows = await session.scalars(select(Quota).order_by(Quota.id))
+                    self._cached = [_rule(row) for row in rows]
+                self._expires = time.monotonic() + self._refresh_s
+        return self._cached
+
+    async def list(self, actor: Principal) -> list[Quota]:
+        require(actor, Permission.QUOTAS_ADMIN)
+        async with self._sessions() as session:
+            return list(await session.scalars(select(Quota).order_by(Quota.id)))
+
+    async def create(self, actor: Principal, **fields: Any) -> Quota:
+        require(actor, Permission.QUOTAS_ADMIN)
+        _check(fields)
+        quota = Quota(**fields)
+        async with self._sessions() as session, session.begin():
+            session.add(quota)
+        self._expires = 0.0
+        return quota
+
+    async def update(self, actor: Principal, quota_id: int, **fields: Any) -> Quota:
+        require(actor, Permission.QUOTAS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            quota = await session.get(Quota, quota_id)
+            if quota is None:
+                raise NotFound(f"Quota {quota_id} not found.", param="quota_id")
+            for name, value in fields.items():
+                setattr(quota, name, value)
+            _check({c: getattr(quota, c) for c in ("scope", "subject", "budget_period", *_LIMITS)})
+        self._expires = 0.0
+        return quota
+
+    async def delete(self, actor: Principal, quota_id: int) -> None:
+        require(actor, Permission.QUOTAS_ADMIN)
+        async with self._sessions() as session, session.begin():
+            quota = await session.get(Quota, quota_id)
+            if quota is None:
+                raise NotFound(f"Quota {quota_id} not found.", param="quota_id")
+            await session.delete(quota)
+        self._expires = 0.0
+
+
+def _check(fields: dict[str, Any]) -> None:
+    scope = fields.get("scope")
+    if scope not in SCOPES:
+        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}.", param="scope")
+    subject = str(fields.get("subject") or "")
+    if scope == "global" and subject:
+        raise InvalidRequest("A global quota has no subject.", param="subject")
+    if scope in ("key", "user", "group") and not subject.isdigit():
+        raise InvalidRequest(f"A {scope} quota's subject is the {scope}'s id.", param="subject")
+    if scope == "role" and not subject:
+        raise InvalidRequest("A role quota's subject is the role's name.", param="subject")
+    if fields.get("budget_period", "month") not in PERIODS:
+        raise InvalidRequest(f"budget_period must be one of {', '.join(PERIODS)}.", param="budget_period")
+    if all(fields.get(name) is None for name in _LIMITS):
+        raise InvalidRequest(f"A quota sets at least one of {', '.join(_LIMITS)}.", param="requests_per_minute")
+    for name in _LIMITS:
+        value = fields.get(name)
+        if value is not None and value < 0:
+            raise InvalidRequest(f"{name} cannot be negative.", param=name)
+
+
+def _rule(row: Quota) -> Rule:
+    return Rule(id=row.id, scope=row.scope, subject=row.subject, model=row.model,
+                requests_per_minute=row.requests_per_minute, requests_per_day=row.requests_per_day,
+                tokens_per_minute=row.tokens_per_minute, budget_tokens=row.budget_tokens,
+                budget_cost=row.budget_cost, budget_period=row.budget_period)
