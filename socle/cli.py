@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
@@ -87,8 +89,14 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
     """Prepare the database and the first admin, then serve the platform."""
     settings = _settings()
     _prepare(settings)
+    workers = workers or settings.workers
+    if workers > 1:  # metrics summed over the worker processes
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     uvicorn.run("socle.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers or settings.workers, log_level=settings.log_level, proxy_headers=False,
+                workers=workers, log_level=settings.log_level, proxy_headers=False,
                 server_header=False)
 
 

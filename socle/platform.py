@@ -12,7 +12,9 @@ from socle.inference.service import InferenceService
 from socle.quotas.limiter import QuotaLimiter
 from socle.quotas.service import QuotaService
 from socle.settings import Settings
+from socle.usage.events import Sinks
 from socle.usage.impact import ImpactEstimator
+from socle.usage.metrics import Metrics
 from socle.usage.recorder import UsageRecorder
 from socle.usage.service import UsageService
 
@@ -27,6 +29,7 @@ class Platform:
     quotas: QuotaService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
+    metrics: Metrics | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
@@ -49,7 +52,9 @@ class Platform:
         self.recorder.start()
         limiter = QuotaLimiter(self.quotas, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix,
                                fail_open=settings.quota_fail_open)
-        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit, usage=self.recorder,
+        self.metrics = Metrics(registry)
+        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit,
+                                          usage=Sinks(self.recorder, self.metrics),
                                           quotas=limiter,
                                           default_completion_tokens=settings.quota_default_completion_tokens)
 

@@ -106,3 +106,13 @@ def admin(any_server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=any_server.base_url, headers={"Authorization": f"Bearer {any_server.admin_key}"},
                       timeout=60) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory, catalogue: Path) -> Iterator[Server]:
+    """Two worker processes sharing their quota counters in the real Redis (keys under a unique prefix)."""
+    env = {"SOCLE_WORKERS": "2", "SOCLE_REDIS_URL": "redis://127.0.0.1:6379/0",
+           "SOCLE_REDIS_KEY_PREFIX": f"socle-test-{secrets.token_hex(4)}", "SOCLE_QUOTA_REFRESH_S": "0.5"}
+    server = start_server(tmp_path_factory.mktemp("redis-server"), config=catalogue, extra_env=env)
+    yield server
+    stop(server.process)

@@ -20,6 +20,7 @@ class Permission(StrEnum):
     USERS_ADMIN = "users:admin"    # users and groups
     ROLES_ADMIN = "roles:admin"
     QUOTAS_ADMIN = "quotas:admin"
+    METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
 
 

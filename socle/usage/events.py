@@ -42,3 +42,14 @@ class CallRecord:
 class UsageSink(Protocol):
     def record(self, call: CallRecord) -> None:
         """Take a finished call; must not block (records are written later, in batches)."""
+
+
+class Sinks:
+    """Several sinks fed with the same call records (usage rows, metrics...)."""
+
+    def __init__(self, *sinks: UsageSink) -> None:
+        self._sinks = sinks
+
+    def record(self, call: CallRecord) -> None:
+        for sink in self._sinks:
+            sink.record(call)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -136,15 +135,6 @@ def test_quota_administration_is_for_admins(server: Server) -> None:
 
 
 # ---- Redis: two workers, and Redis down -------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory, catalogue: Path) -> Iterator[Server]:
-    env = {"SOCLE_WORKERS": "2", "SOCLE_REDIS_URL": "redis://127.0.0.1:6379/0",
-           "SOCLE_REDIS_KEY_PREFIX": f"socle-test-{secrets.token_hex(4)}", "SOCLE_QUOTA_REFRESH_S": "0.5"}
-    server = start_server(tmp_path_factory.mktemp("redis-server"), config=catalogue, extra_env=env)
-    yield server
-    stop(server.process)
-
 
 async def test_limits_are_exact_across_two_workers_sharing_redis(redis_server: Server) -> None:
     with _admin(redis_server) as admin:

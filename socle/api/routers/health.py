@@ -1,11 +1,13 @@
-"""Liveness (``/health``) and readiness (``/ready``: database and backends reachable)."""
+"""Liveness (``/health``), readiness (``/ready``: database and backends reachable), Prometheus ``/metrics``."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from socle.api.deps import inference, platform
+from socle.api.deps import Caller, inference, platform
+from socle.identity.permissions import Permission, require
 
 router = APIRouter(tags=["health"])
 
@@ -27,3 +29,11 @@ async def ready(request: Request) -> JSONResponse:
     ok = database and all(backends.values())
     return JSONResponse({"status": "ready" if ok else "not ready", "database": database, "backends": backends},
                         status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics (a key with metrics:read)")
+async def metrics(request: Request, caller: Caller) -> Response:
+    require(caller, Permission.METRICS_READ)
+    meter = platform(request).metrics
+    assert meter is not None, "metrics start with inference, in the app's lifespan"
+    return Response(meter.exposition(), media_type=CONTENT_TYPE_LATEST)

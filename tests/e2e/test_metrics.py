@@ -1,0 +1,79 @@
+"""Prometheus /metrics: GenAI semantic-convention names, protected, summed over worker processes."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.test_quotas import _admin, _new_user, _quota
+from tests.support.servers import Server
+
+
+def _scrape(server: Server) -> str:
+    response = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.admin_key}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_follow_the_genai_conventions(server: Server) -> None:
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.admin_key, max_retries=0)
+    before = _scrape(server)
+    for _ in range(3):
+        client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}])
+    list(client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}], stream=True))
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="remote-fail", messages=[{"role": "user", "content": "x"}])
+    text = _scrape(server)
+
+    def delta(name: str, **labels: str) -> float:
+        return _value(text, name, **labels) - _value(before, name, **labels)
+
+    chat = {"gen_ai_operation_name": "chat", "gen_ai_request_model": "remote-chat"}
+    assert delta("socle_requests_total", status="ok", **chat) == 4
+    assert delta("gen_ai_server_request_duration_seconds_count", error_type="", **chat) == 4
+    assert delta("gen_ai_server_request_duration_seconds_count", gen_ai_request_model="remote-fail",
+                 error_type="bad_gateway") == 1
+    assert delta("gen_ai_server_time_to_first_token_seconds_count", **chat) == 1  # streams only
+    assert delta("gen_ai_client_token_usage_sum", gen_ai_token_type="output", **chat) == 3 * 7 + 5
+    assert _value(text, "socle_backend_up", gen_ai_request_model="remote-chat") == 1
+    assert re.search(r'^socle_backend_in_flight\{', text, re.MULTILINE)
+    assert re.search(r'^socle_backend_queue_depth\{.*gen_ai_request_model="smollm2-135m"', text, re.MULTILINE)
+
+
+def test_metrics_are_protected(server: Server) -> None:
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    with _admin(server) as admin:
+        _, key = _new_user(admin)
+    assert httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {key}"}).status_code == 403
+
+
+async def test_counters_sum_over_workers_and_count_refusals(redis_server: Server) -> None:
+    with _admin(redis_server) as admin:
+        user_id, key = _new_user(admin)
+        _quota(admin, scope="user", subject=str(user_id), model="remote-embed", requests_per_minute=30)
+    await asyncio.sleep(1)
+    before = _scrape(redis_server)
+    async with openai.AsyncOpenAI(base_url=redis_server.base_url, api_key=key, max_retries=0) as client:
+        results = await asyncio.gather(*(client.embeddings.create(model="remote-embed", input="x") for _ in range(40)),
+                                       return_exceptions=True)
+    assert sum(isinstance(r, openai.RateLimitError) for r in results) == 10
+    text = _scrape(redis_server)
+    labels = {"gen_ai_operation_name": "embeddings", "gen_ai_request_model": "remote-embed"}
+    ok = _value(text, "socle_requests_total", status="ok", **labels) - _value(before, "socle_requests_total",
+                                                                                 status="ok", **labels)
+    assert ok == 30  # both workers' calls, whichever answered the scrape
+    refused = _value(text, "socle_quota_refusals_total", gen_ai_request_model="remote-embed") - _value(
+        before, "socle_quota_refusals_total", gen_ai_request_model="remote-embed")
+    assert refused == 10
