@@ -28,11 +28,13 @@ users_app = typer.Typer(help="Users.", no_args_is_help=True)
 groups_app = typer.Typer(help="Groups.", no_args_is_help=True)
 roles_app = typer.Typer(help="Roles and their permissions.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+quotas_app = typer.Typer(help="Rate limits and budgets.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(groups_app, name="groups")
 app.add_typer(roles_app, name="roles")
 app.add_typer(keys_app, name="keys")
+app.add_typer(quotas_app, name="quotas")
 
 console = Console()
 err = Console(stderr=True)
@@ -246,6 +248,44 @@ def keys_list(email: Annotated[str | None, typer.Option("--user")] = None) -> No
 def keys_revoke(key_id: int) -> None:
     _with_platform(lambda p: p.identity.revoke_key(SYSTEM, key_id))
     console.print(f"Key {key_id} revoked.")
+
+
+# ---- quotas ----------------------------------------------------------------------------------------
+
+_QUOTA_LIMITS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "budget_tokens", "budget_cost")
+
+
+@quotas_app.command("list")
+def quotas_list() -> None:
+    table = Table("id", "scope", "subject", "model", "rpm", "rpd", "tpm", "budget tokens", "budget cost", "period")
+    for quota in _with_platform(lambda p: p.quotas.list(SYSTEM)):
+        table.add_row(str(quota.id), quota.scope, quota.subject, quota.model or "(all)",
+                      *(("" if getattr(quota, name) is None else str(getattr(quota, name))) for name in _QUOTA_LIMITS),
+                      quota.budget_period)
+    console.print(table)
+
+
+@quotas_app.command("create")
+def quotas_create(
+        scope: Annotated[str, typer.Argument(help="key, user, group, role or global")],
+        subject: Annotated[str, typer.Argument(help="The key, user or group id, the role name; '' for global")] = "",
+        model: Annotated[str | None, typer.Option(help="Only this model (default: every model together)")] = None,
+        rpm: Annotated[int | None, typer.Option(help="Requests per minute")] = None,
+        rpd: Annotated[int | None, typer.Option(help="Requests per day")] = None,
+        tpm: Annotated[int | None, typer.Option(help="Tokens per minute")] = None,
+        budget_tokens: Annotated[int | None, typer.Option(help="Tokens per period")] = None,
+        budget_cost: Annotated[float | None, typer.Option(help="Cost per period")] = None,
+        period: Annotated[str, typer.Option(help="day or month")] = "month") -> None:
+    quota = _with_platform(lambda p: p.quotas.create(
+        SYSTEM, scope=scope, subject=subject, model=model, requests_per_minute=rpm, requests_per_day=rpd,
+        tokens_per_minute=tpm, budget_tokens=budget_tokens, budget_cost=budget_cost, budget_period=period))
+    console.print(f"Quota {quota.id} created.")
+
+
+@quotas_app.command("delete")
+def quotas_delete(quota_id: int) -> None:
+    _with_platform(lambda p: p.quotas.delete(SYSTEM, quota_id))
+    console.print(f"Quota {quota_id} deleted.")
 
 
 if __name__ == "__main__":

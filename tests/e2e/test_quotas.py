@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from pathlib import Path
 
 import httpx
@@ -178,3 +179,25 @@ def test_redis_down_follows_the_setting(tmp_path: Path, catalogue: Path, fail_op
             assert error.value.body["code"] == "quota_store_unavailable"
     finally:
         stop(server.process)
+
+
+def test_cli_manages_quotas(server: Server) -> None:
+    with _admin(server) as admin:
+        user_id, key = _new_user(admin)
+    created = server.cli("quotas", "create", "user", str(user_id), "--model", "remote-chat", "--rpm", "1")
+    assert created.returncode == 0, created.stderr
+    quota_id = created.stdout.split()[1]
+    assert quota_id in server.cli("quotas", "list").stdout
+    refused = server.cli("quotas", "create", "galaxy", "x", "--rpm", "1")
+    assert refused.returncode == 1 and "scope" in refused.stderr
+    client = _sdk(server, key)
+    deadline = time.monotonic() + 10  # the server re-reads rules every SOCLE_QUOTA_REFRESH_S (5 s)
+    while time.monotonic() < deadline:
+        try:
+            client.chat.completions.create(model="remote-chat", messages=MESSAGES)
+        except openai.RateLimitError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the quota made with the CLI never applied")
+    assert server.cli("quotas", "delete", quota_id).returncode == 0
