@@ -13,33 +13,39 @@ from socle.quotas.service import QuotaService
 from socle.usage.service import UsageService
 
 
+# Dependencies are coroutines: FastAPI would run plain functions in a thread pool, a costly hop per call.
+
 def platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-def identity(request: Request) -> IdentityService:
+async def identity(request: Request) -> IdentityService:
     return platform(request).identity
 
 
-def usage(request: Request) -> UsageService:
+async def usage(request: Request) -> UsageService:
     return platform(request).usage
 
 
-def quotas(request: Request) -> QuotaService:
+async def quotas(request: Request) -> QuotaService:
     return platform(request).quotas
 
 
-def inference(request: Request) -> InferenceService:
+def inference_service(request: Request) -> InferenceService:
     service = platform(request).inference
     assert service is not None, "inference is started in the app's lifespan"
     return service
+
+
+async def inference(request: Request) -> InferenceService:
+    return inference_service(request)
 
 
 async def caller(request: Request) -> Principal:
     """Deny by default: every route that takes this dependency needs a valid API key."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return await identity(request).authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    return await platform(request).identity.authenticate(token.strip() if scheme.lower() == "bearer" else None)
 
 
 Caller = Annotated[Principal, Depends(caller)]

@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
-from socle.api.deps import Caller, inference, platform
+from socle.api.deps import Caller, inference_service, platform
 from socle.identity.permissions import Permission, require
 
 router = APIRouter(tags=["health"])
@@ -25,7 +25,7 @@ async def ready(request: Request) -> JSONResponse:
         database = True
     except Exception:
         database = False
-    backends = await inference(request).registry.health()
+    backends = await inference_service(request).registry.health()
     ok = database and all(backends.values())
     return JSONResponse({"status": "ready" if ok else "not ready", "database": database, "backends": backends},
                         status_code=200 if ok else 503)
