@@ -41,13 +41,13 @@ class ModelRegistry:
     async def start(self) -> None:
         """Load in-process models and open clients (fails the start-up if one cannot load), then keep
         checking the backends' health in the background."""
-        await asyncio.gather(*(backend.start() for _, backend in self._all()))
+        await asyncio.gather(*(backend.start() for backend in self._backends()))
         self._checker = asyncio.create_task(self._check_forever(), name="backend-health")
 
     async def close(self) -> None:
         if self._checker is not None:
             self._checker.cancel()
-        await asyncio.gather(*(backend.close() for _, backend in self._all()), return_exceptions=True)
+        await asyncio.gather(*(backend.close() for backend in self._backends()), return_exceptions=True)
 
     async def _check_forever(self) -> None:
         while True:
@@ -64,5 +64,5 @@ class ModelRegistry:
             report[f"{served.id}[{state.index}]"] = result is True
         return report
 
-    def _all(self) -> list[tuple[ServedModel, Backend]]:
-        return [(served, backend) for served in self.models for backend in served.pool.backends]
+    def _backends(self) -> list[Backend]:
+        return [backend for served in self.models for backend in served.pool.backends]

@@ -15,7 +15,7 @@ import itertools
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from socle.inference.backends.base import Backend
 from socle.settings import RoutingStrategy
@@ -32,7 +32,6 @@ class BackendState:
     open_until: float = 0.0  # circuit open (backend out) until this monotonic time
     trial: bool = False  # half-open: one call is testing the backend
     healthy: bool = True  # last active check
-    served: int = field(default=0)
 
     def available(self, now: float) -> bool:
         return self.open_until <= now and not self.trial
@@ -82,7 +81,6 @@ class BackendPool:
         if state.open_until > time.monotonic() or state.failures >= self.failure_threshold:
             state.trial = True
         state.in_flight += 1
-        state.served += 1
         try:
             yield state.backend
         finally:
