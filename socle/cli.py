@@ -98,7 +98,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     uvicorn.run("socle.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level=settings.log_level, proxy_headers=False,
+                workers=workers, backlog=settings.backlog, log_level=settings.log_level, proxy_headers=False,
                 server_header=False)
 
 

@@ -162,6 +162,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    backlog: int = Field(default=8192, ge=64, description="Connections waiting to be accepted (bursts of clients)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted body")
