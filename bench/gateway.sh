@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Gateway overhead, side by side in one run: direct-to-mock vs Socle IA vs LiteLLM proxy.
 #
-#   bash bench/gateway.sh                  # full run, ~13 min
-#   QUICK=1 bash bench/gateway.sh          # ~3-4 min, fewer seconds/rounds/streams
+#   bash bench/gateway.sh                  # full run, ~12 min
+#   QUICK=1 bash bench/gateway.sh          # ~3 min: 1 round of 3 s, 1,000 and 2,000 short streams
 #   PHASES="chat" WORKERS=1 bash bench/gateway.sh
 #
 # Starts (on free loopback ports, stopped by a trap): the shared mock backend (models mock-model and
@@ -11,7 +11,8 @@
 # processes. Then, with the shared load generator:
 #   chat     non-streaming chat at LEVELS (1,32,256): direct, socle, litellm (pid= for CPU and RSS)
 #   streams  STREAMS (1000,5000) SSE streams of STREAM_CHUNKS events STREAM_DELAY_MS apart: same targets
-#   profile  one-worker socle, chat at concurrency 32, py-spy: profile.raw.txt, profile.svg, profile.txt
+#   profile  one-worker socle, chat at concurrency 32, py-spy: profile.raw.txt, profile.svg, profile.txt,
+#            and profile-native.txt (--native: C frames, the cyclic GC)
 #   streams1 one-worker socle against a second mock whose streams stay open longer (STREAMS_1W, 10000)
 # Results: $OUT (default bench/results/gateway-<date>), also linked as bench/results/gateway-latest;
 # summary.md holds every table.
@@ -20,8 +21,9 @@
 # client and mock; default /tmp/bench-venv/bin/python), PYSPY, LITELLM_VENV, SOCLE_BIN, WORKERS
 # (default $SOCLE_WORKERS or 2), LEVELS, ROUNDS, SECONDS_PER_RUN, STREAMS, STREAM_CHUNKS,
 # STREAM_DELAY_MS, RAMP, STREAM_SECONDS, STREAMS_1W, STREAM1_CHUNKS, STREAM1_DELAY_MS, RAMP_1W,
-# STREAM1_SECONDS, PROFILE_SECONDS, BACKEND_MAX_CONNECTIONS (catalogue max_connections; the default
-# of the openai backend, 256, caps open streams per backend and worker), PHASES, SKIP_LITELLM=1.
+# STREAM1_SECONDS, PROFILE_SECONDS, PYSPY_RATE, PYSPY_ARGS, BACKEND_MAX_CONNECTIONS (catalogue max_connections; the default
+# of the openai backend, 256, caps open streams per backend and worker), PHASES, SKIP_LITELLM=1,
+# PROFILE_STREAMS=1 (streams1 with socle only, py-spy from mid-ramp on: profile-streams.txt).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -36,9 +38,9 @@ PHASES="${PHASES:-chat streams profile streams1}"
 BACKEND_MAX_CONNECTIONS="${BACKEND_MAX_CONNECTIONS:-16384}"
 if [[ -n "${QUICK:-}" ]]; then
   ROUNDS="${ROUNDS:-1}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-3}"; WARMUP="${WARMUP:-0.5}"
-  STREAMS="${STREAMS:-1000}"; RAMP="${RAMP:-5}"; STREAM_SECONDS="${STREAM_SECONDS:-40}"
-  STREAMS_1W="${STREAMS_1W:-3000}"; STREAM1_CHUNKS="${STREAM1_CHUNKS:-6}"; STREAM1_DELAY_MS="${STREAM1_DELAY_MS:-3000}"
-  RAMP_1W="${RAMP_1W:-10}"; STREAM1_SECONDS="${STREAM1_SECONDS:-50}"; PROFILE_SECONDS="${PROFILE_SECONDS:-8}"
+  STREAMS="${STREAMS:-1000}"; STREAM_CHUNKS="${STREAM_CHUNKS:-10}"; RAMP="${RAMP:-5}"; STREAM_SECONDS="${STREAM_SECONDS:-30}"
+  STREAMS_1W="${STREAMS_1W:-2000}"; STREAM1_CHUNKS="${STREAM1_CHUNKS:-5}"; STREAM1_DELAY_MS="${STREAM1_DELAY_MS:-2000}"
+  RAMP_1W="${RAMP_1W:-5}"; STREAM1_SECONDS="${STREAM1_SECONDS:-30}"; PROFILE_SECONDS="${PROFILE_SECONDS:-8}"
 fi
 LEVELS="${LEVELS:-1,32,256}"
 ROUNDS="${ROUNDS:-3}"
@@ -55,12 +57,17 @@ STREAM1_DELAY_MS="${STREAM1_DELAY_MS:-5000}"
 RAMP_1W="${RAMP_1W:-30}"
 STREAM1_SECONDS="${STREAM1_SECONDS:-100}"
 PROFILE_SECONDS="${PROFILE_SECONDS:-20}"
+PYSPY_RATE="${PYSPY_RATE:-200}"
+PYSPY_ARGS="${PYSPY_ARGS---nonblocking}"  # no pauses (some stacks read partially); "" pauses the process
+# at each sample: whole stacks, but skewed leaves here (asyncio.current_task at 17%); --native needs ""
 
 stamp="$(date +%Y%m%d-%H%M%S)"
-OUT="${OUT:-$here/results/gateway-$stamp}"
+if [[ -z "${OUT:-}" ]]; then
+  OUT="$here/results/gateway-$stamp"
+  mkdir -p "$OUT" && ln -sfn "gateway-$stamp" "$here/results/gateway-latest"
+fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-ln -sfn "$OUT" "$here/results/gateway-latest" 2>/dev/null || true
 tmp="$(mktemp -d /tmp/socle-gateway-bench.XXXXXX)"
 ulimit -n "$(ulimit -Hn)"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
@@ -230,18 +237,26 @@ if has profile; then
   if [[ -x "$PYSPY" ]]; then
     log "profile: one worker (pid $SOCLE_PID), chat c=32, py-spy ${PROFILE_SECONDS}s"
     "$PY" "$SHARED_BENCH/load.py" chat --target "$socle1" --concurrency 32 --rounds 1 --warmup-seconds 1 \
-      --seconds $(( PROFILE_SECONDS * 3 / 2 + 12 )) --requests 10000000 --out "$OUT/profile-load.json" \
+      --seconds $(( PROFILE_SECONDS * 2 + 15 )) --requests 10000000 --out "$OUT/profile-load.json" \
       > "$OUT/profile-load.out" 2>&1 &
     load_pid=$!
     sleep 3
-    "$PYSPY" record --pid "$SOCLE_PID" --duration "$PROFILE_SECONDS" --rate 100 --nonblocking --format raw \
+    before="$("$PY" "$here/gateway_tools.py" threads "$SOCLE_PID")"
+    "$PYSPY" record --pid "$SOCLE_PID" --duration "$PROFILE_SECONDS" --rate "$PYSPY_RATE" $PYSPY_ARGS --format raw \
       -o "$OUT/profile.raw.txt" > "$OUT/py-spy.log" 2>&1 || log "py-spy (raw) failed, see py-spy.log"
-    "$PYSPY" record --pid "$SOCLE_PID" --duration $(( PROFILE_SECONDS / 2 )) --rate 100 --nonblocking \
+    echo "{\"before\": $before, \"after\": $("$PY" "$here/gateway_tools.py" threads "$SOCLE_PID")}" > "$OUT/profile-threads.json"
+    "$PYSPY" record --pid "$SOCLE_PID" --duration $(( PROFILE_SECONDS / 2 )) --rate "$PYSPY_RATE" $PYSPY_ARGS \
       -o "$OUT/profile.svg" >> "$OUT/py-spy.log" 2>&1 || log "py-spy (svg) failed, see py-spy.log"
+    # --native (pauses the process at each sample): C frames, so the cyclic GC shows as gc_collect_main.
+    "$PYSPY" record --pid "$SOCLE_PID" --duration $(( PROFILE_SECONDS / 2 )) --rate 100 --native --format raw \
+      -o "$OUT/profile-native.raw.txt" >> "$OUT/py-spy.log" 2>&1 || log "py-spy (native) failed, see py-spy.log"
     wait "$load_pid" || true
     grep '^|' "$OUT/profile-load.out" >&2 || true
-    [[ -s "$OUT/profile.raw.txt" ]] && "$PY" "$here/gateway_tools.py" profile "$OUT/profile.raw.txt" --top 20 \
+    [[ -s "$OUT/profile.raw.txt" ]] && "$PY" "$here/gateway_tools.py" profile "$OUT/profile.raw.txt" --top 20 --load "$OUT/profile-load.json" \
+      --threads "$OUT/profile-threads.json" \
       > "$OUT/profile.txt" && cat "$OUT/profile.txt" >&2
+    [[ -s "$OUT/profile-native.raw.txt" ]] && "$PY" "$here/gateway_tools.py" profile "$OUT/profile-native.raw.txt" \
+      --top 20 > "$OUT/profile-native.txt"
   else
     log "profile skipped: no py-spy at $PYSPY"
   fi
@@ -249,9 +264,23 @@ fi
 
 if has streams1; then
   log "streams1: $STREAMS_1W x ($STREAM1_CHUNKS events, ${STREAM1_DELAY_MS} ms apart), ramp ${RAMP_1W}s, one socle worker"
-  stream_run "$OUT/stream-1worker.json" "$STREAMS_1W" "$RAMP_1W" "$STREAM1_SECONDS" \
-    "direct=http://127.0.0.1:$MOCK_PORT_B,pid=$MOCK_B" "$socle1"
-  tail -3 "$OUT/socle-1worker.log" >&2
+  s1_targets=("direct=http://127.0.0.1:$MOCK_PORT_B,pid=$MOCK_B" "$socle1")
+  if [[ -n "${PROFILE_STREAMS:-}" && -x "$PYSPY" ]]; then  # socle only, profiled from mid-ramp on
+    s1_targets=("$socle1")
+    ( sleep $(( RAMP_1W / 2 ))
+      before="$("$PY" "$here/gateway_tools.py" threads "$SOCLE_PID")"
+      "$PYSPY" record --pid "$SOCLE_PID" --duration "$PROFILE_SECONDS" --rate "$PYSPY_RATE" $PYSPY_ARGS --format raw \
+        -o "$OUT/profile-streams.raw.txt" > "$OUT/py-spy-streams.log" 2>&1
+      echo "{\"before\": $before, \"after\": $("$PY" "$here/gateway_tools.py" threads "$SOCLE_PID")}" \
+        > "$OUT/profile-streams-threads.json" ) &
+    prof_pid=$!
+  fi
+  stream_run "$OUT/stream-1worker.json" "$STREAMS_1W" "$RAMP_1W" "$STREAM1_SECONDS" "${s1_targets[@]}"
+  if [[ -n "${prof_pid:-}" ]]; then
+    wait "$prof_pid" || true
+    "$PY" "$here/gateway_tools.py" profile "$OUT/profile-streams.raw.txt" --top 20 \
+      --threads "$OUT/profile-streams-threads.json" > "$OUT/profile-streams.txt"
+  fi
 fi
 
 "$PY" "$here/gateway_tools.py" report "$OUT" > "$OUT/summary.md"

@@ -2,8 +2,9 @@
 
     python3 gateway_tools.py free-port                       # a free loopback TCP port
     python3 gateway_tools.py rss PID                         # RSS of PID's process tree, bytes
+    python3 gateway_tools.py threads PID                     # CPU s of the main thread / other threads
     python3 gateway_tools.py report DIR                      # DIR/*.json -> markdown tables (stdout)
-    python3 gateway_tools.py profile COLLAPSED [--top N]     # py-spy --format raw -> where the CPU goes
+    python3 gateway_tools.py profile COLLAPSED [--top N] [--load L.json] [--threads T.json]  # py-spy raw -> where the CPU goes
 """
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def tree_rss(root: int) -> int:
         tree |= frontier
         frontier = {p for p, pp in parent.items() if pp in frontier and p not in tree}
     return sum(rss[p] for p in tree)
+
+
+def thread_cpu(pid: int) -> dict:
+    """CPU seconds of PID's main thread and of its other threads, exited ones included (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(stat_path: str) -> float:
+        stat = Path(stat_path).read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    total, main = cpu(f"/proc/{pid}/stat"), cpu(f"/proc/{pid}/task/{pid}/stat")
+    return {"main_cpu_s": main, "others_cpu_s": total - main, "threads": len(os.listdir(f"/proc/{pid}/task"))}
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -107,40 +121,66 @@ def report(directory: Path) -> str:
     prof = directory / "profile.txt"
     if prof.exists():
         parts.append("Profile (one worker, chat c=32)\n\n" + prof.read_text())
+    prof = directory / "profile-native.txt"
+    if prof.exists():
+        parts.append("Profile with --native (same load; C frames: cyclic GC)\n\n" + prof.read_text())
     return "\n\n".join(parts) + "\n"
 
 
 # ---- profile ---------------------------------------------------------------------------------------
 
-# (category, pattern on "function (file)" frames). The first category found from the leaf up wins, so
-# leaf-side categories (JSON, pydantic, HTTP parsing) are listed before the framework layers.
-CATEGORIES = [
-    ("orjson (de)serialisation", r"orjson|\bdumps\b.*socle|\bloads\b.*socle"),
+# Layers, matched on frames from the leaf up: the first frame that matches a rule names the layer.
+# Without --native, C code (orjson, pydantic-core, httptools, uvloop) counts for the Python line that
+# called it; time in the event loop's own C code shows as a bare Runner.run leaf.
+RULES = [
+    ("cyclic garbage collector (seen with --native only)", r"^(gc_collect_main|gc_collect_with_callback|gc_collect_generations|collect_generations|_PyObject_GC_Link) "),
     ("logging", r"/logging/"),
-    ("pydantic validation / model_dump", r"pydantic|model_dump|validate_python|validate_json"),
-    ("auth (key parse, sha256, TTL cache)", r"socle/identity|cachetools|hashlib|hmac"),
-    ("httpx/httpcore client (upstream call)", r"/httpx/|/httpcore/|/h11/.*_(readers|writers)|anyio/_backends"),
-    ("uvicorn HTTP protocol (httptools/h11)", r"uvicorn/protocols|httptools"),
-    ("FastAPI request parsing + dependency injection", r"fastapi/dependencies|fastapi/routing.*(solve|_get_request_body|request_body|serialize)|fastapi/encoders"),
-    ("Starlette routing / responses / middleware", r"starlette/|fastapi/routing|fastapi/applications|socle/api/limits"),
-    ("socle inference service + routers", r"socle/"),
-    ("asyncio / uvloop event loop", r"asyncio/|uvloop"),
+    ("FastAPI native telemetry check (OpenTelemetry providers, env lookups)", r"fastapi/telemetry|opentelemetry|^get_(tracer|meter|logger)_provider|trace/__init__|metrics/_internal|_logs/"),
+    ("thread hand-off: sync dependencies run in the threadpool", r"anyio/to_thread|starlette/concurrency|run_sync_in_worker_thread|queue\.py|threading\.py"),
+    ("Prometheus metrics", r"prometheus|socle/.*metrics"),
+    ("pydantic validation / serialisation", r"pydantic|fastapi/_compat|model_dump|validate_(python|json)"),
+    ("stdlib json (FastAPI reads the body with json.loads)", r"^\S+ \(json/"),
+    ("httpx/httpcore upstream client (incl. anyio sockets, h11)", r"httpx/|httpcore/|h11/|anyio/|sniffio/"),
+    ("aiohttp upstream client (incl. yarl, multidict)", r"aiohttp/|yarl/|multidict/|aiohappyeyeballs/|propcache/"),
+    ("uvicorn HTTP protocol (httptools)", r"uvicorn/"),
+    ("FastAPI dependency injection", r"fastapi/dependencies"),
+    ("auth (key parse, sha256, cache)", r"socle/identity|cachetools|hashlib|hmac"),
+    ("SQLAlchemy on the event loop (usage batch INSERT, key lookups)", r"sqlalchemy/|aiosqlite/"),
+    ("quotas", r"socle/quotas"),
+    ("usage accounting", r"socle/usage"),
+    ("socle inference service, routing, backend", r"socle/inference"),
+    ("socle API layer (routers, middleware, orjson calls)", r"socle/"),
+    ("Starlette/FastAPI routing, middleware, responses", r"starlette/|fastapi/"),
 ]
+# Generic frames (asyncio helpers, contextlib) name a layer only when nothing above them does.
+FALLBACK = ("event loop (uvloop C code, asyncio glue)", r"asyncio/|uvloop|contextlib|^Runner\.run|^asyncio_run")
+HTTPX_PARTS = [
+    ("connection-pool bookkeeping (has_expired, is_socket_readable: a poll() per pooled connection)",
+     r"connection_pool|has_expired|is_socket_readable|is_idle|is_available|is_closed|can_handle|Origin"),
+    ("anyio socket wrapper (send/receive, extra attributes, locks, cancel scopes, sniffio)", r"anyio/|sniffio"),
+    ("h11 (writing the request, parsing the answer)", r"h11/"),
+    ("httpx Request/Response objects, URL parsing, headers", r"httpx/"),
+    ("httpcore HTTP/1.1 connection", r"httpcore/"),
+]
+# Native frames of a thread that waits: with --native, py-spy counts them as on-CPU.
+_WAITING = re.compile(r"^(epoll_wait|epoll_pwait|PyThread_acquire_lock_timed|pthread_cond_wait|pthread_cond_timedwait|"
+                      r"sem_wait|sem_timedwait|do_futex_wait|__futex_abstimed_wait|poll|select) ")
+_FRAME = re.compile(r"(.*) \((.*?)(?::\d+)?\)$")
 
 
 def _parse_collapsed(path: Path) -> list[tuple[list[str], int]]:
     stacks = []
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        stacks.append((stack.split(";"), int(count)))
+        if stack and count.isdigit():
+            frames = [_short(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+            stacks.append((frames, int(count)))
     return stacks
 
 
 def _short(frame: str) -> str:
-    # "func (path/to/site-packages/pkg/mod.py:123)" -> "func (pkg/mod.py:123)"
-    m = re.match(r"(.*) \((.*)\)$", frame)
+    """'func (/venv/lib/python3.11/site-packages/pkg/mod.py:123)' -> 'func (pkg/mod.py)'."""
+    m = _FRAME.match(frame)
     if not m:
         return frame
     func, loc = m.groups()
@@ -149,43 +189,76 @@ def _short(frame: str) -> str:
     return f"{func} ({loc})"
 
 
-def profile(path: Path, top: int = 15) -> str:
+def _layer(frames: list[str]) -> str:
+    if any(f.startswith("Thread._bootstrap") for f in frames):
+        joined = ";".join(frames)
+        if "aiosqlite" in joined:
+            return "other thread: aiosqlite (SQLite statements)"
+        if "WorkerThread" in joined:
+            return "other thread: anyio worker (sync dependencies)"
+        return "other thread"
+    roots = [i for i, f in enumerate(frames) if f.startswith("Runner.run (")]
+    frames = frames[roots[-1] + 1:] if roots else frames  # the server's start-up chain names nothing
+    if not frames:
+        return FALLBACK[0]
+    for frame in reversed(frames):
+        for name, pattern in RULES:
+            if re.search(pattern, frame):
+                return name
+    if any(re.search(FALLBACK[1], frame) for frame in frames):
+        return FALLBACK[0]
+    return "other"
+
+
+def profile(path: Path, top: int = 15, ms_per_req: float | None = None, threads: dict | None = None) -> str:
+    """Where the main thread's CPU goes. Samples of other threads are only counted: py-spy's idle
+    detection misses some blocked threads (SQLite and threadpool workers waiting on a lock), so their
+    real CPU comes from /proc (``threads``: main/other CPU seconds over the recording)."""
     stacks = _parse_collapsed(path)
-    total = sum(c for _, c in stacks) or 1
-    by_cat: collections.Counter = collections.Counter()
-    self_time: collections.Counter = collections.Counter()
-    inclusive: collections.Counter = collections.Counter()
-    for frames, count in stacks:
-        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
-        leaf = _short(frames[-1]) if frames else "?"
-        self_time[re.sub(r":\d+\)$", ")", leaf)] += count
-        for f in set(re.sub(r":\d+\)$", ")", _short(x)) for x in frames):
-            inclusive[f] += count
-        cat = "other"
-        for frame in reversed(frames):
-            hit = next((name for name, pat in CATEGORIES if re.search(pat, frame)), None)
-            if hit:
-                cat = hit
-                break
-        by_cat[cat] += count
-    pct = lambda c: f"{100 * c / total:5.1f}%"
-    lines = [f"{total} samples (on-CPU, idle excluded)", "", "By layer (innermost match):"]
-    lines += [f"  {pct(c)}  {name}" for name, c in by_cat.most_common()]
-    lines += ["", f"Top {top} self time (leaf function):"]
-    lines += [f"  {pct(c)}  {name}" for name, c in self_time.most_common(top)]
-    lines += ["", f"Top {top} inclusive (function and what it calls), below the event loop:"]
-    skip = re.compile(r"^(run|run_forever|_run_once|_run|serve|main|<module>|run_until_complete|"
-                      r"__call__ \(uvicorn/middleware|asyncio_run|_serve|startup|subprocess_started|"
-                      r"target|invoke|callback|run_module|_run_code|_run_module_as_main|wrapper|"
-                      r"run_path|_main|start)\b")
-    n = 0
-    for name, c in inclusive.most_common():
-        if skip.match(name) or "asyncio/" in name or "uvloop" in name or "click/" in name or "typer/" in name:
-            continue
-        lines.append(f"  {pct(c)}  {name}")
-        n += 1
-        if n >= top:
-            break
+    is_main = lambda frames: not any(f.startswith("Thread._bootstrap") for f in frames)
+    waiting = sum(c for f, c in stacks if is_main(f) and any(_WAITING.match(x) for x in f))
+    main = [(f, c) for f, c in stacks if is_main(f) and not any(_WAITING.match(x) for x in f)]
+    total = sum(c for _, c in main) or 1
+    layers: collections.Counter = collections.Counter()
+    leaves: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()  # socle functions, inclusive, over whole stacks
+    whole = 0
+    parts: collections.Counter = collections.Counter()
+    for frames, count in main:
+        layer = _layer(frames)
+        layers[layer] += count
+        if layer.startswith("httpx"):
+            parts[next((n for f in reversed(frames) for n, p in HTTPX_PARTS if re.search(p, f)), "other")] += count
+        leaves[frames[-1] if frames else "?"] += count
+        if any(f.startswith("<module>") for f in frames):  # --nonblocking can read a partial stack
+            whole += count
+            for f in set(frames):
+                if "(socle/" in f and not f.startswith("serve ("):
+                    own[f] += count
+    main_ms = None
+    head = [f"{total} main-thread samples (on-CPU; {sum(c for f, c in stacks if not is_main(f))} samples in other "
+            f"threads" + (f"; {waiting} main-thread samples waiting in native code left out" if waiting else "") + ")"]
+    if ms_per_req and threads and (threads["main_cpu_s"] + threads["others_cpu_s"]) > 0:
+        share = threads["main_cpu_s"] / (threads["main_cpu_s"] + threads["others_cpu_s"])
+        main_ms = ms_per_req * share
+        head.append(f"server CPU {ms_per_req:.3f} ms per request: main thread {main_ms:.3f} ms ({100 * share:.0f}%), "
+                    f"other threads {ms_per_req - main_ms:.3f} ms (SQLite, "
+                    f"threadpool workers for sync dependencies; {threads['threads'] - 1} alive at the end)")
+
+    def line(c: int, name: str) -> str:
+        us = f"  ~{1000 * main_ms * c / total:4.0f} µs/req" if main_ms else ""
+        return f"  {100 * c / total:5.1f}%{us}  {name}"
+
+    lines = head + ["", "Main thread, by layer (the innermost frame that names one):"]
+    for n, c in layers.most_common():
+        lines.append(line(c, n))
+        if n.startswith("httpx"):
+            lines += ["    " + line(c2, n2) for n2, c2 in parts.most_common()]
+    lines += ["", f"Main thread, top {top} leaf functions (self time):"]
+    lines += [line(c, n) for n, c in leaves.most_common(top)]
+    lines += ["", f"Main thread, socle functions inclusive (top {top}; share of the {whole} samples "
+                  "whose stack was read whole):"]
+    lines += [f"  {100 * c / (whole or 1):5.1f}%  {n}" for n, c in own.most_common(top)]
     return "\n".join(lines) + "\n"
 
 
@@ -195,11 +268,23 @@ def main() -> None:
         print(free_port())
     elif cmd == "rss":
         print(tree_rss(int(args[0])))
+    elif cmd == "threads":
+        print(json.dumps(thread_cpu(int(args[0]))))
     elif cmd == "report":
         print(report(Path(args[0])), end="")
     elif cmd == "profile":
         top = int(args[args.index("--top") + 1]) if "--top" in args else 15
-        print(profile(Path(args[0]), top), end="")
+        ms = None
+        if "--load" in args:  # load.py's JSON for the same run: server CPU per request
+            load = Path(args[args.index("--load") + 1])
+            if load.exists():
+                ms = json.loads(load.read_text())["runs"][0].get("server_cpu_ms_per_req")
+        threads = None
+        if "--threads" in args:  # {"before": thread_cpu, "after": thread_cpu} around the recording
+            t = json.loads(Path(args[args.index("--threads") + 1]).read_text())
+            threads = {k: t["after"][k] - t["before"][k] for k in ("main_cpu_s", "others_cpu_s")}
+            threads["threads"] = t["after"]["threads"]
+        print(profile(Path(args[0]), top, ms, threads), end="")
     else:
         raise SystemExit(__doc__)
 
