@@ -2,6 +2,7 @@
 storage and loads the models."""
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,14 @@ from socle.platform import Platform
 from socle.settings import Settings, get_settings
 
 
+def _settle_the_heap() -> None:
+    """Once everything long-lived is loaded, move it out of the cyclic collector's sight and let the
+    collector run less often: per request, it was a quarter of the gateway's CPU."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -26,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.platform = platform
         try:
             await platform.start_inference()
+            _settle_the_heap()
             yield
         finally:
             await platform.close()
@@ -35,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Sovereign generative-AI platform: OpenAI-compatible API, identity, models.",
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # no telemetry; /metrics says it all
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

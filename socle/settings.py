@@ -36,7 +36,7 @@ class OpenAIBackendConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     weight: int = Field(default=1, ge=1)
-    max_connections: int = Field(default=256, ge=1)
+    max_connections: int = Field(default=2048, ge=1, description="Per worker; each open stream holds one")
 
     @field_validator("url")
     @classmethod

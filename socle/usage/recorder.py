@@ -11,7 +11,6 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import UsageRecord
@@ -69,7 +68,8 @@ class UsageRecorder:
             batch, self._pending = self._pending, []
             try:
                 async with self._sessions() as session, session.begin():
-                    await session.execute(insert(UsageRecord), [self._row(call) for call in batch])
+                    # A Core INSERT: the ORM's bulk path costs more on the event loop for the same rows.
+                    await session.execute(UsageRecord.__table__.insert(), [self._row(call) for call in batch])
             except Exception:
                 log.exception("could not write %d usage records; will retry", len(batch))
                 self._pending[:0] = batch
