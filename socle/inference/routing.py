@@ -85,6 +85,7 @@ class BackendPool:
             yield state.backend
         finally:
             state.in_flight -= 1
+            state.trial = False  # a trial that ended neither in success nor failure (client gone) is over
 
     def succeeded(self, state: BackendState) -> None:
         state.failures = 0

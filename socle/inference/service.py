@@ -33,6 +33,15 @@ _RETRYABLE = (BackendError, BackendTimeout, BackendUnavailable)
 _GENERATIONS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
+def _status(exc: BaseException) -> str:
+    """A call's outcome for usage and metrics, from what ended it."""
+    if isinstance(exc, SocleError):
+        return exc.kind
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "client_closed"
+    return "server_error"
+
+
 class _NoSink:
     def record(self, call: CallRecord) -> None:
         return None
@@ -79,11 +88,8 @@ class InferenceService:
                 return result
             assert error is not None
             raise error
-        except SocleError as exc:
-            record.finish(exc.kind)
-            raise
-        except asyncio.CancelledError:
-            record.finish("client_closed")
+        except BaseException as exc:
+            record.finish(_status(exc))
             raise
         finally:
             await self._settle(admission, served, record)
@@ -118,7 +124,7 @@ class InferenceService:
             assert error is not None
             raise error
         except BaseException as exc:
-            record.finish(exc.kind if isinstance(exc, SocleError) else "client_closed")
+            record.finish(_status(exc))
             await self._settle(admission, served, record)
             self.usage.record(record)
             raise
@@ -146,16 +152,15 @@ class InferenceService:
 
     async def _resume(self, first: Json | None, rest: AsyncIterator[Json], record: CallRecord, served: ServedModel,
                       admission: Admission) -> AsyncIterator[Json]:
-        status = "client_closed"  # unless the stream ends or fails on its own
+        status = "ok"
         try:
             async with aclosing(rest):
                 if first is not None:
                     yield first
                     async for chunk in rest:
                         yield chunk
-            status = "ok"
-        except SocleError as exc:
-            status = exc.kind
+        except BaseException as exc:  # GeneratorExit when the client leaves
+            status = _status(exc)
             raise
         finally:
             record.finish(status)

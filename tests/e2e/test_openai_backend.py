@@ -34,6 +34,14 @@ def test_tools_and_unknown_fields_reach_the_backend(client: openai.OpenAI) -> No
     assert {"tools", "tool_choice", "top_k", "messages", "model"} <= set(seen)
 
 
+def test_no_request_field_chooses_the_upstream(client: openai.OpenAI) -> None:
+    hijack = {"api_base": "http://127.0.0.1:1/v1", "base_url": "http://127.0.0.1:1/v1", "api_key": "stolen",
+              "url": "http://127.0.0.1:1/v1", "extra_headers": {"authorization": "Bearer stolen"}}
+    reply = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}],
+                                           extra_body=hijack)
+    assert reply.choices[0].message.content == "Bonjour, ceci est une réponse simulée."
+
+
 def test_stream_chunks_arrive_in_order_with_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "x"}],
                                             stream=True, stream_options={"include_usage": True})
