@@ -10,7 +10,7 @@ stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 
 import orjson
@@ -71,9 +71,7 @@ class InferenceService:
         error: SocleError | None = None
         try:
             admission = await self._reserve(principal, served, endpoint, body)
-            for state in self._attempts(served):
-                record.attempts += 1
-                record.backend = state.backend.name
+            for state in self._attempts(served, record):
                 with served.pool.lease(state) as backend:
                     try:
                         result = await backend.call(endpoint, body)
@@ -106,9 +104,7 @@ class InferenceService:
         error: SocleError | None = None
         try:
             admission = await self._reserve(principal, served, endpoint, body)
-            for state in self._attempts(served):
-                record.attempts += 1
-                record.backend = state.backend.name
+            for state in self._attempts(served, record):
                 chunks = self._chunks(served, state, endpoint, body, record, wants_usage)
                 try:
                     first = await anext(chunks)
@@ -188,10 +184,14 @@ class InferenceService:
                                served.config.pricing.cost(record.prompt_tokens, record.completion_tokens))
 
     @staticmethod
-    def _attempts(served: ServedModel) -> list[BackendState]:
+    def _attempts(served: ServedModel, record: CallRecord) -> Iterator[BackendState]:
+        """The backends to try in turn, each counted in the call's record."""
         plan = served.pool.plan()
         retries = served.config.retries if served.config.retries is not None else len(plan) - 1
-        return plan[: 1 + retries]
+        for state in plan[: 1 + retries]:
+            record.attempts += 1
+            record.backend = state.backend.name
+            yield state
 
     def _admit(self, principal: Principal, endpoint: Endpoint, body: Json) -> ServedModel:
         require(principal, Permission.MODELS_USE)
