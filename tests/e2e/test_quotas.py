@@ -201,3 +201,20 @@ def test_cli_manages_quotas(server: Server) -> None:
     else:
         pytest.fail("the quota made with the CLI never applied")
     assert server.cli("quotas", "delete", quota_id).returncode == 0
+
+
+def test_a_cost_budget_stops_spending_at_its_limit(server: Server) -> None:
+    with _admin(server) as admin:
+        user_id, key = _new_user(admin)
+        # remote-chat costs 2 per million input tokens and 6 per million output: 64 millionths per call here.
+        _quota(admin, scope="user", subject=str(user_id), model="remote-chat", budget_cost=0.0005,
+               budget_period="day")
+    client = _sdk(server, key)
+    calls = 0
+    with pytest.raises(openai.RateLimitError) as error:
+        while calls < 100:
+            client.chat.completions.create(model="remote-chat", messages=MESSAGES, max_tokens=10)
+            calls += 1
+    assert error.value.body["code"] == "insufficient_quota"
+    spent = calls * (11 * 2.0 + 7 * 6.0) / 1e6
+    assert spent <= 0.0005 and calls >= 5
