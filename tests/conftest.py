@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 from collections.abc import Iterator
@@ -53,21 +54,26 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory, mock_backend: str) -> Pa
     return path
 
 
-async def _on_postgres(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+def _on_postgres(statement: str) -> None:
+    """Run one administrative statement, from sync or async fixtures alike (in a thread of its own)."""
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
     name = f"socle_test_{secrets.token_hex(4)}"
-    asyncio.run(_on_postgres(f'CREATE DATABASE "{name}"'))
+    _on_postgres(f'CREATE DATABASE "{name}"')
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,115 @@
+"""A durable job queue over the relational store (SQLite or PostgreSQL): the embedded default.
+
+A job is a row. A worker claims one by leasing it (``locked_until``) in a single UPDATE, keeps the
+lease alive while it works, and marks it done or failed. A worker that dies (kill -9, power loss)
+simply stops renewing: once the lease runs out another worker, or the same one after a restart,
+claims the job again. Handlers must therefore be idempotent, which is also what makes a retry safe.
+On PostgreSQL, concurrent claimers skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite
+serialises writers, which gives the same guarantee: a job is leased by one worker at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import Job, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # this run included
+    max_attempts: int
+
+
+class JobQueue:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None,
+                      max_attempts: int = 5, session: AsyncSession | None = None) -> int:
+        """Add a job; with ``dedupe_key``, enqueuing the same key again returns the existing job.
+        Given a ``session``, the job is written in the caller's transaction (accepted together)."""
+        if session is not None:
+            return await self._insert(session, kind, payload, dedupe_key, max_attempts)
+        async with self._sessions() as own, own.begin():
+            return await self._insert(own, kind, payload, dedupe_key, max_attempts)
+
+    async def _insert(self, session: AsyncSession, kind: str, payload: dict[str, Any], dedupe_key: str | None,
+                      max_attempts: int) -> int:
+        if dedupe_key is not None:
+            existing = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
+            if existing is not None:
+                return existing
+        job = Job(kind=kind, payload=payload, dedupe_key=dedupe_key, status="queued", attempts=0,
+                  max_attempts=max_attempts, run_after=utcnow())
+        try:
+            async with session.begin_nested():
+                session.add(job)
+        except IntegrityError:  # a concurrent enqueue of the same key won
+            existing = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
+            assert existing is not None
+            return existing
+        return job.id
+
+    async def claim(self, worker: str, kinds: list[str], *, lease_s: float) -> LeasedJob | None:
+        """Lease the oldest runnable job of these kinds, or None."""
+        now = utcnow()
+        runnable = and_(Job.kind.in_(kinds), or_(
+            and_(Job.status == "queued", Job.run_after <= now),
+            and_(Job.status == "running", Job.locked_until < now)))  # its worker died
+        candidate = select(Job.id).where(runnable).order_by(Job.id).limit(1)
+        async with self._sessions() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                candidate = candidate.with_for_update(skip_locked=True)
+            job_id = await session.scalar(candidate)
+            if job_id is None:
+                return None
+            row = (await session.execute(
+                update(Job).where(Job.id == job_id, runnable)
+                .values(status="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_s),
+                        attempts=Job.attempts + 1)
+                .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts))).first()
+        return LeasedJob(*row) if row is not None else None
+
+    async def renew(self, job: LeasedJob, worker: str, *, lease_s: float) -> bool:
+        """Extend a lease; False if the job is no longer this worker's (its lease ran out and moved on)."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job).where(Job.id == job.id, Job.locked_by == worker, Job.status == "running")
+                .values(locked_until=utcnow() + timedelta(seconds=lease_s)))
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def complete(self, job: LeasedJob, worker: str) -> None:
+        await self._finish(job, worker, status="done", error=None)
+
+    async def fail(self, job: LeasedJob, worker: str, error: str, *, retry_in_s: float,
+                   permanent: bool = False) -> None:
+        """Record a failure: the job runs again after ``retry_in_s`` unless its attempts are spent (or
+        the failure is ``permanent``)."""
+        if permanent or job.attempts >= job.max_attempts:
+            await self._finish(job, worker, status="failed", error=error)
+            return
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Job).where(Job.id == job.id, Job.locked_by == worker)
+                .values(status="queued", locked_by=None, locked_until=None, error=error[:2000],
+                        run_after=utcnow() + timedelta(seconds=retry_in_s)))
+
+    async def _finish(self, job: LeasedJob, worker: str, *, status: str, error: str | None) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Job).where(Job.id == job.id, Job.locked_by == worker)
+                .values(status=status, locked_by=None, locked_until=None, finished_at=utcnow(),
+                        error=None if error is None else error[:2000]))
+
+    async def status(self, job_id: int) -> Job | None:
+        async with self._sessions() as session:
+            return await session.get(Job, job_id)

@@ -1,0 +1,91 @@
+"""In-process workers that run jobs from the durable queue: the embedded default.
+
+Each worker claims a job, renews its lease while the handler runs, and records the outcome; a failure
+is retried with exponential backoff until the job's attempts are spent. Stopping cancels the running
+handlers; their jobs, still leased, come back when the lease runs out.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from socle.jobs.queue import JobQueue, LeasedJob
+
+log = logging.getLogger("socle.jobs")
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler's failure that no retry can cure (a corrupt file...): the job fails at once."""
+
+
+class JobWorkers:
+    def __init__(self, queue: JobQueue, handlers: dict[str, Handler], *, concurrency: int = 2,
+                 lease_s: float = 60.0, poll_s: float = 0.5, backoff_s: float = 2.0) -> None:
+        self._queue = queue
+        self._handlers = handlers
+        self._concurrency = concurrency
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._backoff_s = backoff_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        prefix = f"{socket.gethostname()}:{os.getpid()}"
+        self._tasks = [asyncio.create_task(self._loop(f"{prefix}:{i}"), name=f"job-worker-{i}")
+                       for i in range(self._concurrency)]
+
+    def notify(self) -> None:
+        """A job was just enqueued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self, worker: str) -> None:
+        kinds = list(self._handlers)
+        while True:
+            try:
+                job = await self._queue.claim(worker, kinds, lease_s=self._lease_s)
+            except Exception:
+                log.exception("could not claim a job")
+                job = None
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                continue
+            await self._run(job, worker)
+
+    async def _run(self, job: LeasedJob, worker: str) -> None:
+        renewal = asyncio.create_task(self._keep_leased(job, worker))
+        try:
+            await self._handlers[job.kind](job.payload)
+        except asyncio.CancelledError:
+            raise  # stopping: the lease runs out and the job comes back
+        except PermanentError as exc:
+            await self._queue.fail(job, worker, str(exc), retry_in_s=0, permanent=True)
+        except Exception as exc:
+            log.warning("job %d (%s) failed, attempt %d/%d: %s", job.id, job.kind, job.attempts, job.max_attempts,
+                        exc)
+            await self._queue.fail(job, worker, f"{type(exc).__name__}: {exc}",
+                                   retry_in_s=self._backoff_s * 2 ** (job.attempts - 1))
+        else:
+            await self._queue.complete(job, worker)
+        finally:
+            renewal.cancel()
+
+    async def _keep_leased(self, job: LeasedJob, worker: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            if not await self._queue.renew(job, worker, lease_s=self._lease_s):
+                log.warning("job %d: lease lost", job.id)
+                return

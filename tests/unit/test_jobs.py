@@ -1,0 +1,104 @@
+"""The durable job queue and its workers, on real SQLite and real PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from socle.db import migrate
+from socle.db.session import create_engine, session_factory
+from socle.jobs.queue import JobQueue
+from socle.jobs.worker import JobWorkers, PermanentError
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    if request.param == "postgres":  # the database is shared by the run: start from an empty queue
+        from sqlalchemy import text
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM jobs"))
+    yield JobQueue(sessions)
+    await engine.dispose()
+
+
+async def test_a_job_is_claimed_once_and_completed(queue: JobQueue) -> None:
+    job_id = await queue.enqueue("ingest", {"document": 7})
+    job = await queue.claim("w1", ["ingest"], lease_s=30)
+    assert job is not None and (job.id, job.payload, job.attempts) == (job_id, {"document": 7}, 1)
+    assert await queue.claim("w2", ["ingest"], lease_s=30) is None
+    await queue.complete(job, "w1")
+    row = await queue.status(job_id)
+    assert row is not None and row.status == "done" and row.finished_at is not None
+
+
+async def test_the_same_dedupe_key_is_one_job(queue: JobQueue) -> None:
+    first = await queue.enqueue("ingest", {"sha256": "abc"}, dedupe_key="doc:abc")
+    again = await queue.enqueue("ingest", {"sha256": "abc"}, dedupe_key="doc:abc")
+    assert first == again
+
+
+async def test_a_dead_workers_job_comes_back_when_its_lease_runs_out(queue: JobQueue) -> None:
+    job_id = await queue.enqueue("ingest", {})
+    assert (await queue.claim("dead", ["ingest"], lease_s=0.2)) is not None  # and never heard of again
+    assert await queue.claim("alive", ["ingest"], lease_s=30) is None
+    await asyncio.sleep(0.3)
+    job = await queue.claim("alive", ["ingest"], lease_s=30)
+    assert job is not None and job.id == job_id and job.attempts == 2
+    assert not await queue.renew(job, "dead", lease_s=30)  # the dead worker cannot take it back
+
+
+async def test_concurrent_workers_never_share_a_job(queue: JobQueue) -> None:
+    ids = {await queue.enqueue("count", {"n": n}) for n in range(40)}
+    seen: list[int] = []
+
+    async def drain(worker: str) -> None:
+        while (job := await queue.claim(worker, ["count"], lease_s=30)) is not None:
+            seen.append(job.id)
+            await queue.complete(job, worker)
+
+    await asyncio.gather(*(drain(f"w{i}") for i in range(4)))
+    assert sorted(seen) == sorted(ids)
+
+
+async def test_workers_retry_then_fail_and_stop_at_a_permanent_error(queue: JobQueue) -> None:
+    calls: dict[str, int] = {"flaky": 0, "broken": 0, "corrupt": 0}
+
+    async def flaky(payload: dict[str, Any]) -> None:
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise ConnectionError("backend away")
+
+    async def broken(payload: dict[str, Any]) -> None:
+        calls["broken"] += 1
+        raise ValueError("always")
+
+    async def corrupt(payload: dict[str, Any]) -> None:
+        calls["corrupt"] += 1
+        raise PermanentError("not a PDF")
+
+    workers = JobWorkers(queue, {"flaky": flaky, "broken": broken, "corrupt": corrupt}, concurrency=2,
+                         lease_s=10, poll_s=0.05, backoff_s=0.05)
+    ids = {kind: await queue.enqueue(kind, {}, max_attempts=3) for kind in calls}
+    workers.start()
+    try:
+        for _ in range(200):
+            rows = {kind: await queue.status(job_id) for kind, job_id in ids.items()}
+            if all(row is not None and row.status in ("done", "failed") for row in rows.values()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await workers.stop()
+    assert {kind: row.status for kind, row in rows.items() if row} == {
+        "flaky": "done", "broken": "failed", "corrupt": "failed"}
+    assert calls == {"flaky": 3, "broken": 3, "corrupt": 1}
+    assert "not a PDF" in (rows["corrupt"].error or "")
