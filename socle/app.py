@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from socle import __version__
 from socle.api import errors
 from socle.api.limits import BodySizeLimit
-from socle.api.routers import health, identity, inference, models, quotas, usage
+from socle.api.routers import collections, health, identity, inference, models, quotas, usage
 from socle.platform import Platform
 from socle.settings import Settings, get_settings
 
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, models, inference, identity, usage, quotas):
+    for module in (health, models, inference, identity, usage, quotas, collections):
         app.include_router(module.router)
     return app

@@ -11,6 +11,7 @@ from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
 from socle.quotas.limiter import QuotaLimiter
 from socle.quotas.service import QuotaService
+from socle.rag.collections import CollectionService
 from socle.settings import Settings
 from socle.usage.events import Sinks
 from socle.usage.impact import ImpactEstimator
@@ -27,6 +28,7 @@ class Platform:
     identity: IdentityService
     usage: UsageService
     quotas: QuotaService
+    collections: CollectionService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
     metrics: Metrics | None = None
@@ -38,7 +40,7 @@ class Platform:
         sessions = session_factory(engine)
         return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
                    UsageService(sessions, currency=settings.currency),
-                   QuotaService(sessions, refresh_s=settings.quota_refresh_s))
+                   QuotaService(sessions, refresh_s=settings.quota_refresh_s), CollectionService(sessions))
 
     async def start_inference(self) -> None:
         """Build the model registry from the catalogue, load or connect every backend, record usage."""

@@ -19,6 +19,8 @@ class Permission(StrEnum):
     KEYS_ALL = "keys:all"          # anyone's keys
     USERS_ADMIN = "users:admin"    # users and groups
     ROLES_ADMIN = "roles:admin"
+    COLLECTIONS_OWN = "collections:own"  # create collections (private, or for one's groups) and fill them
+    COLLECTIONS_PUBLISH = "collections:publish"  # make a collection readable by every user
     QUOTAS_ADMIN = "quotas:admin"
     METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's

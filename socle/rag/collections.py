@@ -1,0 +1,94 @@
+"""Collections: who may read them is a condition of every query (``readable``), never a filter applied
+to results afterwards; a collection the caller may not read answers 404, as if it did not exist.
+
+- ``private``: its owner only; ``group``: the members of its group (the owner must be one);
+  ``public``: every user (publishing needs ``collections:publish``).
+- Only the owner changes or deletes a collection.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import Collection, utcnow
+from socle.errors import InvalidRequest, NotFound
+from socle.identity.permissions import Permission, Principal, require
+
+VISIBILITIES = ("private", "group", "public")
+
+
+def readable(principal: Principal) -> ColumnElement[bool]:
+    """The collections ``principal`` may read, as a SQL condition (for collections, documents, chunks)."""
+    in_groups = (and_(Collection.visibility == "group", Collection.group_id.in_(sorted(principal.group_ids)))
+                 if principal.group_ids else false())
+    return or_(Collection.owner_id == principal.user_id, Collection.visibility == "public", in_groups)
+
+
+class CollectionService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(self, actor: Principal, *, name: str, description: str = "", visibility: str = "private",
+                     group_id: int | None = None) -> Collection:
+        require(actor, Permission.COLLECTIONS_OWN)
+        self._check_visibility(actor, visibility, group_id)
+        collection = Collection(name=name, description=description, visibility=visibility,
+                                group_id=group_id if visibility == "group" else None, owner_id=actor.user_id,
+                                created_at=utcnow(), updated_at=utcnow())
+        async with self._sessions() as session, session.begin():
+            session.add(collection)
+        return collection
+
+    async def list(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[Collection]:
+        query = select(Collection).where(readable(actor)).order_by(Collection.id).limit(limit).offset(offset)
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    async def get(self, actor: Principal, collection_id: int) -> Collection:
+        async with self._sessions() as session:
+            return await self._readable(session, actor, collection_id)
+
+    async def update(self, actor: Principal, collection_id: int, **changes: Any) -> Collection:
+        async with self._sessions() as session, session.begin():
+            collection = await self._owned(session, actor, collection_id)
+            visibility = changes.get("visibility", collection.visibility)
+            group_id = changes.get("group_id", collection.group_id)
+            self._check_visibility(actor, visibility, group_id)
+            for field in ("name", "description"):
+                if changes.get(field) is not None:
+                    setattr(collection, field, changes[field])
+            collection.visibility = visibility
+            collection.group_id = group_id if visibility == "group" else None
+            collection.updated_at = utcnow()
+        return collection
+
+    async def delete(self, actor: Principal, collection_id: int) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.delete(await self._owned(session, actor, collection_id))
+
+    @staticmethod
+    async def _readable(session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
+        collection = await session.scalar(select(Collection).where(Collection.id == collection_id, readable(actor)))
+        if collection is None:
+            raise NotFound(f"Collection {collection_id} not found.", param="collection_id")
+        return collection
+
+    async def _owned(self, session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
+        collection = await self._readable(session, actor, collection_id)
+        if collection.owner_id != actor.user_id:
+            require(actor, Permission.COLLECTIONS_PUBLISH)  # a reader who is not the owner: only an admin edits
+        return collection
+
+    @staticmethod
+    def _check_visibility(actor: Principal, visibility: str, group_id: int | None) -> None:
+        if visibility not in VISIBILITIES:
+            raise InvalidRequest(f"visibility must be one of {', '.join(VISIBILITIES)}.", param="visibility")
+        if visibility == "group":
+            if group_id is None:
+                raise InvalidRequest("A group collection names its group_id.", param="group_id")
+            if group_id not in actor.group_ids:
+                raise NotFound(f"Group {group_id} not found among your groups.", param="group_id")
+        if visibility == "public":
+            require(actor, Permission.COLLECTIONS_PUBLISH)

@@ -1,0 +1,91 @@
+"""Collections are partitioned: randomized probes find nothing a caller may not read, on both stores."""
+from __future__ import annotations
+
+import random
+import secrets
+
+import httpx
+
+from tests.support.servers import Server
+
+
+def _client(server: Server, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_owner_lifecycle_and_errors(any_server: Server, admin: httpx.Client) -> None:
+    user = admin.post("/users", json={"email": f"c-{secrets.token_hex(4)}@x.gouv.fr"}).json()
+    key = admin.post("/keys", json={"user_id": user["id"]}).json()["key"]
+    with _client(any_server, key) as client:
+        created = client.post("/collections", json={"name": "Circulaires", "description": "2026"})
+        assert created.status_code == 201
+        collection = created.json()
+        assert (collection["visibility"], collection["owner_id"]) == ("private", user["id"])
+        renamed = client.patch(f"/collections/{collection['id']}", json={"name": "Circulaires RH"}).json()
+        assert renamed["name"] == "Circulaires RH" and renamed["description"] == "2026"
+        assert client.post("/collections", json={"name": "x", "visibility": "public"}).status_code == 403
+        assert client.post("/collections", json={"name": "x", "visibility": "group"}).status_code == 400
+        assert client.post("/collections", json={"name": "x", "visibility": "group", "group_id": 999999}
+                           ).status_code == 404
+        assert client.post("/collections", json={"name": "x", "visibility": "secret"}).status_code == 422
+        assert client.delete(f"/collections/{collection['id']}").status_code == 204
+        assert client.get(f"/collections/{collection['id']}").status_code == 404
+
+
+def test_randomized_probes_find_nothing_they_may_not_read(any_server: Server, admin: httpx.Client) -> None:
+    rng = random.Random(20261125)
+    groups = [admin.post("/groups", json={"name": f"g-{secrets.token_hex(4)}"}).json()["id"] for _ in range(3)]
+    users = []
+    for _ in range(5):
+        memberships = set(rng.sample(groups, rng.randint(0, 2)))
+        user = admin.post("/users", json={"email": f"p-{secrets.token_hex(4)}@x.gouv.fr"}).json()
+        for group in memberships:
+            admin.put(f"/groups/{group}/members/{user['id']}")
+        key = admin.post("/keys", json={"user_id": user["id"]}).json()["key"]
+        users.append({"id": user["id"], "key": key, "groups": memberships})
+
+    collections: dict[int, dict] = {}
+    for _ in range(25):
+        owner = rng.choice(users)
+        visibility = rng.choice(["private", "group"] if owner["groups"] else ["private"])
+        body = {"name": f"col-{secrets.token_hex(3)}", "visibility": visibility}
+        if visibility == "group":
+            body["group_id"] = rng.choice(sorted(owner["groups"]))
+        with _client(any_server, owner["key"]) as client:
+            made = client.post("/collections", json=body).json()
+        collections[made["id"]] = made
+    public = admin.post("/collections", json={"name": "Guides publics", "visibility": "public"}).json()
+    collections[public["id"]] = public
+
+    def may_read(user: dict, collection: dict) -> bool:
+        return (collection["owner_id"] == user["id"] or collection["visibility"] == "public"
+                or (collection["visibility"] == "group" and collection["group_id"] in user["groups"]))
+
+    def probe() -> None:
+        for user in users:
+            with _client(any_server, user["key"]) as client:
+                listed = {c["id"] for c in client.get("/collections", params={"limit": 1000}).json()["data"]}
+                allowed = {cid for cid, c in collections.items() if may_read(user, c)}
+                assert listed & set(collections) == allowed
+                for cid, collection in collections.items():
+                    status = client.get(f"/collections/{cid}").status_code
+                    assert status == (200 if may_read(user, collection) else 404)
+                    if collection["owner_id"] != user["id"]:  # readers never change or delete
+                        assert client.patch(f"/collections/{cid}", json={"name": "x"}).status_code in (403, 404)
+                        assert client.delete(f"/collections/{cid}").status_code in (403, 404)
+
+    probe()
+    # Membership changes take effect at once; deleted collections disappear for everyone.
+    mover = next(u for u in users if u["groups"])
+    left = sorted(mover["groups"])[0]
+    admin.delete(f"/groups/{left}/members/{mover['id']}")
+    mover["groups"].discard(left)
+    doomed = rng.sample(sorted(cid for cid in collections if cid != public["id"]), 5)
+    for cid in doomed:
+        owner = next(u for u in users if u["id"] == collections[cid]["owner_id"])
+        with _client(any_server, owner["key"]) as client:
+            assert client.delete(f"/collections/{cid}").status_code == 204
+        del collections[cid]
+    probe()
+    for cid in doomed:
+        assert admin.get(f"/collections/{cid}").status_code == 404
