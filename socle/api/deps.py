@@ -10,6 +10,7 @@ from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
 from socle.platform import Platform
 from socle.quotas.service import QuotaService
+from socle.rag.collections import CollectionService
 from socle.usage.service import UsageService
 
 
@@ -29,6 +30,10 @@ async def usage(request: Request) -> UsageService:
 
 async def quotas(request: Request) -> QuotaService:
     return platform(request).quotas
+
+
+async def collections(request: Request) -> CollectionService:
+    return platform(request).collections
 
 
 def inference_service(request: Request) -> InferenceService:
@@ -53,3 +58,4 @@ Identity = Annotated[IdentityService, Depends(identity)]
 Inference = Annotated[InferenceService, Depends(inference)]
 Usage = Annotated[UsageService, Depends(usage)]
 Quotas = Annotated[QuotaService, Depends(quotas)]
+Collections = Annotated[CollectionService, Depends(collections)]

@@ -91,5 +91,5 @@ class _BackendCollector(Collector):
                 names = [served.id, str(state.index)]
                 up.add_metric(names, 1.0 if state.healthy and not state.open_until else 0.0)
                 busy.add_metric(names, float(state.in_flight))
-                queued.add_metric(names, float(getattr(state.backend, "waiting", 0)))
+                queued.add_metric(names, float(state.backend.waiting))
         yield from (up, busy, queued)

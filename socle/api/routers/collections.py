@@ -2,24 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 
-from socle.api.deps import Caller, platform
+from socle.api.deps import Caller, Collections
 from socle.api.schemas import ListOf
-from socle.rag.collections import CollectionService
 
 router = APIRouter(prefix="/v1", tags=["collections"])
 
-
-async def _collections(request: Request) -> CollectionService:
-    return platform(request).collections
-
-
-Collections = Annotated[CollectionService, Depends(_collections)]
 Visibility = Literal["private", "group", "public"]
 
 

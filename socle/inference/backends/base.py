@@ -28,6 +28,7 @@ class Backend(Protocol):
     name: str
     weight: int
     endpoints: frozenset[Endpoint]
+    waiting: int  # calls queued in the engine itself (in-process models); 0 for remote servers
 
     async def start(self) -> None: ...
 

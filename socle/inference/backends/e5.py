@@ -29,6 +29,7 @@ _QUERY_TYPES = {"query": True, "search_query": True, "passage": False, "document
 
 
 class E5Backend:
+    waiting = 0  # batches wait in the executor, which does not count them
     endpoints = frozenset({Endpoint.EMBEDDINGS})
 
     def __init__(self, config: E5BackendConfig, model_id: str) -> None:

@@ -22,6 +22,7 @@ _CLIENT_FAULTS = frozenset({400, 413, 422})
 
 
 class OpenAICompatibleBackend:
+    waiting = 0  # calls wait in the remote server, not here
     endpoints = frozenset(Endpoint)
 
     def __init__(self, config: OpenAIBackendConfig, model_id: str) -> None:
