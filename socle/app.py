@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from socle import __version__
 from socle.api import errors
 from socle.api.limits import BodySizeLimit
-from socle.api.routers import collections, health, identity, inference, models, quotas, usage
+from socle.api.routers import collections, documents, health, identity, inference, models, quotas, usage
 from socle.platform import Platform
 from socle.settings import Settings, get_settings
 
@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},  # no telemetry; /metrics says it all
     )
     errors.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, models, inference, identity, usage, quotas, collections):
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       uploads={"/v1/documents": settings.max_upload_bytes + 1024 * 1024})  # + form fields
+    for module in (health, models, inference, identity, usage, quotas, collections, documents):
         app.include_router(module.router)
     return app

@@ -1,4 +1,4 @@
-"""Command line: ``socle serve | db | users | groups | roles | keys | models``."""
+"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage``."""
 from __future__ import annotations
 
 import asyncio
@@ -6,8 +6,10 @@ import os
 import shutil
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
+import httpx
 import typer
 import uvicorn
 from rich.console import Console
@@ -100,6 +102,45 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
     uvicorn.run("socle.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, backlog=settings.backlog, log_level=settings.log_level, proxy_headers=False,
                 server_header=False)
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively)", exists=True)],
+           collection: Annotated[str, typer.Option("--collection", "-c", help="Name of your collection")],
+           url: Annotated[str | None, typer.Option(help="The platform's URL; default: this host's SOCLE_PORT")] = None,
+           api_key: Annotated[str | None, typer.Option(envvar="SOCLE_API_KEY", help="Default: data/admin.key",
+                                                       show_default=False)] = None,
+           create: Annotated[bool, typer.Option(help="Create the collection if you have none of that name")] = True,
+           visibility: Annotated[str, typer.Option(help="Of a created collection: private, group or public")]
+           = "private",
+           group_id: Annotated[int | None, typer.Option(help="Of a created group collection")] = None,
+           chunk_size: int = 2048, chunk_overlap: int = 200,
+           wait: Annotated[bool, typer.Option(help="Wait until every document is ingested")] = True) -> None:
+    """Upload documents into a collection through the API, with progress; run it again to resume."""
+    from socle.client.ingest import Ingester
+
+    settings = get_settings()
+    key = api_key or (settings.admin_key_file.read_text().strip() if settings.admin_key_file.exists() else None)
+    if not key:
+        err.print("[bold red]No API key:[/] give --api-key or set SOCLE_API_KEY.")
+        raise typer.Exit(2)
+    ingester = Ingester(url or f"http://{settings.host}:{settings.port}", key)
+    try:
+        collection_id = ingester.collection(collection, create=create, visibility=visibility, group_id=group_id)
+        outcome = ingester.ingest(paths, collection_id, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                                  wait=wait, console=console)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        err.print(f"[bold red]Error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        ingester.close()
+    states = [d["status"] for d in outcome.documents.values()]
+    console.print(f"Collection {collection!r} (id {collection_id}): {outcome.uploaded} sent, "
+                  f"{outcome.skipped} already there; {states.count('ready')} ready, {len(outcome.failed)} failed.")
+    for document in outcome.failed:
+        console.print(f"  [red]failed[/] {document['name']}: {document['error']}")
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

@@ -50,6 +50,12 @@ class Conflict(SocleError):
     type = "invalid_request_error"
 
 
+class PayloadTooLarge(SocleError):
+    kind = "too_large"
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
 class RateLimited(SocleError):
     """A quota refuses the call (429): a rate limit (``requests``/``tokens``) or a budget
     (``insufficient_quota``), with OpenAI's ``x-ratelimit-*`` headers when they apply."""

@@ -10,8 +10,16 @@ from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
 from socle.quotas.limiter import QuotaLimiter
+from socle.jobs.queue import JobQueue
+from socle.jobs.worker import JobWorkers
 from socle.quotas.service import QuotaService
+from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService
+from socle.rag.documents import DocumentService
+from socle.rag.ingestion import Ingestion
+from socle.rag.parsing import Limits, Sandbox
+from socle.rag.search import SearchService
+from socle.rag.stores import store_for
 from socle.settings import Settings
 from socle.usage.events import Sinks
 from socle.usage.impact import ImpactEstimator
@@ -29,18 +37,26 @@ class Platform:
     usage: UsageService
     quotas: QuotaService
     collections: CollectionService
+    jobs: JobQueue
+    documents: DocumentService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
     metrics: Metrics | None = None
+    search: SearchService | None = None
+    answering: Answering | None = None
+    workers: JobWorkers | None = None
+    sandbox: Sandbox | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
         """Storage, identity, usage reports and quota rules: what the CLI's administration commands need."""
         engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
+        jobs = JobQueue(sessions)
         return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
                    UsageService(sessions, currency=settings.currency),
-                   QuotaService(sessions, refresh_s=settings.quota_refresh_s), CollectionService(sessions))
+                   QuotaService(sessions, refresh_s=settings.quota_refresh_s), CollectionService(sessions), jobs,
+                   DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes))
 
     async def start_inference(self) -> None:
         """Build the model registry from the catalogue, load or connect every backend, record usage."""
@@ -59,8 +75,31 @@ class Platform:
                                           usage=Sinks(self.recorder, self.metrics),
                                           quotas=limiter,
                                           default_completion_tokens=settings.quota_default_completion_tokens)
+        await self._start_rag()
+
+    async def _start_rag(self) -> None:
+        """Search over the store that goes with the database, and the ingestion workers."""
+        settings, inference = self.settings, self.inference
+        assert inference is not None
+        store = store_for(self.engine.dialect.name)
+        embedding = inference.registry.get(settings.rag_embedding_model)
+        self.search = SearchService(self.sessions, store, inference, embedding_model=embedding.id)
+        self.answering = Answering(self.search)
+        if settings.ingestion_workers:
+            self.sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
+                                          memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
+            ingestion = Ingestion(self.sessions, self.jobs, self.documents, self.sandbox, inference, store,
+                                  embedding_model=embedding.id)
+            self.workers = JobWorkers(self.jobs, ingestion.handlers, concurrency=settings.ingestion_workers,
+                                      lease_s=settings.job_lease_s)
+            self.documents.on_enqueue = self.workers.notify
+            self.workers.start()
 
     async def close(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+        if self.sandbox is not None:
+            self.sandbox.close()
         if self.inference is not None:
             await self.inference.registry.close()
         if self.recorder is not None:

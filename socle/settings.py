@@ -145,6 +145,8 @@ DEFAULT_CATALOGUE = Catalogue(
                     max_context_length=4096, impact=Impact(active_params_b=0.135)),
         ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[E5BackendConfig(type="e5")],
                     max_context_length=512, impact=Impact(active_params_b=0.118)),
+        ModelConfig(id="multilingual-e5-small-rerank", type="rerank", backends=[E5BackendConfig(type="e5")],
+                    max_context_length=512, impact=Impact(active_params_b=0.118)),
     ]
 )
 
@@ -187,6 +189,17 @@ class Settings(BaseSettings):
                                                  "an answer whose request names no max_tokens")
     health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
     admin_email: str = "admin@localhost"
+
+    rag_embedding_model: str = Field(default="multilingual-e5-small", description="Embeddings model of the "
+                                     "catalogue that indexes and searches documents")
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest uploaded document")
+    ingestion_workers: int = Field(default=2, ge=0, description="Ingestion jobs run at once per process "
+                                   "(0: this process ingests nothing)")
+    job_lease_s: float = Field(default=30.0, ge=1, description="A job whose worker died is taken up again "
+                               "after this long")
+    parse_timeout_s: float = Field(default=120.0, gt=0, description="Time limit to parse one document")
+    parse_memory_mb: int = Field(default=1024, ge=128, description="Memory limit of the parsing process")
+    parse_max_pages: int = Field(default=2000, ge=1, description="Longest accepted document, in pages")
     db_pool_size: int = Field(default=10, ge=1)
 
     @field_validator("config", "database_url", "redis_url", mode="before")
@@ -199,6 +212,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'socle.db').resolve()}"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Accepted uploads wait here until they are ingested."""
+        return self.data_dir / "documents"
 
     @property
     def admin_key_file(self) -> Path:

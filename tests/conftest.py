@@ -5,6 +5,9 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import shutil
+import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,13 +18,16 @@ import pytest
 
 from tests.support.servers import Server, start_mock_backend, start_server, stop
 
-POSTGRES_ADMIN_DSN = os.environ.get("SOCLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+# A PostgreSQL with pgvector: SOCLE_TEST_POSTGRES names one (postgresql://user@host:port/db), else the
+# PostgreSQL bundled in the pgserver package is started for the run (the machine's may lack pgvector).
+POSTGRES_ADMIN_DSN = os.environ.get("SOCLE_TEST_POSTGRES")
 
 CATALOGUE = """
 models:
   - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096,
      impact: {{active_params_b: 0.135}}}}
   - {{id: multilingual-e5-small, type: embeddings, backends: [{{type: e5}}], aliases: [e5-small]}}
+  - {{id: multilingual-e5-small-rerank, type: rerank, backends: [{{type: e5}}]}}
   - id: remote-chat
     type: chat
     backends: [{{type: openai, url: "{mock}/v1", model: mock-chat, timeout_s: 5}}]
@@ -35,7 +41,7 @@ models:
   - {{id: remote-down, type: chat, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
 """
 
-TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024"}
+TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024", "SOCLE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024)}
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +60,25 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory, mock_backend: str) -> Pa
     return path
 
 
-def _on_postgres(statement: str) -> None:
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """The administrative DSN of a PostgreSQL server with pgvector, for the whole run."""
+    if POSTGRES_ADMIN_DSN:
+        yield POSTGRES_ADMIN_DSN
+        return
+    import pgserver
+
+    data = Path(tempfile.mkdtemp(prefix="socle-pg-", dir="/tmp"))  # short: it holds the server's socket
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    yield f"postgresql://postgres@/postgres?host={data}"
+    server.cleanup()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _on_postgres(admin_dsn: str, statement: str) -> None:
     """Run one administrative statement, from sync or async fixtures alike (in a thread of its own)."""
     async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        connection = await asyncpg.connect(admin_dsn)
         try:
             await connection.execute(statement)
         finally:
@@ -67,13 +88,19 @@ def _on_postgres(statement: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
+def database_url(admin_dsn: str, name: str) -> str:
+    """The SQLAlchemy URL of database ``name`` on the server of ``admin_dsn``."""
+    parts = urllib.parse.urlsplit(admin_dsn)
+    return urllib.parse.urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_admin: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped at the end."""
     name = f"socle_test_{secrets.token_hex(4)}"
-    _on_postgres(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    _on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _on_postgres(postgres_admin, f'CREATE DATABASE "{name}"')
+    yield database_url(postgres_admin, name)
+    _on_postgres(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,10 @@ from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
 from socle.platform import Platform
 from socle.quotas.service import QuotaService
+from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService
+from socle.rag.documents import DocumentService
+from socle.rag.search import SearchService
 from socle.usage.service import UsageService
 
 
@@ -36,6 +39,22 @@ async def collections(request: Request) -> CollectionService:
     return platform(request).collections
 
 
+async def documents(request: Request) -> DocumentService:
+    return platform(request).documents
+
+
+async def search(request: Request) -> SearchService:
+    service = platform(request).search
+    assert service is not None, "search is started in the app's lifespan"
+    return service
+
+
+async def answering(request: Request) -> Answering:
+    service = platform(request).answering
+    assert service is not None, "search is started in the app's lifespan"
+    return service
+
+
 def inference_service(request: Request) -> InferenceService:
     service = platform(request).inference
     assert service is not None, "inference is started in the app's lifespan"
@@ -59,3 +78,6 @@ Inference = Annotated[InferenceService, Depends(inference)]
 Usage = Annotated[UsageService, Depends(usage)]
 Quotas = Annotated[QuotaService, Depends(quotas)]
 Collections = Annotated[CollectionService, Depends(collections)]
+Documents = Annotated[DocumentService, Depends(documents)]
+Search = Annotated[SearchService, Depends(search)]
+Answers = Annotated[Answering, Depends(answering)]

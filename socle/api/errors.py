@@ -21,6 +21,7 @@ STATUS_BY_KIND = {
     "permission_denied": 403,
     "not_found": 404,
     "conflict": 409,
+    "too_large": 413,
     "rate_limited": 429,
     "server_error": 500,
     "bad_gateway": 502,

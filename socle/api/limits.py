@@ -16,20 +16,23 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    """Refuses bodies above ``max_bytes`` with 413: at once from Content-Length, else while reading."""
+    """Refuses bodies above ``max_bytes`` (``uploads`` gives some paths a larger limit, for files) with 413:
+    at once from Content-Length, else while reading."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.uploads.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._refuse(send)
+                if not value.isdigit() or int(value) > max_bytes:
+                    await self._refuse(send, max_bytes)
                     return
                 break
         received = 0
@@ -40,8 +43,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -53,10 +56,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(envelope(f"The request body exceeds {self.max_bytes} bytes.", "invalid_request_error",
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        body = orjson.dumps(envelope(f"The request body exceeds {max_bytes} bytes.", "invalid_request_error",
                                      code="request_too_large"))
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

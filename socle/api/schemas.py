@@ -8,7 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+
+from socle.db.models import Chunk
+from socle.rag.search import Result
 
 
 class _Open(BaseModel):
@@ -67,6 +70,15 @@ class EmbeddingRequest(_Open):
     input_type: Literal["query", "passage", "document", "search_query", "search_document"] | None = Field(
         default=None, description="e5-style models: 'query' (default) for questions, 'passage' for documents")
     user: str | None = None
+
+
+class RerankRequest(_Open):
+    """vLLM's, Cohere's and Jina's shape; the Albert API's names (``prompt``, ``input``) are accepted too."""
+
+    model: str = Field(min_length=1, max_length=256)
+    query: str = Field(min_length=1, validation_alias=AliasChoices("query", "prompt"))
+    documents: list[str] = Field(min_length=1, max_length=1000, validation_alias=AliasChoices("documents", "input"))
+    top_n: int | None = Field(default=None, ge=1)
 
 
 class ModelOut(BaseModel):
@@ -171,3 +183,18 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown once: store it now.")
+
+
+# ---- documents and search ------------------------------------------------------------------------
+
+def chunk_out(chunk: Chunk, document_name: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"document_id": chunk.document_id, "collection_id": chunk.collection_id,
+                                "index": chunk.idx, "title": chunk.title, "page": chunk.page}
+    if document_name is not None:
+        metadata["document_name"] = document_name
+    return {"object": "chunk", "id": chunk.id, "content": chunk.text, "metadata": metadata}
+
+
+def result_out(result: Result) -> dict[str, Any]:
+    return {"object": "search_result", "method": result.method, "score": result.score,
+            "chunk": chunk_out(result.chunk, result.document_name)}

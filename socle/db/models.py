@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, TypeDecorator,
+    JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
+    TypeDecorator, UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -176,5 +179,73 @@ class Collection(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True,
                                                  index=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # bumped whenever its chunks or vectors change
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Document(Base):
+    """An uploaded file and its ingestion: ``queued → processing → ready | failed`` (with ``error``).
+
+    The file itself is kept, content-addressed by ``content_hash``, until it is ingested, so that an
+    accepted document survives a crash; uploading the same content twice into a collection returns the
+    same document."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("collection_id", "content_hash", name="uq_documents_content"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    title: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    chunk_size: Mapped[int] = mapped_column(Integer)
+    chunk_overlap: Mapped[int] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    embedded: Mapped[int] = mapped_column(Integer, default=0)  # chunks that have their vector
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Embedding(TypeDecorator[bytes]):
+    """A vector: pgvector's ``vector`` on PostgreSQL, little-endian float32 bytes on SQLite."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[object]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: object, dialect: Dialect) -> object:
+        if value is None:
+            return None
+        import numpy as np
+
+        vector = np.asarray(value, dtype="<f4")
+        return vector if dialect.name == "postgresql" else vector.tobytes()
+
+
+class Chunk(Base):
+    """A passage of a document. ``lexical`` is its text as the full-text index sees it (analysed:
+    folded, stemmed, stop words out); the store's full-text index is built from it."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_document", "document_id", "idx"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lexical: Mapped[str] = mapped_column(Text)
+    embedding: Mapped[object | None] = mapped_column(Embedding, nullable=True, deferred=True)

@@ -48,11 +48,11 @@ class CollectionService:
 
     async def get(self, actor: Principal, collection_id: int) -> Collection:
         async with self._sessions() as session:
-            return await self._readable(session, actor, collection_id)
+            return await self.readable_one(session, actor, collection_id)
 
     async def update(self, actor: Principal, collection_id: int, **changes: Any) -> Collection:
         async with self._sessions() as session, session.begin():
-            collection = await self._owned(session, actor, collection_id)
+            collection = await self.writable(session, actor, collection_id)
             visibility = changes.get("visibility", collection.visibility)
             group_id = changes.get("group_id", collection.group_id)
             self._check_visibility(actor, visibility, group_id)
@@ -66,17 +66,19 @@ class CollectionService:
 
     async def delete(self, actor: Principal, collection_id: int) -> None:
         async with self._sessions() as session, session.begin():
-            await session.delete(await self._owned(session, actor, collection_id))
+            await session.delete(await self.writable(session, actor, collection_id))
 
     @staticmethod
-    async def _readable(session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
+    async def readable_one(session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
         collection = await session.scalar(select(Collection).where(Collection.id == collection_id, readable(actor)))
         if collection is None:
             raise NotFound(f"Collection {collection_id} not found.", param="collection_id")
         return collection
 
-    async def _owned(self, session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
-        collection = await self._readable(session, actor, collection_id)
+    @classmethod
+    async def writable(cls, session: AsyncSession, actor: Principal, collection_id: int) -> Collection:
+        """A collection the caller may change (its owner, or an admin who can read it); others' 404 or 403."""
+        collection = await cls.readable_one(session, actor, collection_id)
         if collection.owner_id != actor.user_id:
             require(actor, Permission.COLLECTIONS_PUBLISH)  # a reader who is not the owner: only an admin edits
         return collection

@@ -1,4 +1,5 @@
-"""Collections are partitioned: randomized probes find nothing a caller may not read, on both stores."""
+"""Collections are partitioned: randomized probes find no collection, document or chunk a caller may not
+read — listed, fetched or searched by any method —, on both stores."""
 from __future__ import annotations
 
 import random
@@ -6,7 +7,12 @@ import secrets
 
 import httpx
 
+from tests.support.documents import wait_ingested
 from tests.support.servers import Server
+
+
+def _secret(collection_id: int) -> str:
+    return f"zqx{collection_id * 7919:x}k"
 
 
 def _client(server: Server, key: str) -> httpx.Client:
@@ -56,6 +62,14 @@ def test_randomized_probes_find_nothing_they_may_not_read(any_server: Server, ad
         collections[made["id"]] = made
     public = admin.post("/collections", json={"name": "Guides publics", "visibility": "public"}).json()
     collections[public["id"]] = public
+    documents: dict[int, int] = {}  # collection → its one document, which holds the collection's secret word
+    for cid, collection in collections.items():
+        key = next((u["key"] for u in users if u["id"] == collection["owner_id"]), any_server.admin_key)
+        with _client(any_server, key) as client:
+            text = f"# Note {cid}\n\nLe code de ce dossier est {_secret(cid)} ; il est confidentiel.".encode()
+            documents[cid] = client.post("/documents", files={"file": (f"note-{cid}.md", text)},
+                                         data={"collection": str(cid)}).json()["id"]
+    wait_ingested(admin, list(documents.values()))
 
     def may_read(user: dict, collection: dict) -> bool:
         return (collection["owner_id"] == user["id"] or collection["visibility"] == "public"
@@ -73,6 +87,27 @@ def test_randomized_probes_find_nothing_they_may_not_read(any_server: Server, ad
                     if collection["owner_id"] != user["id"]:  # readers never change or delete
                         assert client.patch(f"/collections/{cid}", json={"name": "x"}).status_code in (403, 404)
                         assert client.delete(f"/collections/{cid}").status_code in (403, 404)
+                        refused = client.post("/documents", files={"file": ("x.md", b"# x")},
+                                              data={"collection": str(cid)})
+                        assert refused.status_code in (403, 404)
+                        assert client.delete(f"/documents/{documents[cid]}").status_code in (403, 404)
+                    expected = 200 if may_read(user, collection) else 404
+                    assert client.get(f"/documents/{documents[cid]}").status_code == expected
+                    assert client.get(f"/chunks/{documents[cid]}").status_code == expected
+                    alone = client.post("/search", json={"prompt": _secret(cid), "collections": [cid]})
+                    assert alone.status_code == expected
+                    if expected == 200:
+                        assert _secret(cid) in alone.json()["data"][0]["chunk"]["content"]
+                listed_documents = {d["id"] for d in client.get("/documents", params={"limit": 1000}).json()["data"]}
+                assert listed_documents & set(documents.values()) == {documents[cid] for cid in allowed}
+                every_secret = " ".join(_secret(cid) for cid in collections)
+                for method in ("lexical", "semantic", "hybrid"):
+                    found = client.post("/search", json={"prompt": every_secret, "collections": sorted(allowed),
+                                                         "method": method, "k": 200}).json()["data"]
+                    seen = {r["chunk"]["metadata"]["collection_id"] for r in found}
+                    assert seen <= allowed, (method, seen - allowed)
+                    if method == "lexical":
+                        assert seen == allowed
 
     probe()
     # Membership changes take effect at once; deleted collections disappear for everyone.

@@ -41,6 +41,8 @@ class CollectionOut(BaseModel):
     visibility: Visibility
     group_id: int | None
     owner_id: int
+    documents: int
+    chunks: int
     created_at: datetime
     updated_at: datetime
 

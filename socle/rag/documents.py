@@ -1,0 +1,168 @@
+"""Documents: accepting uploads durably, and reading or deleting them within the caller's collections.
+
+An upload is accepted only once it is safe: the file is written and synced under the data directory,
+then its row and its ingestion job are committed together. From then on a crash loses nothing: the
+job comes back after a restart. The same content uploaded twice into a collection gives back the
+first document (its SHA-256 is unique per collection), so a client that retries, or ``socle ingest``
+run again on a folder, never duplicates anything.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.db.models import Chunk, Collection, Document, utcnow
+from socle.errors import InvalidRequest, NotFound, PayloadTooLarge
+from socle.identity.permissions import Permission, Principal, require
+from socle.jobs.queue import JobQueue
+from socle.rag.collections import CollectionService, readable
+from socle.rag.parsing import SUPPORTED
+
+INGEST = "rag.ingest"
+EMBED = "rag.embed"
+_COPY_BLOCK = 1024 * 1024
+
+
+class DocumentService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, files: Path, *,
+                 max_bytes: int, on_enqueue: Callable[[], None] = lambda: None) -> None:
+        self._sessions = sessions
+        self._queue = queue
+        self.files = files
+        self._max_bytes = max_bytes
+        self.on_enqueue = on_enqueue
+
+    def path(self, document_id: int) -> Path:
+        """Where an accepted document's file waits for its ingestion."""
+        return self.files / str(document_id)
+
+    async def upload(self, actor: Principal, collection_id: int, filename: str, source: BinaryIO, *,
+                     chunk_size: int = 2048, chunk_overlap: int = 200) -> tuple[Document, bool]:
+        """Accept a file into a collection; returns the document and whether it is new."""
+        require(actor, Permission.COLLECTIONS_OWN)
+        name = Path(filename or "").name
+        if Path(name).suffix.lower() not in SUPPORTED:
+            raise InvalidRequest(f"Unsupported file type {Path(name).suffix or '(none)'}: accepted are "
+                                 f"{', '.join(sorted(SUPPORTED))}.", param="file", code="unsupported_file_type")
+        if chunk_size < 100 or chunk_size > 20_000:
+            raise InvalidRequest("chunk_size must be between 100 and 20000 characters.", param="chunk_size")
+        if not 0 <= chunk_overlap < chunk_size // 2:
+            raise InvalidRequest("chunk_overlap must be between 0 and half of chunk_size.", param="chunk_overlap")
+        async with self._sessions() as session:
+            await CollectionService.writable(session, actor, collection_id)
+        staged, digest, size = await asyncio.to_thread(self._stage, source)
+        try:
+            return await self._accept(collection_id, name, staged, digest, size, chunk_size, chunk_overlap)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+
+    def _stage(self, source: BinaryIO) -> tuple[Path, str, int]:
+        """Copy the upload next to its final place, hashing it and bounding its size; synced to disk."""
+        self.files.mkdir(parents=True, exist_ok=True)
+        staged = self.files / f".upload-{secrets.token_hex(8)}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with staged.open("wb") as out:
+                while block := source.read(_COPY_BLOCK):
+                    size += len(block)
+                    if size > self._max_bytes:
+                        raise PayloadTooLarge(f"The file exceeds {self._max_bytes} bytes.", param="file")
+                    digest.update(block)
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        if size == 0:
+            staged.unlink(missing_ok=True)
+            raise InvalidRequest("The file is empty.", param="file", code="empty_file")
+        return staged, digest.hexdigest(), size
+
+    async def _accept(self, collection_id: int, name: str, staged: Path, digest: str, size: int, chunk_size: int,
+                      chunk_overlap: int) -> tuple[Document, bool]:
+        try:
+            async with self._sessions() as session, session.begin():
+                existing = await session.scalar(select(Document).where(Document.collection_id == collection_id,
+                                                                       Document.content_hash == digest))
+                if existing is not None:
+                    return existing, False
+                now = utcnow()
+                document = Document(collection_id=collection_id, name=name, content_hash=digest, size_bytes=size,
+                                    status="queued", chunk_size=chunk_size, chunk_overlap=chunk_overlap, chunks=0,
+                                    embedded=0, created_at=now, updated_at=now)
+                session.add(document)
+                await session.flush()
+                await session.execute(update(Collection).where(Collection.id == collection_id)
+                                      .values(documents=Collection.documents + 1, updated_at=now))
+                await self._queue.enqueue(INGEST, {"document_id": document.id}, dedupe_key=f"{INGEST}:{document.id}",
+                                          session=session)
+                os.replace(staged, self.path(document.id))  # before the commit: accepted means on disk
+        except IntegrityError:  # the same content, uploaded concurrently, won
+            async with self._sessions() as session:
+                existing = await session.scalar(select(Document).where(Document.collection_id == collection_id,
+                                                                       Document.content_hash == digest))
+            if existing is None:
+                raise
+            return existing, False
+        self.on_enqueue()
+        return document, True
+
+    async def list(self, actor: Principal, *, collection_id: int | None = None, limit: int = 100,
+                   offset: int = 0) -> list[Document]:
+        query = select(Document).join(Collection, Collection.id == Document.collection_id).where(readable(actor))
+        if collection_id is not None:
+            async with self._sessions() as session:
+                await CollectionService.readable_one(session, actor, collection_id)
+            query = query.where(Document.collection_id == collection_id)
+        async with self._sessions() as session:
+            return list(await session.scalars(query.order_by(Document.id).limit(limit).offset(offset)))
+
+    async def get(self, actor: Principal, document_id: int) -> Document:
+        async with self._sessions() as session:
+            return await self._readable(session, actor, document_id)
+
+    async def delete(self, actor: Principal, document_id: int) -> None:
+        async with self._sessions() as session, session.begin():
+            document = await self._readable(session, actor, document_id)
+            await CollectionService.writable(session, actor, document.collection_id)
+            await session.execute(update(Collection).where(Collection.id == document.collection_id).values(
+                documents=Collection.documents - 1, chunks=Collection.chunks - document.chunks,
+                revision=Collection.revision + 1, updated_at=utcnow()))
+            await session.delete(document)
+        self.path(document_id).unlink(missing_ok=True)
+
+    async def chunks(self, actor: Principal, document_id: int, *, limit: int = 100,
+                     offset: int = 0) -> tuple[Document, list[Chunk]]:
+        async with self._sessions() as session:
+            document = await self._readable(session, actor, document_id)
+            rows = await session.scalars(select(Chunk).join(Collection, Collection.id == Chunk.collection_id)
+                                         .where(Chunk.document_id == document_id, readable(actor))
+                                         .order_by(Chunk.idx).limit(limit).offset(offset))
+            return document, list(rows)
+
+    async def count(self, actor: Principal) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count(Document.id))
+                                            .join(Collection, Collection.id == Document.collection_id)
+                                            .where(readable(actor))) or 0)
+
+    @staticmethod
+    async def _readable(session: AsyncSession, actor: Principal, document_id: int) -> Document:
+        document = await session.scalar(select(Document).join(Collection, Collection.id == Document.collection_id)
+                                         .where(Document.id == document_id, readable(actor)))
+        if document is None:
+            raise NotFound(f"Document {document_id} not found.", param="document_id")
+        return document
