@@ -1,11 +1,13 @@
 """The platform's services wired together once, for the HTTP app and the CLI alike."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from socle.db.session import create_engine, session_factory
+from socle.errors import NotFound
 from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
@@ -26,6 +28,8 @@ from socle.usage.impact import ImpactEstimator
 from socle.usage.metrics import Metrics
 from socle.usage.recorder import UsageRecorder
 from socle.usage.service import UsageService
+
+log = logging.getLogger("socle")
 
 
 @dataclass
@@ -82,14 +86,19 @@ class Platform:
         settings, inference = self.settings, self.inference
         assert inference is not None
         store = store_for(self.engine.dialect.name)
-        embedding = inference.registry.get(settings.rag_embedding_model)
-        self.search = SearchService(self.sessions, store, inference, embedding_model=embedding.id)
+        try:
+            embedding_model: str | None = inference.registry.get(settings.rag_embedding_model).id
+        except NotFound:
+            log.warning("no embeddings model %r in the catalogue: documents are searched by their words only",
+                        settings.rag_embedding_model)
+            embedding_model = None
+        self.search = SearchService(self.sessions, store, inference, embedding_model=embedding_model)
         self.answering = Answering(self.search)
         if settings.ingestion_workers:
             self.sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
                                           memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
             ingestion = Ingestion(self.sessions, self.jobs, self.documents, self.sandbox, inference, store,
-                                  embedding_model=embedding.id)
+                                  embedding_model=embedding_model)
             self.workers = JobWorkers(self.jobs, ingestion.handlers, concurrency=settings.ingestion_workers,
                                       lease_s=settings.job_lease_s)
             self.documents.on_enqueue = self.workers.notify

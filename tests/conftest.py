@@ -39,6 +39,7 @@ models:
   - {{id: remote-midfail, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-midfail}}]}}
   - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
   - {{id: remote-down, type: chat, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
+  - {{id: remote-embed-down, type: embeddings, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
 """
 
 TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024", "SOCLE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024)}

@@ -37,7 +37,7 @@ def ingestion_principal(owner_id: int) -> Principal:
 
 class Ingestion:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, documents: DocumentService,
-                 sandbox: Sandbox, inference: InferenceService, store: ChunkStore, *, embedding_model: str,
+                 sandbox: Sandbox, inference: InferenceService, store: ChunkStore, *, embedding_model: str | None,
                  batch_size: int = 32) -> None:
         self._sessions = sessions
         self._queue = queue
@@ -83,14 +83,15 @@ class Ingestion:
             document.chunks, document.embedded, document.error, document.updated_at = len(chunks), 0, None, utcnow()
             await session.execute(update(Collection).where(Collection.id == document.collection_id).values(
                 chunks=Collection.chunks + len(chunks), revision=Collection.revision + 1, updated_at=utcnow()))
-            await self._queue.enqueue(EMBED, {"document_id": document_id}, dedupe_key=f"{EMBED}:{document_id}",
-                                      session=session)
+            if self._embedding_model is not None:  # else found by its words only
+                await self._queue.enqueue(EMBED, {"document_id": document_id}, dedupe_key=f"{EMBED}:{document_id}",
+                                          session=session)
         path.unlink(missing_ok=True)
         log.info("document %d: %d chunks from %s pages", document_id, len(chunks), parsed.pages or "?")
 
     async def embed(self, payload: dict[str, Any]) -> None:
         document_id = int(payload["document_id"])
-        while True:
+        while self._embedding_model is not None:
             async with self._sessions() as session:
                 owner = await session.scalar(select(Collection.owner_id).join(
                     Document, Document.collection_id == Collection.id).where(Document.id == document_id))

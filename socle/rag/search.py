@@ -1,12 +1,15 @@
 """Search over the caller's collections: lexical, semantic, or both fused (hybrid, the default).
 
-Hybrid search ranks by weighted reciprocal rank fusion — each method contributes
-``weight / (k + rank)`` for every chunk in its top candidates — which needs no calibration between
-BM25 and cosine scores. Chunks not yet embedded are still found by their words. An optional reranker
-(a ``rerank`` model of the catalogue) reorders the fused candidates.
+Hybrid search ranks by reciprocal rank fusion — each method contributes ``weight / (k + rank)`` for
+every chunk in its top candidates — which needs no calibration between BM25 (or ``ts_rank``) and
+cosine scores. Equal scores are frequent (rank r in one method only, either one): the lexical rank
+breaks them, then the semantic one. Chunks not yet embedded are still found by their words. An optional reranker
+(a ``rerank`` model of the catalogue) reorders the fused candidates. When the embedding model cannot
+answer, hybrid search still answers, by words alone (its results then say ``lexical``).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -16,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Chunk, Collection, Document
-from socle.errors import InvalidRequest, NotFound
+from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
 from socle.identity.permissions import Principal
 from socle.inference.backends.base import Endpoint
 from socle.inference.service import InferenceService
@@ -25,16 +28,18 @@ from socle.rag.lexical import query_terms
 from socle.rag.stores import ChunkStore, Hit
 
 Method = Literal["lexical", "semantic", "hybrid"]
+log = logging.getLogger("socle.rag")
 
 
 @dataclass(frozen=True, slots=True)
 class Fusion:
-    """Reciprocal rank fusion's settings (chosen on the French retrieval dev set, bench/retrieval.py)."""
+    """Reciprocal rank fusion's settings, chosen on the French retrieval dev set (bench/retrieval.py):
+    a shallow depth makes ``k`` matter little; unequal weights were the fragile setting."""
 
-    k: int = 60
+    k: int = 10
     lexical_weight: float = 1.0
     semantic_weight: float = 1.0
-    depth: int = 100  # candidates taken from each method
+    depth: int = 20  # candidates taken from each method (at least the k asked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Result:
 
 class SearchService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: ChunkStore, inference: InferenceService,
-                 *, embedding_model: str, fusion: Fusion = Fusion()) -> None:
+                 *, embedding_model: str | None, fusion: Fusion = Fusion()) -> None:
         self._sessions = sessions
         self._store = store
         self._inference = inference
@@ -64,7 +69,19 @@ class SearchService:
             raise InvalidRequest("Name at least one collection to search.", param="collections")
         await self._check_readable(principal, ids)
         depth = max(k, self.fusion.depth) if method == "hybrid" or rerank_model else k
-        vector = await self._embed(principal, prompt) if method != "lexical" else None
+        vector = None
+        if method == "semantic" and self.embedding_model is None:
+            raise InvalidRequest("Semantic search needs an embeddings model: none is configured "
+                                 "(SOCLE_RAG_EMBEDDING_MODEL).", param="method")
+        if method != "lexical" and self.embedding_model is not None:
+            try:
+                vector = await self._embed(principal, prompt)
+            except (BackendError, BackendTimeout, BackendUnavailable) as exc:
+                if method == "semantic":
+                    raise
+                log.warning("hybrid search by words alone: the embedding model failed (%s)", exc)
+        if vector is None:
+            method = "lexical"
         async with self._sessions() as session, session.begin():
             lexical = await self._store.lexical(session, principal, ids, query_terms(prompt), depth) \
                 if method != "semantic" else []
@@ -86,17 +103,27 @@ class SearchService:
                 raise NotFound(f"Collection {collection_id} not found.", param="collections")
 
     async def _embed(self, principal: Principal, prompt: str) -> np.ndarray:
+        assert self.embedding_model is not None
         answer = await self._inference.call(principal, Endpoint.EMBEDDINGS, {
             "model": self.embedding_model, "input": [prompt], "input_type": "query"})
         return np.asarray(answer["data"][0]["embedding"], dtype=np.float32)
 
     def _fuse(self, lexical: list[Hit], semantic: list[Hit]) -> list[Hit]:
         fusion = self.fusion
-        scores: dict[int, float] = {}
-        for hits, weight in ((lexical, fusion.lexical_weight), (semantic, fusion.semantic_weight)):
+        absent = max(len(lexical), len(semantic)) + 1
+        ranks: dict[int, list[int]] = {}  # chunk → [lexical rank, semantic rank]
+        for method, hits in enumerate((lexical, semantic)):
             for rank, hit in enumerate(hits, start=1):
-                scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (fusion.k + rank)
-        return [Hit(chunk_id, score) for chunk_id, score in sorted(scores.items(), key=lambda item: -item[1])]
+                ranks.setdefault(hit.chunk_id, [absent, absent])[method] = rank
+
+        def score(chunk_ranks: list[int]) -> float:
+            lexical_rank, semantic_rank = chunk_ranks
+            return ((fusion.lexical_weight / (fusion.k + lexical_rank) if lexical_rank != absent else 0.0)
+                    + (fusion.semantic_weight / (fusion.k + semantic_rank) if semantic_rank != absent else 0.0))
+
+        fused = [(score(r), r[0], r[1], chunk_id) for chunk_id, r in ranks.items()]
+        fused.sort(key=lambda item: (-item[0], item[1], item[2], item[3]))
+        return [Hit(chunk_id, value) for value, _, _, chunk_id in fused]
 
     async def _load(self, principal: Principal, hits: list[Hit], method: str) -> list[Result]:
         if not hits:

@@ -19,7 +19,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_without_a_file_the_embedded_defaults_are_served() -> None:
     catalogue = load_catalogue(None)
     assert catalogue is DEFAULT_CATALOGUE
-    assert {(m.type, m.backends[0].type) for m in catalogue.models} == {("chat", "llamacpp"), ("embeddings", "e5")}
+    assert {(m.type, m.backends[0].type) for m in catalogue.models} == {("chat", "llamacpp"), ("embeddings", "e5"),
+                                                                        ("rerank", "e5")}
 
 
 def test_the_documented_shape_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
