@@ -11,9 +11,9 @@ from socle.errors import NotFound
 from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
-from socle.quotas.limiter import QuotaLimiter
 from socle.jobs.queue import JobQueue
 from socle.jobs.worker import JobWorkers
+from socle.quotas.limiter import QuotaLimiter
 from socle.quotas.service import QuotaService
 from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService

@@ -16,7 +16,6 @@ from socle.rag.documents import DocumentService
 from socle.rag.search import SearchService
 from socle.usage.service import UsageService
 
-
 # Dependencies are coroutines: FastAPI would run plain functions in a thread pool, a costly hop per call.
 
 def platform(request: Request) -> Platform:

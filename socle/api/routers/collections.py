@@ -7,7 +7,6 @@ from typing import Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-
 from socle.api.deps import Caller, Collections
 from socle.api.schemas import ListOf
 

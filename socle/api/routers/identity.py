@@ -8,8 +8,18 @@ from fastapi import APIRouter, Query, status
 
 from socle.api.deps import Caller, Identity
 from socle.api.schemas import (
-    GroupCreate, GroupOut, KeyCreate, KeyCreated, KeyOut, ListOf, RoleCreate, RoleOut, RoleUpdate, UserCreate,
-    UserOut, UserUpdate,
+    GroupCreate,
+    GroupOut,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    ListOf,
+    RoleCreate,
+    RoleOut,
+    RoleUpdate,
+    UserCreate,
+    UserOut,
+    UserUpdate,
 )
 from socle.db.models import ApiKey, Group, User
 from socle.identity.keys import PREFIX

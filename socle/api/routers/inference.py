@@ -12,7 +12,11 @@ from starlette.responses import Response, StreamingResponse
 from socle.api.deps import Answers, Caller, Inference
 from socle.api.errors import envelope, error_payload
 from socle.api.schemas import (
-    ChatCompletionRequest, CompletionRequest, EmbeddingRequest, RerankRequest, result_out,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    RerankRequest,
+    result_out,
 )
 from socle.errors import SocleError
 from socle.inference.backends.base import Endpoint, Json
