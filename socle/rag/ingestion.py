@@ -8,6 +8,7 @@ one batch at most; until then the chunks are found by lexical search.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -48,6 +49,7 @@ class Ingestion:
         self._batch_size = batch_size
         self._store = store
         self._prepared: set[int] = set()  # vector sizes the store is ready for
+        self._batching = asyncio.Lock()
 
     @property
     def handlers(self) -> dict[str, Any]:
@@ -90,36 +92,54 @@ class Ingestion:
         log.info("document %d: %d chunks from %s pages", document_id, len(chunks), parsed.pages or "?")
 
     async def embed(self, payload: dict[str, Any]) -> None:
+        """Embed the document's chunks. Each batch is filled up with other pending chunks of the same
+        collection, so that many small documents are embedded in full batches; their own jobs then
+        find nothing left to do. Batches are taken one at a time in a process, never twice."""
         document_id = int(payload["document_id"])
         while self._embedding_model is not None:
-            async with self._sessions() as session:
-                owner = await session.scalar(select(Collection.owner_id).join(
-                    Document, Document.collection_id == Collection.id).where(Document.id == document_id))
-                rows = (await session.execute(
-                    select(Chunk.id, Chunk.title, Chunk.text).where(Chunk.document_id == document_id,
-                                                                    Chunk.embedding.is_(None))
-                    .order_by(Chunk.idx).limit(self._batch_size))).all()
-            if owner is None or not rows:
-                return
-            texts = [f"{title}\n{text}" if title else text for _, title, text in rows]
-            answer = await self._inference.call(ingestion_principal(owner), Endpoint.EMBEDDINGS, {
-                "model": self._embedding_model, "input": texts, "input_type": "passage"})
-            vectors = [item["embedding"] for item in sorted(answer["data"], key=lambda item: item["index"])]
-            async with self._sessions() as session, session.begin():
-                if len(vectors[0]) not in self._prepared:
-                    await self._store.prepare(session, len(vectors[0]))
-                    self._prepared.add(len(vectors[0]))
-                collection_id = await session.scalar(select(Document.collection_id).where(Document.id == document_id))
-                if collection_id is None:
-                    return
-                await session.execute(update(Chunk), [{"id": chunk_id, "embedding": vector}  # by primary key
-                                                      for (chunk_id, _, _), vector in zip(rows, vectors, strict=True)])
-                embedded = select(func.count(Chunk.id)).where(Chunk.document_id == document_id,
-                                                             Chunk.embedding.isnot(None)).scalar_subquery()
-                await session.execute(update(Document).where(Document.id == document_id)
-                                      .values(embedded=embedded, updated_at=utcnow()))
-                await session.execute(update(Collection).where(Collection.id == collection_id)
-                                      .values(revision=Collection.revision + 1))
+            async with self._batching:
+                async with self._sessions() as session:
+                    target = (await session.execute(
+                        select(Document.collection_id, Collection.owner_id)
+                        .join(Collection, Collection.id == Document.collection_id)
+                        .where(Document.id == document_id))).first()
+                    if target is None:
+                        return  # deleted meanwhile
+                    collection_id, owner = target
+                    pending = select(Chunk.id, Chunk.document_id, Chunk.title, Chunk.text).where(
+                        Chunk.embedding.is_(None))
+                    rows = list((await session.execute(pending.where(Chunk.document_id == document_id)
+                                                       .order_by(Chunk.idx).limit(self._batch_size))).all())
+                    if not rows:
+                        return
+                    if len(rows) < self._batch_size:
+                        rows += (await session.execute(
+                            pending.where(Chunk.collection_id == collection_id, Chunk.document_id != document_id)
+                            .order_by(Chunk.id).limit(self._batch_size - len(rows)))).all()
+                await self._embed_batch(rows, collection_id, owner)
+
+    async def _embed_batch(self, rows: list[Any], collection_id: int, owner: int) -> None:
+        assert self._embedding_model is not None
+        texts = [f"{title}\n{text}" if title else text for _, _, title, text in rows]
+        answer = await self._inference.call(ingestion_principal(owner), Endpoint.EMBEDDINGS, {
+            "model": self._embedding_model, "input": texts, "input_type": "passage"})
+        vectors = [item["embedding"] for item in sorted(answer["data"], key=lambda item: item["index"])]
+        documents = sorted({document_id for _, document_id, _, _ in rows})
+        async with self._sessions() as session, session.begin():
+            if len(vectors[0]) not in self._prepared:
+                await self._store.prepare(session, len(vectors[0]))
+                self._prepared.add(len(vectors[0]))
+            existing = set(await session.scalars(select(Chunk.id).where(Chunk.id.in_([row[0] for row in rows]))))
+            updates = [{"id": row[0], "embedding": vector} for row, vector in zip(rows, vectors, strict=True)
+                       if row[0] in existing]  # not those deleted meanwhile
+            if updates:
+                await session.execute(update(Chunk), updates)  # by primary key
+            embedded = (select(func.count(Chunk.id))
+                        .where(Chunk.document_id == Document.id, Chunk.embedding.isnot(None)).scalar_subquery())
+            await session.execute(update(Document).where(Document.id.in_(documents))
+                                  .values(embedded=embedded, updated_at=utcnow()))
+            await session.execute(update(Collection).where(Collection.id == collection_id)
+                                  .values(revision=Collection.revision + 1))
 
     async def _fail(self, document_id: int, reason: str) -> None:
         async with self._sessions() as session, session.begin():
