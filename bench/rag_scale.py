@@ -9,7 +9,7 @@ short /tmp directory unless ``--database-url`` names a server) and each size, on
    cycled, with a distinct suffix (`` [copie 17]``); its vector is the passage's e5 vector plus Gaussian
    noise (sigma 0.02 per dimension), renormalised: clusters of near-duplicates, as real corpora have.
    Then ``store.prepare(session, 384)`` (the HNSW index on PostgreSQL), timed on its own, and the
-   collection's ``revision`` is bumped.
+   collection's ``revision`` is bumped (and, on PostgreSQL, the table analysed, as autovacuum would).
 2. **Search latency**, p50/p99 over the 300 dev questions, each in its own transaction as the search
    service does: lexical (``query_terms``, limit 20), semantic (the question's e5 vector, limit 20) and
    hybrid (both, fused by ``SearchService._fuse``). The first semantic query after the revision bump is
@@ -54,7 +54,7 @@ import asyncpg
 import httpx
 import numpy as np
 from fpdf import FPDF
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,9 +81,11 @@ PDFS, PAGES, PAGE_CHARS = 10, 30, 1500
 INGESTION_DEADLINE_S = 3600
 TUNE_CACHE = Path("/tmp/tune")
 METHODS: tuple[Method, ...] = ("lexical", "semantic", "hybrid")
-_TYPOGRAPHY = str.maketrans({"’": "'", "œ": "oe", "Œ": "OE", "–": "-", "—": "-", "…": "..."})
+STORES = ("sqlite", "postgresql")
+_TYPOGRAPHY = str.maketrans({"’": "'", "œ": "oe", "Œ": "OE", "–": "-", "—": "-", "…": "...", "€": "EUR"})
 
-_fuse = SearchService(None, None, None, embedding_model=None)._fuse  # type: ignore[arg-type]  # uses only .fusion
+# Reciprocal rank fusion as the service does it; _fuse reads only the instance's settings.
+_fuse = SearchService(None, None, None, embedding_model=None)._fuse  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +143,9 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: list[list[Hit]], exact: np.ndarray, chunk_ids: np.ndarray) -> float:
-    return float(np.mean([len({hit.chunk_id for hit in hits[:RECALL_AT]} & set(chunk_ids[row].tolist())) / RECALL_AT
-                          for hits, row in zip(found, exact, strict=True)]))
+    """Mean share of the exact top ``RECALL_AT`` (row indexes) in each query's first ``RECALL_AT`` hits."""
+    return float(np.mean([len({hit.chunk_id for hit in hits[:RECALL_AT]} & set(chunk_ids[row].tolist()))
+                          for hits, row in zip(found, exact, strict=True)]) / RECALL_AT)
 
 
 def latency(samples: list[float]) -> dict[str, float]:
@@ -167,35 +170,46 @@ async def create_owner(sessions: async_sessionmaker[AsyncSession]) -> tuple[Prin
 async def write_chunks(sessions: async_sessionmaker[AsyncSession], dev: DevSet, vectors: np.ndarray,
                        collection_id: int) -> tuple[np.ndarray, float]:
     """Documents, then chunks in transactions of ``BATCH``: the chunk ids (in row order) and seconds taken."""
-    count = len(vectors)
     lexical = [analyse(p["text"]) for p in dev.passages]
-    copies: dict[int, str] = {}  # analyse() works word by word: a text's analysis is its parts' joined
     started = time.perf_counter()
-    async with sessions() as session, session.begin():
-        documents = (await session.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), [
-            {"collection_id": collection_id, "name": f"scale-{d}.txt", "content_hash": f"{d:064x}",
-             "size_bytes": 0, "status": "ready", "chunk_size": 2048, "chunk_overlap": 200,
-             "chunks": CHUNKS_PER_DOCUMENT, "embedded": CHUNKS_PER_DOCUMENT}
-            for d in range(-(-count // CHUNKS_PER_DOCUMENT))])).all()
+    documents = await _write_documents(sessions, collection_id, -(-len(vectors) // CHUNKS_PER_DOCUMENT))
+    rows = _chunk_rows(dev, lexical, vectors, documents, collection_id)
+    insert_chunks = insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True)
     ids: list[int] = []
-    for first in range(0, count, BATCH):
-        rows = []
-        for i in range(first, min(first + BATCH, count)):
-            passage, copy = dev.passages[i % len(dev.passages)], i // len(dev.passages)
-            suffix = f" [copie {copy}]"
-            copies.setdefault(copy, analyse(suffix))
-            rows.append({"document_id": documents[i // CHUNKS_PER_DOCUMENT], "collection_id": collection_id,
-                         "idx": i % CHUNKS_PER_DOCUMENT, "text": passage["text"] + suffix, "title": passage["title"],
-                         "lexical": f"{lexical[i % len(dev.passages)]} {copies[copy]}".strip(),
-                         "embedding": vectors[i]})
+    while batch := list(itertools.islice(rows, BATCH)):
         async with sessions() as session, session.begin():
-            ids += await session.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows)
+            ids += await session.scalars(insert_chunks, batch)
     return np.asarray(ids), time.perf_counter() - started
+
+
+async def _write_documents(sessions: async_sessionmaker[AsyncSession], collection_id: int,
+                           count: int) -> list[int]:
+    rows = [{"collection_id": collection_id, "name": f"scale-{d}.txt", "content_hash": f"{d:064x}",
+             "size_bytes": 0, "status": "ready", "chunk_size": 2048, "chunk_overlap": 200,
+             "chunks": CHUNKS_PER_DOCUMENT, "embedded": CHUNKS_PER_DOCUMENT} for d in range(count)]
+    async with sessions() as session, session.begin():
+        return list(await session.scalars(
+            insert(Document).returning(Document.id, sort_by_parameter_order=True), rows))
+
+
+def _chunk_rows(dev: DevSet, lexical: list[str], vectors: np.ndarray, documents: list[int],
+                collection_id: int) -> Iterator[dict[str, Any]]:
+    """Chunk i: passage i mod P with the suffix " [copie i div P]", and vector i. ``lexical`` holds the
+    passages' analyses: analyse() goes word by word, so a text's analysis is its parts' joined."""
+    for i, vector in enumerate(vectors):
+        copy, source = divmod(i, len(dev.passages))
+        suffix = f" [copie {copy}]"
+        yield {"document_id": documents[i // CHUNKS_PER_DOCUMENT], "collection_id": collection_id,
+               "idx": i % CHUNKS_PER_DOCUMENT, "text": dev.passages[source]["text"] + suffix,
+               "title": dev.passages[source]["title"], "embedding": vector,
+               "lexical": f"{lexical[source]} {analyse(suffix)}".strip()}
 
 
 async def prepare(sessions: async_sessionmaker[AsyncSession], store: ChunkStore, collection_id: int,
                   chunks: int) -> float:
-    """``store.prepare`` (seconds returned), then the collection's counters and revision, as ingestion does."""
+    """``store.prepare`` (seconds returned), then the collection's counters and revision, as ingestion does.
+    On PostgreSQL, ``ANALYZE`` as autovacuum would within a minute: the planner, without statistics on
+    the fresh table, scans exactly instead of walking the HNSW index."""
     started = time.perf_counter()
     async with sessions() as session, session.begin():
         await store.prepare(session, DIMENSIONS)
@@ -203,6 +217,8 @@ async def prepare(sessions: async_sessionmaker[AsyncSession], store: ChunkStore,
     async with sessions() as session, session.begin():
         await session.execute(update(Collection).where(Collection.id == collection_id).values(
             chunks=chunks, documents=-(-chunks // CHUNKS_PER_DOCUMENT), revision=Collection.revision + 1))
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("ANALYZE chunks"))
     return elapsed
 
 
@@ -219,8 +235,8 @@ class Searcher:
     vectors: np.ndarray
 
     async def lexical(self, session: AsyncSession, i: int) -> list[Hit]:
-        return await self.store.lexical(session, self.principal, self.collection_ids, query_terms(self.queries[i]),
-                                        LIMIT)
+        return await self.store.lexical(session, self.principal, self.collection_ids,
+                                        query_terms(self.queries[i]), LIMIT)
 
     async def semantic(self, session: AsyncSession, i: int) -> list[Hit]:
         return await self.store.semantic(session, self.principal, self.collection_ids, self.vectors[i], LIMIT)
@@ -240,12 +256,15 @@ class Searcher:
         return [ms for ms, _ in timings], [hits for _, hits in timings]
 
 
-async def ef_search_sweep(searcher: Searcher, exact: np.ndarray, chunk_ids: np.ndarray) -> list[dict[str, float]]:
+async def ef_search_sweep(searcher: Searcher, exact: np.ndarray,
+                          chunk_ids: np.ndarray) -> list[dict[str, float]]:
     """Recall@10 and semantic latency at larger ``hnsw.ef_search``, up to the first that meets the goal."""
     sweep = []
     for ef_search in EF_SEARCH_TRIED:
-        latencies, found = await dataclasses.replace(searcher, store=PostgresStore(ef_search=ef_search)).run("semantic")
-        sweep.append({"ef_search": ef_search, "recall_at_10": recall(found, exact, chunk_ids), **latency(latencies)})
+        wider = dataclasses.replace(searcher, store=PostgresStore(ef_search=ef_search))
+        latencies, found = await wider.run("semantic")
+        sweep.append({"ef_search": ef_search, "recall_at_10": recall(found, exact, chunk_ids),
+                      **latency(latencies)})
         _log(f"  ef_search {ef_search}: recall@10 {sweep[-1]['recall_at_10']:.3f}")
         if sweep[-1]["recall_at_10"] >= RECALL_GOAL:
             break
@@ -333,9 +352,13 @@ def fresh_database(store: str, admin: str | None) -> Iterator[str]:
 
 def make_pdfs(passages: list[dict[str, Any]]) -> list[bytes]:
     """``PDFS`` documents of ``PAGES`` pages, each page ~``PAGE_CHARS`` characters of successive passages."""
-    texts = itertools.cycle(f"{p['title']}. {p['text']}".translate(_TYPOGRAPHY).encode("latin-1", "ignore")
-                            .decode("latin-1") for p in passages)
+    texts = itertools.cycle(_latin1(f"{p['title']}. {p['text']}") for p in passages)
     return [_pdf([_page(texts) for _ in range(PAGES)]) for _ in range(PDFS)]
+
+
+def _latin1(text: str) -> str:
+    """One paragraph (no line breaks to overflow a page), in what the PDF core fonts can encode."""
+    return " ".join(text.split()).translate(_TYPOGRAPHY).encode("latin-1", "ignore").decode("latin-1")
 
 
 def _page(texts: Iterator[str]) -> str:
@@ -356,7 +379,8 @@ def _pdf(pages: list[str]) -> bytes:
 
 def ingest(http: httpx.Client, pdfs: list[bytes]) -> dict[str, float]:
     """Upload ``pdfs`` into a new collection; seconds until all are ready, then all embedded."""
-    collection = http.post("/v1/collections", json={"name": "rag-scale-ingestion"}).raise_for_status().json()["id"]
+    collection = http.post("/v1/collections", json={"name": "rag-scale-ingestion"}).raise_for_status()\
+        .json()["id"]
     started = time.perf_counter()
     ids = [http.post("/v1/documents", files={"file": (f"scale-{n}.pdf", pdf, "application/pdf")},
                      data={"collection": str(collection)}).raise_for_status().json()["id"]
@@ -384,7 +408,8 @@ def measure_ingestion(store: str, admin: str | None, pdfs: list[bytes]) -> dict[
     with fresh_database(store, admin) as url, tempfile.TemporaryDirectory(prefix="socle-scale-") as tmp:
         process, base_url, key = start(Path(tmp), url if store == "postgresql" else None)
         try:
-            with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=120) as http:
                 return {"store": store, **ingest(http, pdfs)}
         finally:
             process.terminate()
@@ -404,32 +429,38 @@ def tables(report: dict[str, Any]) -> str:
                      f"{r['recall_at_10']:.3f} |")
     sweeps = [(r, s) for r in report["stores"] for s in r["ef_search_sweep"]]
     if sweeps:
-        lines += ["", "| store | chunks | hnsw.ef_search | recall@10 | semantic p50/p99 ms |", "|---|---|---|---|---|"]
+        lines += ["", "| store | chunks | hnsw.ef_search | recall@10 | semantic p50/p99 ms |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {r['store']} | {r['chunks']:,} | {s['ef_search']} | {s['recall_at_10']:.3f} | "
                   f"{s['p50']:.1f} / {s['p99']:.1f} |" for r, s in sweeps]
     if report["ingestion"]:
-        lines += ["", "| store | PDFs | pages | chunks | ready s | pages/s | chunks/s | embedded s | pages/s | chunks/s |",
+        lines += ["", "| store | PDFs | pages | chunks | ready s | pages/s | chunks/s | embedded s | pages/s "
+                  "| chunks/s |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {i['store']} | {i['documents']} | {i['pages']} | {i['chunks']} | {i['lexical_ready_s']:.1f} | "
-                  f"{i['pages_per_s_lexical']:.1f} | {i['chunks_per_s_lexical']:.1f} | {i['embedded_s']:.1f} | "
-                  f"{i['pages_per_s_embedded']:.2f} | {i['chunks_per_s_embedded']:.2f} |" for i in report["ingestion"]]
+        lines += [f"| {i['store']} | {i['documents']} | {i['pages']} | {i['chunks']} | "
+                  f"{i['lexical_ready_s']:.1f} | {i['pages_per_s_lexical']:.1f} | "
+                  f"{i['chunks_per_s_lexical']:.1f} | {i['embedded_s']:.1f} | "
+                  f"{i['pages_per_s_embedded']:.2f} | {i['chunks_per_s_embedded']:.2f} |"
+                  for i in report["ingestion"]]
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
-    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES))
     parser.add_argument("--database-url", default=None, help="libpq URL of a PostgreSQL server with pgvector")
-    parser.add_argument("--ingestion-store", choices=["sqlite", "postgresql", "both", "none"], default="sqlite")
+    parser.add_argument("--ingestion-store", choices=[*STORES, "both", "none"], default="sqlite")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--output", type=Path, default=RESULTS / "rag_scale.json")
     args = parser.parse_args()
-    ingestion_stores = {"both": ["sqlite", "postgresql"], "none": []}.get(args.ingestion_store, [args.ingestion_store])
+    ingestion_stores = {"both": list(STORES), "none": []}.get(args.ingestion_store, [args.ingestion_store])
     dev = load_dev_set(args.data)
-    report: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-                              "load_average_start": os.getloadavg(), "command": " ".join(sys.argv),
-                              "noise_sigma": NOISE, "limit": LIMIT, "stores": [], "ingestion": []}
+    report: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                              "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
+                              "command": " ".join(sys.argv), "noise_sigma": NOISE, "limit": LIMIT,
+                              "stores": [], "ingestion": []}
     started = time.perf_counter()
     uses_postgres = "postgresql" in args.stores + ingestion_stores
     with postgres_server(args.database_url) if uses_postgres else nullcontext() as admin:

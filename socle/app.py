@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from socle import __version__
+from socle import __version__, ui
 from socle.api import errors
 from socle.api.limits import BodySizeLimit
 from socle.api.routers import collections, documents, health, identity, inference, models, quotas, usage
@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       uploads={"/v1/documents": settings.max_upload_bytes + 1024 * 1024})  # + form fields
+                       uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
+                                for path in ("/v1/documents", ui.UPLOAD_PATH)})
     for module in (health, models, inference, identity, usage, quotas, collections, documents):
         app.include_router(module.router)
+    ui.install(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -213,6 +214,24 @@ def users_update(email: str, role: str | None = None, name: str | None = None,
 
     _with_platform(action)
     console.print(f"User {email} updated.")
+
+
+@users_app.command("set-password")
+def users_set_password(email: str,
+                       password_stdin: Annotated[bool, typer.Option(
+                           "--password-stdin", help="Read the password from the first line of standard input "
+                           "(scripts); otherwise it is asked twice, hidden")] = False) -> None:
+    """Set the password a user signs in to the web UI with; their open web sessions end."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def action(p: Platform) -> None:
+        await p.identity.set_password(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id, password)
+
+    _with_platform(action)
+    console.print(f"Password of {email} set.")
 
 
 @users_app.command("delete")

@@ -202,6 +202,10 @@ class Settings(BaseSettings):
     parse_max_pages: int = Field(default=2000, ge=1, description="Longest accepted document, in pages")
     db_pool_size: int = Field(default=10, ge=1)
 
+    ui_cookie_secure: bool = Field(default=True, description="The web UI's session cookie travels over HTTPS "
+                                   "only; false for plain http (tests, a workstation)")
+    ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="A web UI sign-in lasts this long")
+
     @field_validator("config", "database_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

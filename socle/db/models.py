@@ -81,6 +81,7 @@ class User(Base):
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True, deferred=True)  # argon2id
 
     role: Mapped[Role] = relationship(lazy="joined")
     groups: Mapped[list[Group]] = relationship(secondary=group_members, back_populates="members", lazy="selectin")
@@ -262,3 +263,15 @@ class Chunk(Base):
     page: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lexical: Mapped[str] = mapped_column(Text)
     embedding: Mapped[object | None] = mapped_column(Embedding, nullable=True, deferred=True)
+
+
+class LoginSession(Base):
+    """A signed-in browser (the web UI). Only the SHA-256 of the cookie's 256-bit secret is stored, so a
+    copy of the database signs no one in; ``csrf_token`` must come back with every state-changing request."""
+
+    __tablename__ = "login_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's secret
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,112 @@
+"""My documents: the collections I may read (mine, my groups', public ones), creating and deleting mine, and
+uploading files into them with each file's progress and ingestion status."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.responses import JSONResponse, Response
+
+from socle.db.models import Collection, Document
+from socle.errors import SocleError
+from socle.identity.permissions import Permission
+from socle.ui.security import SignedIn, Visitor, platform
+from socle.ui.web import error_page, french, page, redirect, status_of
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+VISIBILITIES = {"private": "Privée", "group": "Mon groupe", "public": "Publique"}
+ACCEPTED = ".pdf,.docx,.odt,.html,.htm,.md,.markdown,.txt,.csv,.json"
+
+
+def writable(visitor: Visitor, collection: Collection) -> bool:
+    """Whether to offer changes; the services decide all the same."""
+    return collection.owner_id == visitor.principal.user_id or visitor.principal.can(Permission.COLLECTIONS_PUBLISH)
+
+
+@router.get("/documents")
+async def collections_page(request: Request, visitor: SignedIn) -> Response:
+    return await _collections(request, visitor)
+
+
+@router.post("/documents")
+async def create_collection(request: Request, visitor: SignedIn, name: Annotated[str, Form(max_length=200)],
+                            description: Annotated[str, Form(max_length=2000)] = "",
+                            visibility: Annotated[str, Form()] = "private",
+                            group_id: Annotated[str, Form()] = "") -> Response:
+    if not name.strip():
+        return await _collections(request, visitor, status_code=400, error="Donnez un nom à la collection.")
+    try:
+        collection = await platform(request).collections.create(
+            visitor.principal, name=name.strip(), description=description.strip(), visibility=visibility,
+            group_id=int(group_id) if group_id.isdigit() else None)
+    except SocleError as exc:
+        return await _collections(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect(f"/ui/documents/{collection.id}?ok=collection-creee")
+
+
+@router.get("/documents/{collection_id}")
+async def collection_page(collection_id: int, request: Request, visitor: SignedIn) -> Response:
+    p = platform(request)
+    try:
+        collection = await p.collections.get(visitor.principal, collection_id)
+        documents = await p.documents.list(visitor.principal, collection_id=collection_id, limit=1000)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "collection.html", visitor, title=collection.name, collection=collection,
+                documents=documents, writable=writable(visitor, collection), visibilities=VISIBILITIES,
+                accepted=ACCEPTED)
+
+
+@router.post("/documents/{collection_id}/supprimer")
+async def delete_collection(collection_id: int, request: Request, visitor: SignedIn) -> Response:
+    try:
+        await platform(request).collections.delete(visitor.principal, collection_id)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return redirect("/ui/documents?ok=collection-supprimee")
+
+
+@router.post("/documents/{collection_id}/documents/{document_id}/supprimer")
+async def delete_document(collection_id: int, document_id: int, request: Request, visitor: SignedIn) -> Response:
+    try:
+        await platform(request).documents.delete(visitor.principal, document_id)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return redirect(f"/ui/documents/{collection_id}?ok=document-supprime")
+
+
+@router.post("/api/documents")
+async def upload(request: Request, visitor: SignedIn, file: Annotated[UploadFile, File()],
+                 collection: Annotated[int, Form()]) -> Response:
+    """One file (the page sends each file of a selection on its own, to show its progress)."""
+    try:
+        document, created = await platform(request).documents.upload(visitor.principal, collection,
+                                                                     file.filename or "", file.file)
+    except SocleError as exc:
+        return JSONResponse({"error": {"message": french(exc)}}, status_code=status_of(exc))
+    return JSONResponse(document_json(document), status_code=201 if created else 200)
+
+
+@router.get("/api/documents/{document_id}")
+async def document_state(document_id: int, request: Request, visitor: SignedIn) -> Response:
+    try:
+        document = await platform(request).documents.get(visitor.principal, document_id)
+    except SocleError as exc:
+        return JSONResponse({"error": {"message": french(exc)}}, status_code=status_of(exc))
+    return JSONResponse(document_json(document))
+
+
+def document_json(document: Document) -> dict[str, Any]:
+    return {"id": document.id, "name": document.name, "status": document.status, "error": document.error,
+            "pages": document.pages, "chunks": document.chunks}
+
+
+async def _collections(request: Request, visitor: Visitor, *, status_code: int = 200,
+                       error: str | None = None) -> Response:
+    p = platform(request)
+    collections = await p.collections.list(visitor.principal, limit=1000)
+    user = await p.identity.get_user(visitor.principal, visitor.principal.user_id)
+    return page(request, "documents.html", visitor, title="Mes documents", status_code=status_code, error=error,
+                collections=collections, groups=user.groups, visibilities=VISIBILITIES,
+                can_own=visitor.principal.can(Permission.COLLECTIONS_OWN),
+                can_publish=visitor.principal.can(Permission.COLLECTIONS_PUBLISH))

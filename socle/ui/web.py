@@ -1,0 +1,97 @@
+"""Rendering pages: the templates, the French wording of errors and notices, and the error pages."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from socle import __version__
+from socle.api.errors import STATUS_BY_KIND
+from socle.errors import SocleError
+from socle.identity.permissions import Permission
+from socle.ui.security import CsrfRejected, SignInRequired, Visitor
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
+TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
+API_PREFIX = "/ui/api/"
+
+# Notices after a redirect are named by a fixed code, never by text taken from the URL.
+NOTICES = {
+    "deconnecte": "Vous êtes déconnecté.",
+    "collection-creee": "La collection a été créée.",
+    "collection-supprimee": "La collection a été supprimée.",
+    "document-supprime": "Le document a été supprimé.",
+    "cle-revoquee": "La clé a été révoquée : elle ne donne plus accès à la plateforme.",
+}
+
+_MESSAGES_BY_KIND = {
+    "not_found": "Cet élément n'existe pas ou ne vous est pas accessible.",
+    "permission_denied": "Votre rôle ne vous permet pas de faire cela.",
+    "too_large": "Le fichier est trop volumineux.",
+    "rate_limited": "Vous avez atteint une limite d'utilisation : réessayez plus tard.",
+    "unavailable": "Le modèle est momentanément indisponible : réessayez dans un instant.",
+    "bad_gateway": "Le modèle a rencontré une erreur : réessayez dans un instant.",
+    "gateway_timeout": "Le modèle a mis trop de temps à répondre.",
+    "conflict": "Cet élément existe déjà.",
+}
+_MESSAGES_BY_CODE = {
+    "unsupported_file_type": "Ce type de fichier n'est pas pris en charge (PDF, DOCX, ODT, HTML, Markdown, "
+                             "texte, CSV ou JSON).",
+    "empty_file": "Le fichier est vide.",
+    "insufficient_quota": "Votre budget d'utilisation est épuisé pour cette période.",
+    "model_not_found": "Ce modèle n'existe pas.",
+}
+
+
+def french(exc: SocleError) -> str:
+    """What to tell a person about a refused action; the technical message only when nothing fits."""
+    if exc.code in _MESSAGES_BY_CODE:
+        return _MESSAGES_BY_CODE[exc.code]
+    if exc.kind in _MESSAGES_BY_KIND:
+        return _MESSAGES_BY_KIND[exc.kind]
+    if exc.kind == "invalid_request":
+        return f"Demande invalide : {exc.message}"
+    return "Une erreur est survenue. Réessayez ; si elle persiste, prévenez l'équipe qui administre la plateforme."
+
+
+def status_of(exc: SocleError) -> int:
+    return STATUS_BY_KIND.get(exc.kind, 500)
+
+
+def page(request: Request, template: str, visitor: Visitor | None, *, title: str, status_code: int = 200,
+         **context: Any) -> HTMLResponse:
+    notice = NOTICES.get(request.query_params.get("ok", ""))
+    return TEMPLATES.TemplateResponse(request, template, {"visitor": visitor, "title": title, "notice": notice,
+                                                          "path": request.url.path, **context},
+                                      status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)  # after a POST: the browser follows with a GET
+
+
+def error_page(request: Request, visitor: Visitor | None, status_code: int, message: str) -> Response:
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"error": {"message": message}}, status_code=status_code)
+    return page(request, "erreur.html", visitor, title="Erreur", status_code=status_code, message=message)
+
+
+async def sign_in_required(request: Request, _: Exception) -> Response:
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"error": {"message": "Votre session a expiré : reconnectez-vous."}}, status_code=401)
+    target = request.url.path if request.method == "GET" else "/ui/"
+    return redirect("/ui/connexion?" + urlencode({"suivant": target}))
+
+
+async def csrf_rejected(request: Request, _: Exception) -> Response:
+    return error_page(request, None, 403, "Cette demande n'a pas été faite depuis une page de Socle IA ouverte "
+                      "dans votre session : elle est refusée. Rechargez la page et recommencez.")
+
+
+EXCEPTION_HANDLERS = {SignInRequired: sign_in_required, CsrfRejected: csrf_rejected}

@@ -1,0 +1,143 @@
+"""Browser tests of the web UI: a really running server, driven through Debian's Chromium by Playwright
+(``/usr/bin/chromium``: no browser is ever downloaded). Each page is saved as a screenshot under
+``tests/ui/artifacts/`` and checked with axe-core (installed by the build, injected from the local file)."""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support.servers import ROOT, SOCLE, Server, free_port, start_server, stop, wait_until_up
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = ROOT / "socle" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "un mot de passe bien long"
+CATALOGUE = """
+models:
+  - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096}}
+  - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
+  - {{id: hostile, type: chat, backends: [{{type: openai, url: "{hostile}/v1"}}]}}
+"""
+ENV = {"SOCLE_UI_COOKIE_SECURE": "false",  # the tests speak plain http to 127.0.0.1
+       "SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024), "SOCLE_INGESTION_WORKERS": "1"}
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    email: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def hostile_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("hostile") / "hostile.log"
+    process = subprocess.Popen([sys.executable, "-m", "tests.ui.hostile_backend", "--port", str(port)], cwd=ROOT,
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/stats", process, log)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory, mock_backend: str, hostile_backend: str) -> Iterator[Server]:
+    config = tmp_path_factory.mktemp("ui-config") / "models.yaml"
+    config.write_text(CATALOGUE.format(mock=mock_backend, hostile=hostile_backend))
+    server = start_server(tmp_path_factory.mktemp("ui-server"), config=config, extra_env=ENV)
+    yield server
+    stop(server.process)
+
+
+@pytest.fixture(scope="session")
+def admin_api(ui_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ui_server.base_url, headers={"Authorization": f"Bearer {ui_server.admin_key}"},
+                      timeout=60) as http:
+        yield http
+
+
+def new_account(server: Server, admin_api: httpx.Client, *, role: str = "user") -> Account:
+    """A user with a password, set the way an operator does it: ``socle users set-password --password-stdin``."""
+    email = f"agent-{secrets.token_hex(4)}@ministere.gouv.fr"
+    response = admin_api.post("/users", json={"email": email, "name": "Agent", "role": role})
+    assert response.status_code == 201, response.text
+    done = subprocess.run([str(SOCLE), "users", "set-password", email, "--password-stdin"], input=PASSWORD + "\n",
+                          env=server.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return Account(response.json()["id"], email, PASSWORD)
+
+
+@pytest.fixture
+def account(ui_server: Server, admin_api: httpx.Client) -> Account:
+    return new_account(ui_server, admin_api)
+
+
+@pytest.fixture(scope="package")  # closed before other packages' async tests: its loop would be theirs
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "Debian's Chromium is needed: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser, ui_server: Server) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=ui_server.url, locale="fr-FR", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations of deletions
+    return page
+
+
+def sign_in(page: Page, account: Account) -> None:
+    page.goto("/ui/connexion")
+    page.get_by_label("Adresse électronique").fill(account.email)
+    page.get_by_label("Mot de passe").fill(account.password)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page).to_have_url("/ui/chat")
+
+
+def http_sign_in(server: Server, account: Account) -> str:
+    """Sign in without a browser; the session cookie's value."""
+    with httpx.Client(base_url=server.url) as http:
+        form = http.get("/ui/connexion")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        response = http.post("/ui/connexion", data={"email": account.email, "password": account.password,
+                                                    "csrf_token": token.group(1)})
+        assert response.status_code == 303, response.text
+        return response.cookies["socle_session"]
+
+
+def check_page(page: Page, name: str) -> None:
+    """Screenshot the page, then run axe-core on it: no serious or critical violation."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    page.evaluate(AXE.read_text())
+    violations: list[dict[str, Any]] = page.evaluate("""async () => {
+        const results = await axe.run(document, {resultTypes: ["violations"]});
+        return results.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                                               nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
+    }""")
+    (ARTIFACTS / f"{name}.axe.json").write_text(json.dumps(violations, indent=2, ensure_ascii=False))
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"

@@ -1,0 +1,58 @@
+"""An OpenAI-compatible backend whose every answer tries to inject HTML: the web UI must show it as text.
+
+    python -m tests.ui.hostile_backend --port 19002
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+ANSWER = ("Voici **la réponse** <script>window.__pwned = 1</script> et "
+          "<img src=x onerror=\"window.__pwned = 2\"> puis [un lien](javascript:window.__pwned=3).")
+PIECES = [ANSWER[i:i + 12] for i in range(0, len(ANSWER), 12)]  # tags cut across chunks, as a model would
+
+
+def _chunk(content: str | None, finish: str | None = None) -> dict:
+    delta = {"content": content} if content is not None else {}
+    return {"id": "chatcmpl-hostile", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": "hostile", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def _events() -> AsyncIterator[bytes]:
+    for piece in PIECES:
+        yield f"data: {json.dumps(_chunk(piece))}\n\n".encode()
+    yield f"data: {json.dumps(_chunk(None, 'stop'))}\n\n".encode()
+    usage = {"prompt_tokens": 5, "completion_tokens": len(PIECES), "total_tokens": 5 + len(PIECES)}
+    yield f"data: {json.dumps({**_chunk(None), 'choices': [], 'usage': usage})}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
+async def chat(request: Request) -> Response:
+    body = await request.json()
+    if body.get("stream"):
+        return StreamingResponse(_events(), media_type="text/event-stream")
+    return JSONResponse({"id": "chatcmpl-hostile", "object": "chat.completion", "created": int(time.time()),
+                         "model": "hostile", "choices": [{"index": 0, "finish_reason": "stop",
+                                                          "message": {"role": "assistant", "content": ANSWER}}],
+                         "usage": {"prompt_tokens": 5, "completion_tokens": 20, "total_tokens": 25}})
+
+
+async def models(_: Request) -> Response:
+    return JSONResponse({"object": "list", "data": [{"id": "hostile", "object": "model"}]})
+
+
+app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models),
+                        Route("/stats", models)])
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    uvicorn.run(app, host="127.0.0.1", port=parser.parse_args().port, log_level="warning")
