@@ -83,8 +83,9 @@ class SQLiteStore:
         vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1) \
             if rows else np.empty((0, 0), np.float32)
         matrix = _Matrix(ids, _unit(vectors))
-        with self._lock:
-            self._matrices[collection_id] = (revision, matrix)
+        if matrix.nbytes <= self._matrices.maxsize:  # a larger one is searched without being kept
+            with self._lock:
+                self._matrices[collection_id] = (revision, matrix)
         return matrix
 
 
