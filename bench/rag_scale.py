@@ -271,7 +271,7 @@ async def ef_search_sweep(searcher: Searcher, exact: np.ndarray,
     return sweep
 
 
-async def measure_store(url: str, dev: DevSet, size: int) -> dict[str, Any]:
+async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool = False) -> dict[str, Any]:
     migrate.upgrade(url)
     engine = create_engine(url)
     try:
@@ -279,6 +279,9 @@ async def measure_store(url: str, dev: DevSet, size: int) -> dict[str, Any]:
         store = store_for(engine.dialect.name)
         vectors = noisy_vectors(dev.passage_vectors, size)
         principal, collection_id = await create_owner(sessions)
+        if index_first:  # as in production: the index exists when chunks arrive, and grows with them
+            async with sessions() as session, session.begin():
+                await store.prepare(session, DIMENSIONS)
         chunk_ids, write_s = await write_chunks(sessions, dev, vectors, collection_id)
         _log(f"  wrote {size} chunks in {write_s:.1f} s")
         prepare_s = await prepare(sessions, store, collection_id, size)
@@ -292,7 +295,8 @@ async def measure_store(url: str, dev: DevSet, size: int) -> dict[str, Any]:
             if engine.dialect.name == "postgresql" and found_recall < RECALL_GOAL else []
     finally:
         await engine.dispose()
-    return {"store": engine.dialect.name, "chunks": size, "documents": -(-size // CHUNKS_PER_DOCUMENT),
+    return {"store": engine.dialect.name, "chunks": size, "index_first": index_first,
+            "documents": -(-size // CHUNKS_PER_DOCUMENT),
             "write_s": write_s, "chunks_per_s": size / write_s, "prepare_s": prepare_s,
             "semantic_cold_ms": cold_ms, "latency_ms": {m: latency(ms) for m, (ms, _) in runs.items()},
             "recall_at_10": found_recall, "ef_search_sweep": sweep}
@@ -371,9 +375,9 @@ def _page(texts: Iterator[str]) -> str:
 def _pdf(pages: list[str]) -> bytes:
     pdf = FPDF()
     pdf.set_font("Helvetica", size=10)
-    for text in pages:
+    for page in pages:
         pdf.add_page()
-        pdf.multi_cell(0, 5, text)
+        pdf.multi_cell(0, 5, page)
     return bytes(pdf.output())
 
 
@@ -452,6 +456,8 @@ def main() -> None:
     parser.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES))
     parser.add_argument("--database-url", default=None, help="libpq URL of a PostgreSQL server with pgvector")
     parser.add_argument("--ingestion-store", choices=[*STORES, "both", "none"], default="sqlite")
+    parser.add_argument("--index-first", action="store_true",
+                        help="Build the vector index before writing the chunks (as ingestion does), not after")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--output", type=Path, default=RESULTS / "rag_scale.json")
     args = parser.parse_args()
@@ -468,7 +474,7 @@ def main() -> None:
             for store in args.stores:
                 _log(f"{store}, {size} chunks")
                 with fresh_database(store, admin) as url:
-                    report["stores"].append(asyncio.run(measure_store(url, dev, size)))
+                    report["stores"].append(asyncio.run(measure_store(url, dev, size, index_first=args.index_first)))
         pdfs = make_pdfs(dev.passages) if ingestion_stores else []
         for store in ingestion_stores:
             _log(f"ingestion on {store}")
