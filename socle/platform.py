@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle.chat.conversations import ConversationService
 from socle.db.session import create_engine, session_factory
 from socle.errors import NotFound
 from socle.identity.service import IdentityService
@@ -43,6 +44,7 @@ class Platform:
     collections: CollectionService
     jobs: JobQueue
     documents: DocumentService
+    conversations: ConversationService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
     metrics: Metrics | None = None
@@ -60,7 +62,8 @@ class Platform:
         return cls(settings, engine, sessions, IdentityService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
                    UsageService(sessions, currency=settings.currency),
                    QuotaService(sessions, refresh_s=settings.quota_refresh_s), CollectionService(sessions), jobs,
-                   DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes))
+                   DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes),
+                   ConversationService(sessions))
 
     async def start_inference(self) -> None:
         """Build the model registry from the catalogue, load or connect every backend, record usage."""

@@ -7,18 +7,21 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from socle import __version__
 from socle.api.errors import STATUS_BY_KIND
 from socle.errors import SocleError
 from socle.identity.permissions import Permission
+from socle.ui import markdown
 from socle.ui.security import CsrfRejected, SignInRequired, Visitor
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
 TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
+TEMPLATES.env.filters["markdown"] = lambda text: Markup(markdown.to_html(text))  # raw HTML escaped by to_html
 API_PREFIX = "/ui/api/"
 
 # Notices after a redirect are named by a fixed code, never by text taken from the URL.
@@ -28,6 +31,9 @@ NOTICES = {
     "collection-supprimee": "La collection a été supprimée.",
     "document-supprime": "Le document a été supprimé.",
     "cle-revoquee": "La clé a été révoquée : elle ne donne plus accès à la plateforme.",
+    "conversation-renommee": "La conversation a été renommée.",
+    "conversation-supprimee": "La conversation a été supprimée.",
+    "avis-enregistre": "Merci : votre avis sur cette réponse est enregistré.",
 }
 
 _MESSAGES_BY_KIND = {

@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from tests.support.servers import ROOT, SOCLE, Server, free_port, start_server, stop, wait_until_up
 
@@ -141,3 +142,48 @@ def check_page(page: Page, name: str) -> None:
     (ARTIFACTS / f"{name}.axe.json").write_text(json.dumps(violations, indent=2, ensure_ascii=False))
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"
+
+
+def create_collection(page: Page, name: str) -> int:
+    """A private collection, created through its form; its id."""
+    page.goto("/ui/documents")
+    page.get_by_label("Nom").fill(name)
+    page.get_by_role("button", name="Créer la collection").click()
+    expect(page).to_have_url(re.compile(r"/ui/documents/\d+\?ok=collection-creee$"))
+    return int(page.url.split("?")[0].rsplit("/", 1)[1])
+
+
+def upload_ready(page: Page, collection_id: int, name: str, content: bytes, *, timeout_s: float = 180) -> int:
+    """A file sent the way the documents page sends it (the session's cookie and CSRF token), once it is ready
+    and embedded (so that hybrid search ranks it the same on every run)."""
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    response = page.request.post("/ui/api/documents", headers={"x-csrf-token": csrf}, multipart={
+        "collection": str(collection_id), "file": {"name": name, "mimeType": "application/octet-stream",
+                                                   "buffer": content}})
+    assert response.status == 201, response.text()
+    document_id = int(response.json()["id"])
+    deadline = time.monotonic() + timeout_s
+    while (state := page.request.get(f"/ui/api/documents/{document_id}").json())["status"] != "ready" \
+            or state["embedded"] < state["chunks"]:
+        assert state["status"] != "failed" and time.monotonic() < deadline, state
+        time.sleep(0.2)
+    return document_id
+
+
+def ask(page: Page, model: str, text: str) -> None:
+    page.get_by_label("Modèle").select_option(model)
+    page.get_by_role("textbox", name=re.compile("^Votre (message|question)")).fill(text)
+    page.get_by_role("button", name="Envoyer").click()
+
+
+def answered(page: Page, index: int = 0, *, timeout_ms: int = 60_000) -> Locator:
+    """The ``index``-th answer of the conversation, once it is complete."""
+    answer = page.locator(".socle-message--assistant").nth(index)
+    expect(answer.locator(".socle-message__body")).to_have_attribute("data-done", "true", timeout=timeout_ms)
+    return answer
+
+
+def csrf_of(page: Page) -> str:
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token
+    return token

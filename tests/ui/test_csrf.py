@@ -18,7 +18,10 @@ def test_posts_without_the_sessions_token_are_refused(page: Page, account: Accou
         request.post("/ui/cles", form={"name": "mauvais jeton", "csrf_token": "x" + token[1:]}),
         request.post("/ui/documents", form={"name": "sans jeton"}),
         request.post("/ui/deconnexion"),
-        request.post("/ui/api/chat", data={"model": "hostile", "messages": [{"role": "user", "content": "x"}]}),
+        request.post("/ui/api/chat", data={"model": "hostile", "content": "x"}),
+        request.post("/ui/chat/1/renommer", form={"title": "sans jeton"}),
+        request.post("/ui/chat/1/supprimer"),
+        request.post("/ui/chat/1/messages/2/avis", form={"rating": "1"}),
         request.post("/ui/cles", form={"name": "autre site", "csrf_token": token},
                      headers={"origin": "https://attaquant.example"}),
     ]

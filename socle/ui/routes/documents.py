@@ -8,13 +8,14 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, Response
 
 from socle.db.models import Collection, Document
-from socle.errors import SocleError
+from socle.errors import NotFound, SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 VISIBILITIES = {"private": "Privée", "group": "Mon groupe", "public": "Publique"}
+PASSAGES = 2000  # shown on a document's page
 ACCEPTED = ".pdf,.docx,.odt,.html,.htm,.md,.markdown,.txt,.csv,.json"
 
 
@@ -55,6 +56,21 @@ async def collection_page(collection_id: int, request: Request, visitor: SignedI
     return page(request, "collection.html", visitor, title=collection.name, collection=collection,
                 documents=documents, writable=writable(visitor, collection), visibilities=VISIBILITIES,
                 accepted=ACCEPTED)
+
+
+@router.get("/documents/{collection_id}/documents/{document_id}")
+async def document_page(collection_id: int, document_id: int, request: Request, visitor: SignedIn) -> Response:
+    """A document's passages, each with its anchor (``#passage-N``): where the sources of an answer lead."""
+    p = platform(request)
+    try:
+        collection = await p.collections.get(visitor.principal, collection_id)
+        document, chunks = await p.documents.chunks(visitor.principal, document_id, limit=PASSAGES)
+        if document.collection_id != collection_id:
+            raise NotFound(f"Document {document_id} not found.", param="document_id")
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "document.html", visitor, title=document.name, collection=collection, document=document,
+                chunks=chunks, more=document.chunks > len(chunks))
 
 
 @router.post("/documents/{collection_id}/supprimer")
@@ -98,7 +114,7 @@ async def document_state(document_id: int, request: Request, visitor: SignedIn) 
 
 def document_json(document: Document) -> dict[str, Any]:
     return {"id": document.id, "name": document.name, "status": document.status, "error": document.error,
-            "pages": document.pages, "chunks": document.chunks}
+            "pages": document.pages, "chunks": document.chunks, "embedded": document.embedded}
 
 
 async def _collections(request: Request, visitor: Visitor, *, status_code: int = 200,

@@ -1,0 +1,1 @@
+"""Conversations kept per user: their messages, the sources of answers about documents, and ratings."""
