@@ -42,6 +42,9 @@ def analyse(text: str) -> str:
     return " ".join(terms(text))
 
 
+MAX_QUERY_TERMS = 64  # a long prompt searched by words: its first terms are enough, and bound the query
+
+
 def query_terms(question: str) -> list[str]:
     """A question's distinct terms, in order: the search ORs them, ranked by BM25."""
-    return list(dict.fromkeys(terms(question)))
+    return list(dict.fromkeys(terms(question)))[:MAX_QUERY_TERMS]
