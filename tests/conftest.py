@@ -95,9 +95,18 @@ def database_url(admin_dsn: str, name: str) -> str:
     return urllib.parse.urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
 
 
+@pytest.fixture
+def postgres_database(postgres_admin: str) -> Iterator[str]:
+    """A PostgreSQL database of one test's own (services tested without a server), dropped after it."""
+    name = f"socle_unit_{secrets.token_hex(4)}"
+    _on_postgres(postgres_admin, f'CREATE DATABASE "{name}"')
+    yield database_url(postgres_admin, name)
+    _on_postgres(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_admin: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    """The PostgreSQL database of this run's PostgreSQL server, dropped at the end."""
     name = f"socle_test_{secrets.token_hex(4)}"
     _on_postgres(postgres_admin, f'CREATE DATABASE "{name}"')
     yield database_url(postgres_admin, name)

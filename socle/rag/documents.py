@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -153,11 +154,15 @@ class DocumentService:
                                          .order_by(Chunk.idx).limit(limit).offset(offset))
             return document, list(rows)
 
-    async def count(self, actor: Principal) -> int:
+    async def count_all(self, actor: Principal, *, since: datetime | None = None) -> int:
+        """Documents on the whole platform (added since ``since``), whoever may read them: a figure of the
+        usage dashboard, so ``usage:read_all`` only; a count, never a name."""
+        require(actor, Permission.USAGE_READ_ALL)
+        query = select(func.count(Document.id))
+        if since is not None:
+            query = query.where(Document.created_at >= since)
         async with self._sessions() as session:
-            return int(await session.scalar(select(func.count(Document.id))
-                                            .join(Collection, Collection.id == Document.collection_id)
-                                            .where(readable(actor))) or 0)
+            return int(await session.scalar(query) or 0)
 
     @staticmethod
     async def _readable(session: AsyncSession, actor: Principal, document_id: int) -> Document:

@@ -22,6 +22,7 @@ STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
 TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
 TEMPLATES.env.filters["markdown"] = lambda text: Markup(markdown.to_html(text))  # raw HTML escaped by to_html
+TEMPLATES.env.filters["nombre"] = lambda value: f"{value:,}".replace(",", "\u202f")  # 12 345, the French way
 API_PREFIX = "/ui/api/"
 
 # Notices after a redirect are named by a fixed code, never by text taken from the URL.
@@ -34,6 +35,16 @@ NOTICES = {
     "conversation-renommee": "La conversation a été renommée.",
     "conversation-supprimee": "La conversation a été supprimée.",
     "avis-enregistre": "Merci : votre avis sur cette réponse est enregistré.",
+    "utilisateur-cree": "Le compte a été créé. Son titulaire se connecte une fois son mot de passe défini "
+                        "(socle users set-password) ou par ProConnect.",
+    "utilisateur-modifie": "Le compte a été modifié.",
+    "utilisateur-desactive": "Le compte est désactivé : ses sessions et ses clés ne donnent plus accès.",
+    "utilisateur-reactive": "Le compte est réactivé.",
+    "groupe-cree": "Le groupe a été créé.",
+    "membre-ajoute": "Le membre a été ajouté au groupe.",
+    "membre-retire": "Le membre a été retiré du groupe.",
+    "quota-cree": "Le quota a été créé : il s'applique dans les secondes qui viennent.",
+    "quota-supprime": "Le quota a été supprimé.",
 }
 
 _MESSAGES_BY_KIND = {

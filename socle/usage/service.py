@@ -4,8 +4,9 @@ The caller's scope is a condition of the query itself, not a filter applied afte
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import UsageRecord
 from socle.errors import InvalidRequest
-from socle.identity.permissions import Permission, Principal
+from socle.identity.permissions import Permission, Principal, require
 
 GroupBy = Literal["day", "model", "user", "key", "endpoint", "status"]
 _SUMS = ("prompt_tokens", "completion_tokens", "cost", "energy_kwh", "co2_kg")
@@ -27,6 +28,15 @@ class UsageFilter:
     since: datetime | None = None
     until: datetime | None = None
     status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveUsers:
+    """Distinct users who made at least one call: the platform's quantitative impact indicator."""
+
+    per_day: dict[str, int]  # ISO date -> users that day
+    per_week: dict[str, int]  # ISO date of the week's Monday -> users that week
+    total: int  # users over the whole period
 
 
 class UsageService:
@@ -74,6 +84,32 @@ class UsageService:
         async with self._sessions() as session:
             rows = (await session.execute(query)).mappings().all()
         return [_clean(dict(row)) for row in rows]
+
+    async def active_users(self, actor: Principal, filters: UsageFilter) -> ActiveUsers:
+        """Active users per day, per week and over the period, across the platform (``usage:read_all``).
+
+        The distinct (day, user) pairs are read once and counted here: a week's users are not the sum of its
+        days' users, and SQL has no week function common to SQLite and PostgreSQL."""
+        require(actor, Permission.USAGE_READ_ALL)
+        day = _dimension("day")
+        query = (select(day.label("day"), UsageRecord.user_id).where(*self._where(actor, filters))
+                 .group_by(day, UsageRecord.user_id))
+        async with self._sessions() as session:
+            pairs = [(_iso(row.day), int(row.user_id)) for row in await session.execute(query)]
+        per_day = Counter(day_ for day_, _ in pairs)
+        weeks = {(_monday(day_), user) for day_, user in pairs}
+        per_week = Counter(week for week, _ in weeks)
+        return ActiveUsers(dict(sorted(per_day.items())), dict(sorted(per_week.items())),
+                           len({user for _, user in pairs}))
+
+
+def _iso(day: date | str) -> str:
+    return day.isoformat() if isinstance(day, date) else str(day)  # PostgreSQL gives a date, SQLite a string
+
+
+def _monday(day: str) -> str:
+    start = date.fromisoformat(day)
+    return (start - timedelta(days=start.weekday())).isoformat()
 
 
 def _dimension(name: GroupBy) -> ColumnElement[Any]:

@@ -20,7 +20,7 @@ async def services(request: pytest.FixtureRequest,
                    tmp_path: Path) -> AsyncIterator[tuple[ConversationService, Principal, Principal, Principal]]:
     """The service, two users and an admin (the PostgreSQL database is shared by the run: new users each time)."""
     url = (f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
+           else request.getfixturevalue("postgres_database"))
     migrate.upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)

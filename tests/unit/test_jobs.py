@@ -19,14 +19,10 @@ async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("postgres_database")
     migrate.upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
-    if request.param == "postgres":  # the database is shared by the run: start from an empty queue
-        from sqlalchemy import text
-        async with engine.begin() as connection:
-            await connection.execute(text("DELETE FROM jobs"))
     yield JobQueue(sessions)
     await engine.dispose()
 

@@ -59,14 +59,14 @@ async def _add(session: AsyncSession, collection_id: int, texts: list[str], rng:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'stores.db'}" if request.param == "sqlite" \
-        else request.getfixturevalue("postgres_url")
+        else request.getfixturevalue("postgres_database")
     async for built in _world(url):
         yield built
 
 
 @pytest.fixture
-async def postgres_world(postgres_url: str) -> AsyncIterator[World]:
-    async for built in _world(postgres_url):
+async def postgres_world(postgres_database: str) -> AsyncIterator[World]:
+    async for built in _world(postgres_database):
         yield built
 
 

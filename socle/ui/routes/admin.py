@@ -1,0 +1,226 @@
+"""Administration pages: users (create, role and groups, deactivate), groups and their members, quotas, and the
+models' backends with their health.
+
+Each page calls the same services as the API, which check the permission (``users:admin``,
+``quotas:admin``); the backends' page asks ``metrics:read``, the permission of the platform's health figures.
+"""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from socle.errors import InvalidRequest, SocleError
+from socle.identity.permissions import Permission, require
+from socle.quotas.service import PERIODS, SCOPES
+from socle.ui.security import SignedIn, Visitor, platform
+from socle.ui.web import error_page, french, page, redirect, status_of
+
+router = APIRouter(prefix="/ui/admin", include_in_schema=False)
+SCOPE_LABELS = {"user": "Un utilisateur", "group": "Un groupe", "role": "Chaque utilisateur d'un rôle",
+                "key": "Une clé d'API", "global": "Toute la plateforme"}
+PERIOD_LABELS = {"day": "Par jour", "month": "Par mois"}
+LIMITS = {"requests_per_minute": "Requêtes par minute", "requests_per_day": "Requêtes par jour",
+          "tokens_per_minute": "Jetons par minute", "budget_tokens": "Budget en jetons",
+          "budget_cost": "Budget en coût"}
+assert set(SCOPE_LABELS) == set(SCOPES) and set(PERIOD_LABELS) == set(PERIODS)
+
+Text = Annotated[str, Form(max_length=320)]
+
+
+# ---- users -----------------------------------------------------------------------------------------
+
+@router.get("/utilisateurs")
+async def users_page(request: Request, visitor: SignedIn) -> Response:
+    return await _users(request, visitor)
+
+
+@router.post("/utilisateurs")
+async def create_user(request: Request, visitor: SignedIn, email: Text = "", name: Text = "", role: Text = "user",
+                      groups: Annotated[list[str] | None, Form()] = None) -> Response:
+    try:
+        await platform(request).identity.create_user(visitor.principal, email=email, name=name.strip(), role=role,
+                                                     groups=groups or [])
+    except SocleError as exc:
+        return await _users(request, visitor, status_code=status_of(exc), error=french(exc),
+                            form={"email": email, "name": name, "role": role, "groups": groups or []})
+    return redirect("/ui/admin/utilisateurs?ok=utilisateur-cree")
+
+
+@router.get("/utilisateurs/{user_id}")
+async def user_page(user_id: int, request: Request, visitor: SignedIn) -> Response:
+    return await _user(request, visitor, user_id)
+
+
+@router.post("/utilisateurs/{user_id}")
+async def update_user(user_id: int, request: Request, visitor: SignedIn, name: Text = "", role: Text = "user",
+                      groups: Annotated[list[str] | None, Form()] = None) -> Response:
+    try:
+        await platform(request).identity.update_user(visitor.principal, user_id, name=name.strip(), role=role,
+                                                     groups=groups or [])
+    except SocleError as exc:
+        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+    return redirect(f"/ui/admin/utilisateurs/{user_id}?ok=utilisateur-modifie")
+
+
+@router.post("/utilisateurs/{user_id}/activation")
+async def set_active(user_id: int, request: Request, visitor: SignedIn,
+                     active: Annotated[str, Form()] = "0") -> Response:
+    try:
+        if user_id == visitor.principal.user_id and active != "1":
+            raise InvalidRequest("vous ne pouvez pas désactiver votre propre compte.", param="user_id")
+        await platform(request).identity.update_user(visitor.principal, user_id, is_active=active == "1")
+    except SocleError as exc:
+        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+    done = "utilisateur-reactive" if active == "1" else "utilisateur-desactive"
+    return redirect(f"/ui/admin/utilisateurs/{user_id}?ok={done}")
+
+
+async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+    identity = platform(request).identity
+    try:
+        users = await identity.list_users(visitor.principal, limit=1000)
+        roles, groups = await identity.list_roles(visitor.principal), await identity.list_groups(visitor.principal)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "admin_utilisateurs.html", visitor, title="Utilisateurs", status_code=status_code,
+                users=users, roles=roles, groups=groups, **context)
+
+
+async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code: int = 200,
+                **context: Any) -> Response:
+    identity = platform(request).identity
+    try:
+        roles = await identity.list_roles(visitor.principal)
+        user = await identity.get_user(visitor.principal, user_id)
+        groups = await identity.list_groups(visitor.principal)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "admin_utilisateur.html", visitor, title=f"Utilisateur {user.email}",
+                status_code=status_code, user=user, roles=roles, groups=groups,
+                member_of={g.name for g in user.groups}, **context)
+
+
+# ---- groups ----------------------------------------------------------------------------------------
+
+@router.get("/groupes")
+async def groups_page(request: Request, visitor: SignedIn) -> Response:
+    return await _groups(request, visitor)
+
+
+@router.post("/groupes")
+async def create_group(request: Request, visitor: SignedIn, name: Text = "",
+                       description: Annotated[str, Form(max_length=500)] = "") -> Response:
+    if not name.strip():
+        return await _groups(request, visitor, status_code=400, error="Donnez un nom au groupe.")
+    try:
+        await platform(request).identity.create_group(visitor.principal, name=name.strip(),
+                                                      description=description.strip())
+    except SocleError as exc:
+        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/groupes?ok=groupe-cree")
+
+
+@router.post("/groupes/{group_id}/membres")
+async def add_member(group_id: int, request: Request, visitor: SignedIn, email: Text = "") -> Response:
+    identity = platform(request).identity
+    try:
+        user = await identity.find_user(visitor.principal, email)
+        await identity.set_membership(visitor.principal, group_id, user.id, member=True)
+    except SocleError as exc:
+        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/groupes?ok=membre-ajoute")
+
+
+@router.post("/groupes/{group_id}/membres/{user_id}/retirer")
+async def remove_member(group_id: int, user_id: int, request: Request, visitor: SignedIn) -> Response:
+    try:
+        await platform(request).identity.set_membership(visitor.principal, group_id, user_id, member=False)
+    except SocleError as exc:
+        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/groupes?ok=membre-retire")
+
+
+async def _groups(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+    try:
+        groups = await platform(request).identity.list_groups(visitor.principal)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "admin_groupes.html", visitor, title="Groupes", status_code=status_code, groups=groups,
+                **context)
+
+
+# ---- quotas ----------------------------------------------------------------------------------------
+
+@router.get("/quotas")
+async def quotas_page(request: Request, visitor: SignedIn) -> Response:
+    return await _quotas(request, visitor)
+
+
+@router.post("/quotas")
+async def create_quota(request: Request, visitor: SignedIn, scope: Text = "", subject: Text = "", model: Text = "",
+                       budget_period: Text = "month", requests_per_minute: Text = "", requests_per_day: Text = "",
+                       tokens_per_minute: Text = "", budget_tokens: Text = "", budget_cost: Text = "") -> Response:
+    given = {"requests_per_minute": requests_per_minute, "requests_per_day": requests_per_day,
+             "tokens_per_minute": tokens_per_minute, "budget_tokens": budget_tokens, "budget_cost": budget_cost}
+    try:
+        limits = {name: _number(name, value) for name, value in given.items()}
+        await platform(request).quotas.create(visitor.principal, scope=scope, subject=subject.strip(),
+                                              model=model.strip() or None, budget_period=budget_period, **limits)
+    except SocleError as exc:
+        return await _quotas(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/quotas?ok=quota-cree")
+
+
+@router.post("/quotas/{quota_id}/supprimer")
+async def delete_quota(quota_id: int, request: Request, visitor: SignedIn) -> Response:
+    try:
+        await platform(request).quotas.delete(visitor.principal, quota_id)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return redirect("/ui/admin/quotas?ok=quota-supprime")
+
+
+def _number(name: str, value: str) -> int | float | None:
+    """An empty field sets no limit; the budget in cost may have decimals (a comma, the French way)."""
+    text = value.strip().replace(",", ".").replace(" ", "").replace("\u202f", "")
+    if not text:
+        return None
+    try:
+        return float(text) if name == "budget_cost" else int(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{LIMITS[name]} : « {value} » n'est pas un nombre.", param=name) from exc
+
+
+async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+    try:
+        quotas = await platform(request).quotas.list(visitor.principal)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "admin_quotas.html", visitor, title="Quotas", status_code=status_code, quotas=quotas,
+                scopes=SCOPE_LABELS, periods=PERIOD_LABELS, limits=LIMITS,
+                currency=platform(request).usage.currency, **context)
+
+
+# ---- models and backends ---------------------------------------------------------------------------
+
+@router.get("/modeles")
+async def backends_page(request: Request, visitor: SignedIn) -> Response:
+    try:
+        require(visitor.principal, Permission.METRICS_READ)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    inference = platform(request).inference
+    if inference is None:
+        return error_page(request, visitor, 503, "Les modèles ne sont pas chargés sur ce serveur.")
+    health = await inference.registry.health()  # checks every backend now, as /ready does
+    now = time.monotonic()
+    models = [{"id": served.id, "type": served.config.type, "routing": served.pool.strategy,
+               "backends": [{"index": state.index, "name": state.backend.name,
+                             "healthy": health.get(f"{served.id}[{state.index}]", False),
+                             "circuit_open": state.open_until > now, "in_flight": state.in_flight,
+                             "failures": state.failures} for state in served.pool.states]}
+              for served in inference.registry.models]
+    return page(request, "admin_modeles.html", visitor, title="Modèles et serveurs", models=models)

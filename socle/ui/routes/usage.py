@@ -1,0 +1,154 @@
+"""Usage as charts: "Ma consommation" (one's own calls), the administrators' dashboard (the platform's impact
+indicators: active users, requests, tokens, documents, ratings) and the CSV export of the sums.
+
+Scopes are the services': the usage service shows one's own usage to everyone and anyone's to
+``usage:read_all``, and refuses the platform-wide figures (active users, documents) to anyone else.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from socle.errors import SocleError
+from socle.ui import charts
+from socle.ui.security import SignedIn, platform
+from socle.ui.web import error_page, french, page, status_of
+from socle.usage.service import UsageFilter
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PERIODS = {"7": "Les 7 derniers jours", "30": "Les 30 derniers jours", "90": "Les 90 derniers jours",
+           "365": "Les 365 derniers jours"}
+DEFAULT_PERIOD = "30"
+CSV_COLUMNS = ("jour", "modele", "utilisateur", "requetes", "jetons_entree", "jetons_sortie", "jetons_total",
+               "cout", "energie_kwh", "co2_kg", "latence_moyenne_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The days shown, today included (UTC, like the usage records' days)."""
+
+    key: str
+    days: list[str]  # ISO dates, oldest first
+
+    @classmethod
+    def of(cls, requested: str | None) -> Period:
+        key = requested if requested in PERIODS else DEFAULT_PERIOD
+        today = datetime.now(UTC).date()
+        return cls(key, [(today - timedelta(days=n)).isoformat() for n in range(int(key) - 1, -1, -1)])
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(date.fromisoformat(self.days[0]), time(), tzinfo=UTC)
+
+    @property
+    def labels(self) -> list[str]:
+        return [short_day(day) for day in self.days]
+
+
+def short_day(day: str) -> str:
+    return date.fromisoformat(day).strftime("%d/%m")
+
+
+def long_day(day: str) -> str:
+    return date.fromisoformat(day).strftime("%d/%m/%Y")
+
+
+def per_day_and_model(rows: Sequence[dict[str, Any]], days: Sequence[str], field: str) -> charts.Series:
+    """One series per model, one value per day (0 where the model was not called)."""
+    models = sorted({row["model"] for row in rows})
+    values = {(row["day"], row["model"]): row[field] for row in rows}
+    return [(model, [values.get((day, model), 0) for day in days]) for model in models]
+
+
+@router.get("/consommation")
+async def my_usage(request: Request, visitor: SignedIn, periode: str | None = None) -> Response:
+    period = Period.of(periode)
+    mine = UsageFilter(user_id=visitor.principal.user_id, since=period.since)  # an admin's own, too
+    try:
+        rows = await platform(request).usage.totals(visitor.principal, mine, ["day", "model"])
+        by_model = await platform(request).usage.totals(visitor.principal, mine, ["model"])
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    return page(request, "consommation.html", visitor, title="Ma consommation", periods=PERIODS, period=period,
+                rows=rows, by_model=by_model, long_day=long_day,
+                requests_chart=charts.bars("Requêtes par jour et par modèle", period.labels,
+                                           per_day_and_model(rows, period.days, "requests"), stacked=True),
+                tokens_chart=charts.bars("Jetons par jour et par modèle", period.labels,
+                                         per_day_and_model(rows, period.days, "total_tokens"), stacked=True))
+
+
+@router.get("/admin")
+async def dashboard(request: Request, visitor: SignedIn, periode: str | None = None) -> Response:
+    period = Period.of(periode)
+    p, actor = platform(request), visitor.principal
+    window = UsageFilter(since=period.since)
+    try:
+        active = await p.usage.active_users(actor, window)  # usage:read_all, or refused here
+        rows = await p.usage.totals(actor, window, ["day", "model"])
+        overall = await p.usage.totals(actor, window, [])
+        documents, new_documents = await p.documents.count_all(actor), await p.documents.count_all(
+            actor, since=period.since)
+        ratings = await p.conversations.ratings(actor, since=period.since)
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    weeks = list(active.per_week)
+    up = {day: sum(r.up for r in ratings if r.day == day) for day in period.days}
+    down = {day: sum(r.down for r in ratings if r.day == day) for day in period.days}
+    return page(
+        request, "tableau_de_bord.html", visitor, title="Tableau de bord", periods=PERIODS, period=period,
+        active=active, rows=rows, overall=overall[0] if overall else {}, documents=documents,
+        new_documents=new_documents, ratings=ratings, long_day=long_day,
+        this_week=active.per_week.get(weeks[-1], 0) if weeks else 0,
+        ups=sum(up.values()), downs=sum(down.values()),
+        active_chart=charts.bars("Utilisateurs actifs par jour", period.labels,
+                                 [("Utilisateurs actifs", [active.per_day.get(d, 0) for d in period.days])]),
+        weekly_chart=charts.bars("Utilisateurs actifs par semaine", [f"sem. du {short_day(w)}" for w in weeks],
+                                 [("Utilisateurs actifs", list(active.per_week.values()))]),
+        requests_chart=charts.bars("Requêtes par jour et par modèle", period.labels,
+                                   per_day_and_model(rows, period.days, "requests"), stacked=True),
+        tokens_chart=charts.bars("Jetons par jour et par modèle", period.labels,
+                                 per_day_and_model(rows, period.days, "total_tokens"), stacked=True),
+        ratings_chart=charts.bars("Avis sur les réponses par jour", period.labels,
+                                  [("Réponses utiles", [up[d] for d in period.days]),
+                                   ("Réponses pas utiles", [down[d] for d in period.days])]))
+
+
+@router.get("/consommation.csv")
+async def usage_csv(request: Request, visitor: SignedIn, periode: str | None = None,
+                    perimetre: str = "moi") -> Response:
+    """The sums per day, model and user: one's own, or (``perimetre=plateforme``) all that the usage service
+    lets the caller read — everyone's with ``usage:read_all``."""
+    period = Period.of(periode)
+    actor = visitor.principal
+    filters = UsageFilter(since=period.since, user_id=None if perimetre == "plateforme" else actor.user_id)
+    try:
+        rows = await platform(request).usage.totals(actor, filters, ["day", "model", "user"])
+    except SocleError as exc:
+        return error_page(request, visitor, status_of(exc), french(exc))
+    name = f"consommation-{'plateforme' if filters.user_id is None else 'moi'}-{period.days[-1]}.csv"
+    return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+def to_csv(rows: Iterable[dict[str, Any]]) -> str:
+    """RFC 4180 CSV (the csv module quotes what needs it), a header line first."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([row["day"], _cell(row["model"]), row["user"], row["requests"], row["prompt_tokens"],
+                         row["completion_tokens"], row["total_tokens"], f"{row['cost']:.6f}",
+                         f"{row['energy_kwh']:.9f}", f"{row['co2_kg']:.9f}", f"{row['avg_latency_ms'] or 0:.1f}"])
+    return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A model's name cannot start a formula in a spreadsheet (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
