@@ -6,27 +6,16 @@ from pathlib import Path
 
 import docx
 import pytest
-from fpdf import FPDF
 from odf import text as odf_text
 from odf.opendocument import OpenDocumentText
 from pypdf import PdfReader, PdfWriter
 
 from socle.rag.parsing import Limits, ParseError, Sandbox, parse_file
-
-
-def _pdf(path: Path, pages: list[str], title: str = "Guide du passeport") -> Path:
-    pdf = FPDF()
-    pdf.set_title(title)
-    pdf.set_font("Helvetica", size=12)
-    for page in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, page)
-    pdf.output(str(path))
-    return path
+from tests.support.documents import pdf
 
 
 def test_pdf_pages_and_title(tmp_path: Path) -> None:
-    path = _pdf(tmp_path / "guide.pdf", ["Première page : la demande de passeport.",
+    path = pdf(tmp_path / "guide.pdf", ["Première page : la demande de passeport.",
                                          "Deuxième page : le délai de fabrication est de trois semaines."])
     document = parse_file(path, "guide.pdf")
     assert document.pages == 2 and document.title == "Guide du passeport"
@@ -82,7 +71,7 @@ def test_markdown_and_text_in_any_encoding(tmp_path: Path) -> None:
 
 
 def _encrypted_pdf(tmp_path: Path) -> Path:
-    writer = PdfWriter(clone_from=PdfReader(_pdf(tmp_path / "plain.pdf", ["secret"])))
+    writer = PdfWriter(clone_from=PdfReader(pdf(tmp_path / "plain.pdf", ["secret"])))
     writer.encrypt("motdepasse")
     with (tmp_path / "locked.pdf").open("wb") as handle:
         writer.write(handle)
@@ -107,7 +96,7 @@ def _bytes(content: bytes):  # type: ignore[no-untyped-def]
     (_bytes(b""), "e.pdf", "empty"),
     (_bytes(b"%PDF-1.7\n garbage \x00\x01"), "c.pdf", "corrupt"),
     (_encrypted_pdf, "locked.pdf", "encrypted"),
-    (lambda p: _pdf(p / "x.pdf", ["x"]), "x.docx", "does not match the extension"),
+    (lambda p: pdf(p / "x.pdf", ["x"]), "x.docx", "does not match the extension"),
     (_bytes(b"\x00\x01\x02binary"), "b.txt", "binary"),
     (_bytes(b"MZ"), "v.exe", "Unsupported file type"),
     (_bytes(b"PK\x03\x04 broken"), "k.docx", "corrupt"),
@@ -120,7 +109,7 @@ def test_bad_files_fail_with_a_clear_reason(tmp_path: Path, make, name: str, rea
 
 
 def test_oversized_and_too_many_pages(tmp_path: Path) -> None:
-    path = _pdf(tmp_path / "long.pdf", ["page"] * 5)
+    path = pdf(tmp_path / "long.pdf", ["page"] * 5)
     with pytest.raises(ParseError, match="above the limit"):
         parse_file(path, "long.pdf", Limits(max_bytes=100))
     with pytest.raises(ParseError, match="5 pages"):
@@ -130,7 +119,7 @@ def test_oversized_and_too_many_pages(tmp_path: Path) -> None:
 async def test_the_sandbox_parses_and_bounds_time_and_memory(tmp_path: Path) -> None:
     sandbox = Sandbox(Limits(memory_mb=400, timeout_s=60, max_bytes=500 * 1024 * 1024))
     try:
-        path = _pdf(tmp_path / "ok.pdf", ["Bonjour depuis le bac à sable."])
+        path = pdf(tmp_path / "ok.pdf", ["Bonjour depuis le bac à sable."])
         assert "bac à sable" in (await sandbox.parse(path, "ok.pdf")).text
         big = tmp_path / "big.txt"
         big.write_bytes(b"mot " * (100 * 1024 * 1024 // 4))  # 100 MB of text: decoding and cleaning need more
@@ -143,6 +132,6 @@ async def test_the_sandbox_parses_and_bounds_time_and_memory(tmp_path: Path) -> 
     slow = Sandbox(Limits(timeout_s=0.01))
     try:
         with pytest.raises(ParseError, match="longer than"):
-            await slow.parse(_pdf(tmp_path / "s.pdf", ["x"]), "s.pdf")
+            await slow.parse(pdf(tmp_path / "s.pdf", ["x"]), "s.pdf")
     finally:
         slow.close()
