@@ -27,6 +27,7 @@ PASSWORD = "un mot de passe bien long"
 CATALOGUE = """
 models:
   - {{id: smollm2-135m, type: chat, backends: [{{type: llamacpp}}], max_context_length: 4096}}
+  - {{id: multilingual-e5-small, type: embeddings, backends: [{{type: e5}}]}}
   - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
   - {{id: hostile, type: chat, backends: [{{type: openai, url: "{hostile}/v1"}}]}}
 """
