@@ -48,7 +48,8 @@ async def search(request: Request) -> SearchService:
     return service
 
 
-async def answering(request: Request) -> Answering:
+def answering_service(request: Request) -> Answering:
+    """Resolved only by a chat that asks for a search: plain chat does not pay for it."""
     service = platform(request).answering
     assert service is not None, "search is started in the app's lifespan"
     return service
@@ -79,4 +80,3 @@ Quotas = Annotated[QuotaService, Depends(quotas)]
 Collections = Annotated[CollectionService, Depends(collections)]
 Documents = Annotated[DocumentService, Depends(documents)]
 Search = Annotated[SearchService, Depends(search)]
-Answers = Annotated[Answering, Depends(answering)]

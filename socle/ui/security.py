@@ -19,9 +19,9 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from socle.api.deps import platform
 from socle.errors import Unauthenticated
 from socle.identity.permissions import Principal
-from socle.platform import Platform
 from socle.ui.sessions import OpenSession, SessionStore
 
 COOKIE = "socle_session"
@@ -51,10 +51,6 @@ class Visitor:
     @property
     def csrf_token(self) -> str:
         return self.session.csrf_token
-
-
-def platform(request: Request) -> Platform:
-    return request.app.state.platform  # type: ignore[no-any-return]
 
 
 def session_store(request: Request) -> SessionStore:

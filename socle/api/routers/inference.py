@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from socle.api.deps import Answers, Caller, Inference
+from socle.api.deps import Caller, Inference, answering_service
 from socle.api.errors import envelope, error_payload
 from socle.api.schemas import (
     ChatCompletionRequest,
@@ -57,13 +57,13 @@ async def _answer(inference: Inference, caller: Caller, endpoint: Endpoint, body
 
 @router.post("/chat/completions", summary="Create a chat completion (streaming with stream=true); with "
              "'search', an answer grounded in documents, with its sources in 'search_results'")
-async def chat_completions(request: ChatCompletionRequest, caller: Caller, inference: Inference,
-                           answering: Answers) -> Response:
+async def chat_completions(request: ChatCompletionRequest, http: Request, caller: Caller,
+                           inference: Inference) -> Response:
     body = request.model_dump(exclude_unset=True)
     option = search_option(body)
-    if option is None:
+    if option is None:  # the hot path: no retrieval service resolved
         return await _answer(inference, caller, Endpoint.CHAT, body)
-    body, results = await answering.ground(caller, body, option)
+    body, results = await answering_service(http).ground(caller, body, option)
     sources = [result_out(result) for result in results]
     if body.get("stream"):
         chunks = await inference.stream(caller, Endpoint.CHAT, body)

@@ -9,7 +9,6 @@ is needed at the embedded scale (the PostgreSQL store has HNSW for larger ones).
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,7 +39,6 @@ class SQLiteStore:
     def __init__(self, *, cache_bytes: int = 512 * 1024 * 1024) -> None:
         self._matrices: LRUCache[int, tuple[int, _Matrix]] = LRUCache(cache_bytes,
                                                                       getsizeof=lambda entry: entry[1].nbytes)
-        self._lock = threading.Lock()
 
     async def prepare(self, session: AsyncSession, dimensions: int) -> None:
         return None
@@ -72,8 +70,7 @@ class SQLiteStore:
         return [Hit(int(ids[i]), float(scores[i])) for i in top]
 
     async def _matrix(self, session: AsyncSession, collection_id: int, revision: int) -> _Matrix:
-        with self._lock:
-            cached = self._matrices.get(collection_id)
+        cached = self._matrices.get(collection_id)
         if cached is not None and cached[0] == revision:
             return cached[1]
         rows = (await session.execute(select(Chunk.id, Chunk.embedding)
@@ -84,8 +81,7 @@ class SQLiteStore:
             if rows else np.empty((0, 0), np.float32)
         matrix = _Matrix(ids, _unit(vectors))
         if matrix.nbytes <= self._matrices.maxsize:  # a larger one is searched without being kept
-            with self._lock:
-                self._matrices[collection_id] = (revision, matrix)
+            self._matrices[collection_id] = (revision, matrix)
         return matrix
 
 
