@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from socle.identity.permissions import KNOWN_PERMISSIONS, SYSTEM, Permission, Pr
 
 _BAD_KEY = "Invalid API key: provide a valid key as 'Authorization: Bearer sk-socle-…'."
 _BAD_CREDENTIALS = "Wrong e-mail or password."
+_ROLE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as the API's schema says
 MIN_PASSWORD_LENGTH = 12  # ANSSI's floor for a password that is not checked against a complexity rule
 _MAX_PASSWORD_LENGTH = 1024
 _HASHER = PasswordHasher()  # argon2id with RFC 9106's low-memory parameters (64 MiB, 3 passes)
@@ -135,6 +137,29 @@ class IdentityService:
                 raise Unauthenticated("This account is disabled or no longer exists.", code="inactive_user")
             return _principal(user, key_id=None)
 
+    async def sign_in_federated(self, email: str, *, name: str = "", create_with_role: str | None = None) -> Principal:
+        """The principal of the active account with this e-mail address, which an identity provider (ProConnect)
+        has just vouched for. With no such account: one is created with ``create_with_role`` when that is
+        allowed, else :class:`Unauthenticated` (``no_account``); a disabled account: ``inactive_user``."""
+        email = email.strip().lower()
+        try:
+            return await self._federated(email, name, create_with_role)
+        except IntegrityError:  # created at the same instant by a concurrent sign-in: that one is it
+            return await self._federated(email, name, None)
+
+    async def _federated(self, email: str, name: str, create_with_role: str | None) -> Principal:
+        async with self._sessions() as session, session.begin():
+            user = await session.scalar(select(User).where(User.email == email))
+            if user is None and create_with_role is not None:
+                user = User(email=email, name=name, role=await _role_by_name(session, create_with_role), groups=[])
+                session.add(user)
+                await session.flush()
+            if user is None:
+                raise Unauthenticated(f"No account has the e-mail address {email!r}.", code="no_account")
+            if not user.is_active:
+                raise Unauthenticated("This account is disabled.", code="inactive_user")
+            return _principal(user, key_id=None)
+
     async def _rehash(self, user_id: int, password: str) -> None:
         hashed = await asyncio.to_thread(_HASHER.hash, password)
         async with self._sessions() as session, session.begin():
@@ -185,6 +210,11 @@ class IdentityService:
         async with self._sessions() as session:
             rows = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
             return list(rows.unique())
+
+    async def count_users(self, actor: Principal) -> int:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
     async def get_user(self, actor: Principal, user_id: int) -> User:
         if actor.user_id != user_id:
@@ -246,10 +276,15 @@ class IdentityService:
                 raise Conflict(f"A group named {name!r} already exists.", param="name") from exc
         return group
 
-    async def list_groups(self, actor: Principal) -> list[Group]:
+    async def list_groups(self, actor: Principal, *, limit: int | None = None, offset: int = 0) -> list[Group]:
         require(actor, Permission.USERS_ADMIN)
         async with self._sessions() as session:
-            return list(await session.scalars(select(Group).order_by(Group.id)))
+            return list(await session.scalars(select(Group).order_by(Group.id).limit(limit).offset(offset)))
+
+    async def count_groups(self, actor: Principal) -> int:
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(Group)) or 0)
 
     async def set_membership(self, actor: Principal, group_id: int, user_id: int, *, member: bool) -> Group:
         require(actor, Permission.USERS_ADMIN)
@@ -279,20 +314,40 @@ class IdentityService:
     # ---- roles ------------------------------------------------------------------------------------
 
     async def list_roles(self, actor: Principal) -> list[Role]:
-        require(actor, Permission.USERS_ADMIN)
+        """For those who give roles to users (``users:admin``) and those who define them (``roles:admin``)."""
+        if not actor.can(Permission.ROLES_ADMIN):
+            require(actor, Permission.USERS_ADMIN)
         async with self._sessions() as session:
             return list(await session.scalars(select(Role).order_by(Role.id)))
+
+    async def get_role(self, actor: Principal, role_id: int) -> Role:
+        require(actor, Permission.ROLES_ADMIN)
+        async with self._sessions() as session:
+            role = await session.get(Role, role_id)
+            if role is None:
+                raise NotFound(f"Role {role_id} not found.", param="role_id")
+            return role
+
+    async def role_holders(self, actor: Principal) -> dict[int, int]:
+        """How many users hold each role (a role still held cannot be deleted)."""
+        require(actor, Permission.ROLES_ADMIN)
+        async with self._sessions() as session:
+            rows = await session.execute(select(User.role_id, func.count()).group_by(User.role_id))
+            return {int(role_id): int(count) for role_id, count in rows}
 
     async def create_role(self, actor: Principal, *, name: str, permissions: list[str],
                           description: str = "") -> Role:
         require(actor, Permission.ROLES_ADMIN)
+        if not _ROLE_NAME.fullmatch(name):
+            raise InvalidRequest("A role's name has 1 to 64 lowercase letters, digits, '_' or '-'.", param="name",
+                                 code="invalid_role_name")
         role = Role(name=name, description=description, permissions=_checked(permissions), builtin=False)
         async with self._sessions() as session, session.begin():
             session.add(role)
             try:
                 await session.flush()
             except IntegrityError as exc:
-                raise Conflict(f"A role named {name!r} already exists.", param="name") from exc
+                raise Conflict(f"A role named {name!r} already exists.", param="name", code="role_exists") from exc
         return role
 
     async def update_role(self, actor: Principal, role_id: int, *, permissions: list[str] | None = None,
@@ -304,7 +359,8 @@ class IdentityService:
                 raise NotFound(f"Role {role_id} not found.", param="role_id")
             if permissions is not None:
                 if role.name == "admin" and Permission.ALL not in permissions:
-                    raise InvalidRequest("The admin role keeps every permission ('*').", param="permissions")
+                    raise InvalidRequest("The admin role keeps every permission ('*').", param="permissions",
+                                         code="admin_keeps_all")
                 role.permissions = _checked(permissions)
             if description is not None:
                 role.description = description
@@ -318,9 +374,10 @@ class IdentityService:
             if role is None:
                 raise NotFound(f"Role {role_id} not found.", param="role_id")
             if role.builtin:
-                raise InvalidRequest(f"The built-in role {role.name!r} cannot be deleted.", param="role_id")
+                raise InvalidRequest(f"The built-in role {role.name!r} cannot be deleted.", param="role_id",
+                                     code="builtin_role")
             if await session.scalar(select(func.count()).select_from(User).where(User.role_id == role_id)):
-                raise Conflict(f"Role {role.name!r} is still given to users.", param="role_id")
+                raise Conflict(f"Role {role.name!r} is still given to users.", param="role_id", code="role_in_use")
             await session.delete(role)
 
     # ---- API keys ---------------------------------------------------------------------------------

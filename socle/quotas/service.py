@@ -9,7 +9,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Quota
@@ -41,10 +41,15 @@ class QuotaService:
                 self._expires = time.monotonic() + self._refresh_s
         return self._cached
 
-    async def list(self, actor: Principal) -> list[Quota]:
+    async def list(self, actor: Principal, *, limit: int | None = None, offset: int = 0) -> list[Quota]:
         require(actor, Permission.QUOTAS_ADMIN)
         async with self._sessions() as session:
-            return list(await session.scalars(select(Quota).order_by(Quota.id)))
+            return list(await session.scalars(select(Quota).order_by(Quota.id).limit(limit).offset(offset)))
+
+    async def count(self, actor: Principal) -> int:
+        require(actor, Permission.QUOTAS_ADMIN)
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(Quota)) or 0)
 
     async def create(self, actor: Principal, **fields: Any) -> Quota:
         require(actor, Permission.QUOTAS_ADMIN)

@@ -6,10 +6,14 @@
   header (fetches), and comes from this origin when the browser says where it comes from; else 403.
   The sign-in form, which has no session yet, is bound to a short-lived cookie of its own (login CSRF).
 - The session resolves to the same :class:`Principal` as an API key would, read afresh at each request.
+- Forms may lead only to this site, and to the identity provider's pages when ProConnect is configured
+  (the sign-in and sign-out redirect there): the policy's ``form-action`` names its origins.
 """
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import re
 import urllib.parse
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socle.api.deps import platform
 from socle.errors import Unauthenticated
+from socle.identity.oidc import OidcClient
 from socle.identity.permissions import Principal
+from socle.identity.throttle import SignInThrottle, storage_for
 from socle.ui.sessions import OpenSession, SessionStore
 
 COOKIE = "socle_session"
@@ -58,9 +64,66 @@ def session_store(request: Request) -> SessionStore:
     store: SessionStore | None = getattr(request.app.state, "ui_sessions", None)
     if store is None:
         p = platform(request)
-        store = SessionStore(p.sessions, lifetime=timedelta(hours=p.settings.ui_session_hours))
+        store = SessionStore(p.sessions, lifetime=timedelta(hours=p.settings.ui_session_hours),
+                             idle=timedelta(minutes=p.settings.ui_session_idle_minutes))
         request.app.state.ui_sessions = store
     return store
+
+
+def sign_in_throttle(request: Request) -> SignInThrottle:
+    """The counters of failed password sign-ins, in the quotas' storage (memory, or Redis when configured)."""
+    throttle: SignInThrottle | None = getattr(request.app.state, "ui_sign_in_throttle", None)
+    if throttle is None:
+        settings = platform(request).settings
+        throttle = SignInThrottle(storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix),
+                                  per_account=settings.ui_sign_in_failures_per_account,
+                                  per_address=settings.ui_sign_in_failures_per_ip,
+                                  window_minutes=settings.ui_sign_in_window_minutes)
+        request.app.state.ui_sign_in_throttle = throttle
+    return throttle
+
+
+def identity_provider(request: Request) -> OidcClient | None:
+    """ProConnect's client when it is configured (``SOCLE_OIDC_ISSUER``), else None: no button, no routes."""
+    state = request.app.state
+    if not hasattr(state, "ui_oidc"):
+        settings = platform(request).settings
+        state.ui_oidc = None
+        if settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret:
+            state.ui_oidc = OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id,
+                                       client_secret=settings.oidc_client_secret.get_secret_value(),
+                                       scopes=settings.oidc_scopes, timeout_s=settings.oidc_timeout_s,
+                                       require_email_verified=settings.oidc_require_email_verified)
+    client: OidcClient | None = state.ui_oidc
+    return client
+
+
+def public_url(request: Request, path: str) -> str:
+    """An address of this site as the browser reaches it: on the registered callback's origin when one is
+    configured (behind a reverse proxy, the request's own may be the internal one), else the request's."""
+    registered = platform(request).settings.oidc_redirect_uri
+    if registered:
+        parts = urllib.parse.urlsplit(registered)
+        return f"{parts.scheme}://{parts.netloc}{path}"
+    return str(request.base_url).rstrip("/") + path
+
+
+def client_address(request: Request) -> str:
+    """The browser's address: the connection's, or, behind a reverse proxy named in ``SOCLE_UI_TRUSTED_PROXIES``,
+    the last address that the trusted proxies did not add to X-Forwarded-For (the ones before it are the
+    client's to make up)."""
+    peer = request.client.host if request.client else ""
+    trusted = {part.strip() for part in platform(request).settings.ui_trusted_proxies.split(",") if part.strip()}
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for header in request.headers.getlist("x-forwarded-for") for hop in header.split(",")]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:  # not an address (a proxy's "unknown"): still this client's own entry
+                return hop[:64]
+    return peer
 
 
 def same_origin(request: Request) -> bool:
@@ -109,6 +172,7 @@ async def current_session(request: Request) -> OpenSession | None:
 
 async def visitor(request: Request) -> Visitor:
     """Deny by default: every page but sign-in takes this dependency."""
+    identity_provider(request)  # built before the page: its sign-out form may lead to the provider
     opened = await current_session(request)
     if opened is None:
         raise SignInRequired()
@@ -139,10 +203,11 @@ def clear_cookie(response: Response, request: Request, name: str, *, path: str =
 
 # Pages load nothing from elsewhere and run no inline script: a model's or a user's text that escaped
 # its escaping would still not run. Inline styles are allowed for the DSFR's own scripts.
+_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+           "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'{targets}; "
+           "frame-ancestors 'none'")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]+)?")  # nothing that could end the directive
 _HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-     b"img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-     b"form-action 'self'; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
@@ -168,8 +233,17 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name for name, _ in message["headers"]}
-                extra = [header for header in (*_HEADERS, _NO_STORE) if header[0] not in names]
+                extra = [header for header in (_policy(scope), *_HEADERS, _NO_STORE) if header[0] not in names]
                 message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _policy(scope: Scope) -> tuple[bytes, bytes]:
+    """The content security policy, letting forms lead to the identity provider's origins (read when the
+    response starts: the request may just have discovered them)."""
+    client: OidcClient | None = getattr(getattr(scope.get("app"), "state", None), "ui_oidc", None)
+    origins = sorted(o for o in client.origins() if _ORIGIN.fullmatch(o)) if client is not None else []
+    targets = "".join(f" {origin}" for origin in origins)
+    return b"content-security-policy", _POLICY.format(targets=targets).encode()

@@ -45,6 +45,11 @@ NOTICES = {
     "membre-retire": "Le membre a été retiré du groupe.",
     "quota-cree": "Le quota a été créé : il s'applique dans les secondes qui viennent.",
     "quota-supprime": "Le quota a été supprimé.",
+    "groupe-supprime": "Le groupe a été supprimé.",
+    "role-cree": "Le rôle a été créé : il peut être donné aux utilisateurs.",
+    "role-modifie": "Le rôle a été modifié : ses utilisateurs ont ses nouvelles permissions dès leur prochaine "
+                    "demande.",
+    "role-supprime": "Le rôle a été supprimé.",
 }
 
 _MESSAGES_BY_KIND = {
@@ -63,6 +68,33 @@ _MESSAGES_BY_CODE = {
     "empty_file": "Le fichier est vide.",
     "insufficient_quota": "Votre budget d'utilisation est épuisé pour cette période.",
     "model_not_found": "Ce modèle n'existe pas.",
+    # signing in with ProConnect
+    "oidc_no_attempt": "Cette connexion avec ProConnect n'a pas été commencée depuis ce navigateur, ou elle a "
+                       "expiré : elle est refusée. Recommencez depuis cette page.",
+    "oidc_state_mismatch": "La réponse de ProConnect ne correspond pas à la connexion commencée depuis ce "
+                           "navigateur : elle est refusée. Recommencez depuis cette page.",
+    "oidc_nonce_mismatch": "La réponse de ProConnect ne correspond pas à cette connexion : elle est refusée. "
+                           "Recommencez depuis cette page.",
+    "oidc_invalid_token": "La réponse de ProConnect n'a pas pu être vérifiée : la connexion est refusée. "
+                          "Recommencez ; si cela persiste, prévenez l'équipe qui administre la plateforme.",
+    "oidc_provider_error": "ProConnect n'a pas pu mener la connexion à son terme. Recommencez dans un instant.",
+    "oidc_denied": "La connexion avec ProConnect a été annulée.",
+    "oidc_unavailable": "ProConnect est momentanément injoignable : réessayez dans un instant, ou connectez-vous "
+                        "avec votre mot de passe.",
+    "oidc_no_email": "ProConnect n'a pas transmis votre adresse électronique : la connexion est impossible.",
+    "oidc_email_unverified": "Votre fournisseur d'identité ne garantit pas votre adresse électronique : la "
+                             "connexion est refusée.",
+    "no_account": "Aucun compte Socle IA n'est ouvert à votre adresse électronique. Demandez à l'équipe qui "
+                  "administre la plateforme de vous en créer un, puis reconnectez-vous.",
+    "inactive_user": "Votre compte Socle IA est désactivé : adressez-vous à l'équipe qui administre la "
+                     "plateforme.",
+    # roles
+    "role_exists": "Un rôle porte déjà ce nom.",
+    "invalid_role_name": "Le nom d'un rôle compte de 1 à 64 caractères : lettres minuscules sans accent, "
+                         "chiffres, « _ » ou « - », en commençant par une lettre ou un chiffre.",
+    "role_in_use": "Ce rôle est encore donné à des utilisateurs : donnez-leur un autre rôle avant de le supprimer.",
+    "builtin_role": "Ce rôle fait partie de la plateforme : il ne peut pas être supprimé.",
+    "admin_keeps_all": "Le rôle admin garde toutes les permissions (« * »).",
 }
 
 

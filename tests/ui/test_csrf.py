@@ -4,6 +4,7 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page
 
+from tests.support.forms import forged
 from tests.support.servers import Server
 from tests.ui.conftest import Account, sign_in
 
@@ -15,7 +16,7 @@ def test_posts_without_the_sessions_token_are_refused(page: Page, account: Accou
     request = page.request  # the browser's cookies: only the token is missing
     refused = [
         request.post("/ui/cles", form={"name": "sans jeton"}),
-        request.post("/ui/cles", form={"name": "mauvais jeton", "csrf_token": "x" + token[1:]}),
+        request.post("/ui/cles", form={"name": "mauvais jeton", "csrf_token": forged(token)}),
         request.post("/ui/documents", form={"name": "sans jeton"}),
         request.post("/ui/deconnexion"),
         request.post("/ui/api/chat", data={"model": "hostile", "content": "x"}),

@@ -7,6 +7,7 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from tests.support.forms import forged
 from tests.support.servers import Server
 from tests.ui.conftest import Account, answered, ask, check_page, csrf_of, new_account, sign_in
 
@@ -40,11 +41,11 @@ def test_thumbs_up_then_a_comment(page: Page, account: Account, browser: Browser
     check_page(page, "chat-avis")
 
     request = page.request  # the browser's cookies: only the token is missing
-    forged = [request.post(action, form={"rating": "-1"}),
-              request.post(action, form={"comment": "forgé", "csrf_token": "x" + csrf_of(page)[1:]}),
+    refused = [request.post(action, form={"rating": "-1"}),
+              request.post(action, form={"comment": "forgé", "csrf_token": forged(csrf_of(page))}),
               request.post(action, form={"rating": "-1", "csrf_token": csrf_of(page)},
                            headers={"origin": "https://attaquant.example"})]
-    assert [r.status for r in forged] == [403, 403, 403]
+    assert [r.status for r in refused] == [403, 403, 403]
 
     other = new_account(ui_server, admin_api)
     with browser.new_context(base_url=ui_server.url) as context:

@@ -38,7 +38,7 @@ def test_my_usage_shows_a_chart_and_its_table_after_a_chat(page: Page, account: 
     download = page.request.get("/ui/consommation.csv?periode=7")
     assert download.status == 200 and download.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text())))
-    assert [(r["modele"], r["utilisateur"], r["requetes"]) for r in rows] == [("hostile", str(account.id), "1")]
+    assert [(r["modele"], r["utilisateur"], r["requetes"]) for r in rows] == [("hostile", account.email, "1")]
 
 
 def test_the_admin_pages_are_refused_to_others(page: Page, account: Account) -> None:
@@ -50,7 +50,7 @@ def test_the_admin_pages_are_refused_to_others(page: Page, account: Account) -> 
         assert response is not None and response.status in (403, 404), path
     # One's own usage only, even when asking for the platform's.
     rows = list(csv.DictReader(io.StringIO(page.request.get("/ui/consommation.csv?perimetre=plateforme").text())))
-    assert {r["utilisateur"] for r in rows} <= {str(account.id)}
+    assert {r["utilisateur"] for r in rows} <= {account.email}
 
 
 def test_the_admin_sees_the_platforms_usage_and_exports_it(page: Page, ui_server: Server,
@@ -80,4 +80,5 @@ def test_the_admin_sees_the_platforms_usage_and_exports_it(page: Page, ui_server
     text = open(download.path(), encoding="utf-8").read()
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[0][:4] == ["jour", "modele", "utilisateur", "requetes"]
-    assert any(row[1] == "hostile" and row[2] == str(user.id) for row in lines[1:])
+    assert any(row[1] == "hostile" and row[2] == user.email for row in lines[1:])  # people, not numbers
+    assert all("@" in row[2] for row in lines[1:])

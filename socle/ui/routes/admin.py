@@ -1,20 +1,22 @@
 """Administration pages: users (create, role and groups, deactivate), groups and their members, quotas, and the
-models' backends with their health.
+models' backends with their health. Roles have their own module (``routes.roles``).
 
 Each page calls the same services as the API, which check the permission (``users:admin``,
 ``quotas:admin``); the backends' page asks ``metrics:read``, the permission of the platform's health figures.
+Lists that grow with the platform (users, groups, quotas) are shown a page at a time.
 """
 from __future__ import annotations
 
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from socle.errors import InvalidRequest, SocleError
 from socle.identity.permissions import Permission, require
 from socle.quotas.service import PERIODS, SCOPES
+from socle.ui.paging import Paging
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
@@ -28,13 +30,17 @@ LIMITS = {"requests_per_minute": "Requêtes par minute", "requests_per_day": "Re
 assert set(SCOPE_LABELS) == set(SCOPES) and set(PERIOD_LABELS) == set(PERIODS)
 
 Text = Annotated[str, Form(max_length=320)]
+PageNumber = Annotated[str | None, Query(alias="page", max_length=10)]
+USERS_PER_PAGE = 50
+GROUPS_PER_PAGE = 20  # each shows its members
+QUOTAS_PER_PAGE = 50
 
 
 # ---- users -----------------------------------------------------------------------------------------
 
 @router.get("/utilisateurs")
-async def users_page(request: Request, visitor: SignedIn) -> Response:
-    return await _users(request, visitor)
+async def users_page(request: Request, visitor: SignedIn, number: PageNumber = None) -> Response:
+    return await _users(request, visitor, requested=number)
 
 
 @router.post("/utilisateurs")
@@ -78,15 +84,18 @@ async def set_active(user_id: int, request: Request, visitor: SignedIn,
     return redirect(f"/ui/admin/utilisateurs/{user_id}?ok={done}")
 
 
-async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
-    identity = platform(request).identity
+async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
+                 **context: Any) -> Response:
+    identity, actor = platform(request).identity, visitor.principal
     try:
-        users = await identity.list_users(visitor.principal, limit=1000)
-        roles, groups = await identity.list_roles(visitor.principal), await identity.list_groups(visitor.principal)
+        paging = Paging.of(requested, await identity.count_users(actor), per_page=USERS_PER_PAGE,
+                           path="/ui/admin/utilisateurs")
+        users = await identity.list_users(actor, limit=paging.per_page, offset=paging.offset)
+        roles, groups = await identity.list_roles(actor), await identity.list_groups(actor)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), french(exc))
     return page(request, "admin_utilisateurs.html", visitor, title="Utilisateurs", status_code=status_code,
-                users=users, roles=roles, groups=groups, **context)
+                users=users, roles=roles, groups=groups, paging=paging, **context)
 
 
 async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code: int = 200,
@@ -106,8 +115,8 @@ async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code
 # ---- groups ----------------------------------------------------------------------------------------
 
 @router.get("/groupes")
-async def groups_page(request: Request, visitor: SignedIn) -> Response:
-    return await _groups(request, visitor)
+async def groups_page(request: Request, visitor: SignedIn, number: PageNumber = None) -> Response:
+    return await _groups(request, visitor, requested=number)
 
 
 @router.post("/groupes")
@@ -143,20 +152,34 @@ async def remove_member(group_id: int, user_id: int, request: Request, visitor: 
     return redirect("/ui/admin/groupes?ok=membre-retire")
 
 
-async def _groups(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+@router.post("/groupes/{group_id}/supprimer")
+async def delete_group(group_id: int, request: Request, visitor: SignedIn) -> Response:
+    """Its members leave it; the collections shared with it go with it (the page's confirmation says so)."""
     try:
-        groups = await platform(request).identity.list_groups(visitor.principal)
+        await platform(request).identity.delete_group(visitor.principal, group_id)
+    except SocleError as exc:
+        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/groupes?ok=groupe-supprime")
+
+
+async def _groups(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
+                  **context: Any) -> Response:
+    identity, actor = platform(request).identity, visitor.principal
+    try:
+        paging = Paging.of(requested, await identity.count_groups(actor), per_page=GROUPS_PER_PAGE,
+                           path="/ui/admin/groupes")
+        groups = await identity.list_groups(actor, limit=paging.per_page, offset=paging.offset)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), french(exc))
     return page(request, "admin_groupes.html", visitor, title="Groupes", status_code=status_code, groups=groups,
-                **context)
+                paging=paging, **context)
 
 
 # ---- quotas ----------------------------------------------------------------------------------------
 
 @router.get("/quotas")
-async def quotas_page(request: Request, visitor: SignedIn) -> Response:
-    return await _quotas(request, visitor)
+async def quotas_page(request: Request, visitor: SignedIn, number: PageNumber = None) -> Response:
+    return await _quotas(request, visitor, requested=number)
 
 
 @router.post("/quotas")
@@ -194,13 +217,16 @@ def _number(name: str, value: str) -> int | float | None:
         raise InvalidRequest(f"{LIMITS[name]} : « {value} » n'est pas un nombre.", param=name) from exc
 
 
-async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
+                  **context: Any) -> Response:
+    service, actor = platform(request).quotas, visitor.principal
     try:
-        quotas = await platform(request).quotas.list(visitor.principal)
+        paging = Paging.of(requested, await service.count(actor), per_page=QUOTAS_PER_PAGE, path="/ui/admin/quotas")
+        quotas = await service.list(actor, limit=paging.per_page, offset=paging.offset)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), french(exc))
     return page(request, "admin_quotas.html", visitor, title="Quotas", status_code=status_code, quotas=quotas,
-                scopes=SCOPE_LABELS, periods=PERIOD_LABELS, limits=LIMITS,
+                scopes=SCOPE_LABELS, periods=PERIOD_LABELS, limits=LIMITS, paging=paging,
                 currency=platform(request).usage.currency, **context)
 
 

@@ -123,32 +123,35 @@ async def dashboard(request: Request, visitor: SignedIn, periode: str | None = N
 @router.get("/consommation.csv")
 async def usage_csv(request: Request, visitor: SignedIn, periode: str | None = None,
                     perimetre: str = "moi") -> Response:
-    """The sums per day, model and user: one's own, or (``perimetre=plateforme``) all that the usage service
-    lets the caller read — everyone's with ``usage:read_all``."""
+    """The sums per day, model and user (named by e-mail address): one's own, or (``perimetre=plateforme``) all
+    that the usage service lets the caller read — everyone's with ``usage:read_all``."""
     period = Period.of(periode)
     actor = visitor.principal
     filters = UsageFilter(since=period.since, user_id=None if perimetre == "plateforme" else actor.user_id)
     try:
         rows = await platform(request).usage.totals(actor, filters, ["day", "model", "user"])
+        emails = await platform(request).usage.emails(actor, {int(row["user"]) for row in rows})
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), french(exc))
     name = f"consommation-{'plateforme' if filters.user_id is None else 'moi'}-{period.days[-1]}.csv"
-    return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
+    return Response(to_csv(rows, emails), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
-def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """RFC 4180 CSV (the csv module quotes what needs it), a header line first."""
+def to_csv(rows: Iterable[dict[str, Any]], emails: dict[int, str]) -> str:
+    """RFC 4180 CSV (the csv module quotes what needs it), a header line first; users by e-mail address (a
+    deleted account by its former number)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([row["day"], _cell(row["model"]), row["user"], row["requests"], row["prompt_tokens"],
+        user = emails.get(int(row["user"])) or f"compte supprimé n° {row['user']}"
+        writer.writerow([row["day"], _cell(row["model"]), _cell(user), row["requests"], row["prompt_tokens"],
                          row["completion_tokens"], row["total_tokens"], f"{row['cost']:.6f}",
                          f"{row['energy_kwh']:.9f}", f"{row['co2_kg']:.9f}", f"{row['avg_latency_ms'] or 0:.1f}"])
     return out.getvalue()
 
 
 def _cell(text: str) -> str:
-    """A model's name cannot start a formula in a spreadsheet (CSV injection)."""
+    """A model's name or an address cannot start a formula in a spreadsheet (CSV injection)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
