@@ -12,7 +12,17 @@ from fastapi import FastAPI
 from socle import __version__, ui
 from socle.api import errors
 from socle.api.limits import BodySizeLimit
-from socle.api.routers import collections, documents, health, identity, inference, models, quotas, usage
+from socle.api.routers import (
+    collections,
+    documents,
+    feedback,
+    health,
+    identity,
+    inference,
+    models,
+    quotas,
+    usage,
+)
 from socle.platform import Platform
 from socle.settings import Settings, get_settings
 
@@ -50,8 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
-                                for path in ("/v1/documents", ui.UPLOAD_PATH)})
-    for module in (health, models, inference, identity, usage, quotas, collections, documents):
+                                for path in ("/v1/documents", feedback.DATASETS_PATH, ui.UPLOAD_PATH,
+                                             ui.FEEDBACK_UPLOAD_PATH)})
+    for module in (health, models, inference, identity, usage, quotas, collections, documents, feedback):
         app.include_router(module.router)
     ui.install(app)
     return app

@@ -1,4 +1,4 @@
-"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage``."""
+"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage | feedback``."""
 from __future__ import annotations
 
 import asyncio
@@ -350,3 +350,13 @@ def quotas_delete(quota_id: int) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+def _register_apps() -> None:
+    """The apps' commands: their modules use this one's helpers, so they are attached last."""
+    from socle.apps.feedback.cli import feedback_app
+
+    app.add_typer(feedback_app, name="feedback")
+
+
+_register_apps()

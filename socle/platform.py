@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle.apps.feedback.runner import AnalysisRunner
+from socle.apps.feedback.service import FeedbackService
+from socle.apps.feedback.taxonomy import load_taxonomy
 from socle.chat.conversations import ConversationService
 from socle.db.session import create_engine, session_factory
 from socle.errors import NotFound
@@ -45,6 +48,7 @@ class Platform:
     jobs: JobQueue
     documents: DocumentService
     conversations: ConversationService
+    feedback: FeedbackService
     inference: InferenceService | None = None
     recorder: UsageRecorder | None = None
     metrics: Metrics | None = None
@@ -52,6 +56,8 @@ class Platform:
     answering: Answering | None = None
     workers: JobWorkers | None = None
     sandbox: Sandbox | None = None
+    feedback_runner: AnalysisRunner | None = None
+    feedback_workers: JobWorkers | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> "Platform":
@@ -63,10 +69,13 @@ class Platform:
                    UsageService(sessions, currency=settings.currency),
                    QuotaService(sessions, refresh_s=settings.quota_refresh_s), CollectionService(sessions), jobs,
                    DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes),
-                   ConversationService(sessions))
+                   ConversationService(sessions),
+                   FeedbackService(sessions, jobs, max_messages=settings.feedback_max_messages,
+                                   max_upload_bytes=settings.max_upload_bytes))
 
-    async def start_inference(self) -> None:
-        """Build the model registry from the catalogue, load or connect every backend, record usage."""
+    async def start_inference(self, *, workers: bool = True) -> None:
+        """Build the model registry from the catalogue, load or connect every backend, record usage; with
+        ``workers``, run background jobs in this process too."""
         settings = self.settings
         catalogue = settings.catalogue()
         impacts = ImpactEstimator(settings.electricity_mix, pue=settings.datacenter_pue, wue=settings.datacenter_wue)
@@ -82,9 +91,12 @@ class Platform:
                                           usage=Sinks(self.recorder, self.metrics),
                                           quotas=limiter,
                                           default_completion_tokens=settings.quota_default_completion_tokens)
-        await self._start_rag()
+        await self._start_rag(workers=workers)
+        self._start_feedback()
+        if workers and settings.feedback_workers:
+            self.start_feedback_workers(settings.feedback_workers)
 
-    async def _start_rag(self) -> None:
+    async def _start_rag(self, *, workers: bool) -> None:
         """Search over the store that goes with the database, and the ingestion workers."""
         settings, inference = self.settings, self.inference
         assert inference is not None
@@ -97,7 +109,7 @@ class Platform:
             embedding_model = None
         self.search = SearchService(self.sessions, store, inference, embedding_model=embedding_model)
         self.answering = Answering(self.search)
-        if settings.ingestion_workers:
+        if workers and settings.ingestion_workers:
             self.sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
                                           memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
             ingestion = Ingestion(self.sessions, self.jobs, self.documents, self.sandbox, inference, store,
@@ -107,7 +119,25 @@ class Platform:
             self.documents.on_enqueue = self.workers.notify
             self.workers.start()
 
+    def _start_feedback(self) -> None:
+        settings, inference = self.settings, self.inference
+        assert inference is not None and self.search is not None
+        self.feedback_runner = AnalysisRunner(self.sessions, self.identity, inference,
+                                              load_taxonomy(settings.feedback_taxonomy),
+                                              embedding_model=self.search.embedding_model,
+                                              cache_dir=settings.data_dir / "cache" / "feedback")
+
+    def start_feedback_workers(self, concurrency: int = 1) -> None:
+        """The feedback app's analyses, on workers of their own: a long analysis never holds up an ingestion."""
+        assert self.feedback_runner is not None
+        self.feedback_workers = JobWorkers(self.jobs, self.feedback_runner.handlers, concurrency=concurrency,
+                                           lease_s=self.settings.job_lease_s)
+        self.feedback.on_enqueue = self.feedback_workers.notify
+        self.feedback_workers.start()
+
     async def close(self) -> None:
+        if self.feedback_workers is not None:
+            await self.feedback_workers.stop()
         if self.workers is not None:
             await self.workers.stop()
         if self.sandbox is not None:

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelType = Literal["chat", "embeddings", "rerank"]
@@ -201,15 +210,60 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(default=1024, ge=128, description="Memory limit of the parsing process")
     parse_max_pages: int = Field(default=2000, ge=1, description="Longest accepted document, in pages")
     db_pool_size: int = Field(default=10, ge=1)
+    feedback_taxonomy: Path | None = Field(default=None, description="The feedback app's taxonomy (YAML, its "
+                                           "anchor examples in <name>_examples.jsonl beside it); none: Services "
+                                           "Publics+'s five engagements")
+    feedback_max_messages: int = Field(default=100_000, ge=1, description="Largest feedback dataset, in messages")
+    feedback_workers: int = Field(default=1, ge=0, description="Feedback analyses run at once in this process "
+                                  "(0: none here; another process runs them)")
 
     ui_cookie_secure: bool = Field(default=True, description="The web UI's session cookie travels over HTTPS "
                                    "only; false for plain http (tests, a workstation)")
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="A web UI sign-in lasts this long")
+    ui_session_idle_minutes: float = Field(default=30.0, gt=0, description="A web UI session unused this long "
+                                           "ends (on top of ui_session_hours)")
+    ui_sign_in_failures_per_account: int = Field(default=5, ge=1, description="Failed password sign-ins to one "
+                                                 "account in the window, after which its sign-ins are refused")
+    ui_sign_in_failures_per_ip: int = Field(default=50, ge=1, description="Failed password sign-ins from one "
+                                            "client address in the window, after which its sign-ins are refused")
+    ui_sign_in_window_minutes: int = Field(default=15, ge=1, description="The window of the two limits above")
+    ui_trusted_proxies: str = Field(default="", description="Comma-separated addresses of the reverse proxies "
+                                    "whose X-Forwarded-For names the client (for the sign-in limits)")
+    oidc_issuer: str | None = Field(default=None, description="ProConnect's (or another OpenID provider's) "
+                                    "issuer URL, e.g. https://auth.agentconnect.gouv.fr/api/v2; unset: no button")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = Field(default=None, validate_default=True)
+    oidc_scopes: str = Field(default="openid email given_name usual_name", description="Scopes asked of the "
+                             "provider (ProConnect's names)")
+    oidc_redirect_uri: str | None = Field(default=None, description="The callback registered with the provider; "
+                                          "default: /ui/connexion/proconnect/retour on the address the browser used")
+    oidc_create_users: bool = Field(default=False, description="A provider's user with no account gets one, "
+                                    "with oidc_default_role; false: refused until an admin creates the account")
+    oidc_default_role: str = "user"
+    oidc_require_email_verified: bool = Field(default=False, description="Refuse an address not marked "
+                                              "email_verified=true (ProConnect's are verified and carry no such "
+                                              "claim); one marked false is always refused")
+    oidc_timeout_s: float = Field(default=10.0, gt=0, description="Calls to the provider (discovery, token)")
 
-    @field_validator("config", "database_url", "redis_url", mode="before")
+    @field_validator("config", "database_url", "redis_url", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
+                     "oidc_redirect_uri", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _https_issuer(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://127.0.0.1:", "http://localhost:")):
+            raise ValueError("must be an https:// URL (plain http only on this machine, for tests)")
+        return value
+
+    @field_validator("oidc_client_secret")
+    @classmethod
+    def _oidc_is_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("oidc_issuer") and not (info.data.get("oidc_client_id") and value):
+            raise ValueError("SOCLE_OIDC_ISSUER is set: set SOCLE_OIDC_CLIENT_ID and SOCLE_OIDC_CLIENT_SECRET too")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -38,6 +38,8 @@ models:
   - {{id: remote-slow, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-slow, timeout_s: 1}}]}}
   - {{id: remote-midfail, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-midfail}}]}}
   - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
+  - {{id: remote-garbage, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-garbage}}]}}
+  - {{id: remote-flaky, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-flaky}}]}}
   - {{id: remote-down, type: chat, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
   - {{id: remote-embed-down, type: embeddings, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
 """

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from socle.apps.feedback.runner import AnalysisRunner
+from socle.apps.feedback.service import FeedbackService
 from socle.identity.permissions import Principal
 from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
@@ -80,3 +82,17 @@ Quotas = Annotated[QuotaService, Depends(quotas)]
 Collections = Annotated[CollectionService, Depends(collections)]
 Documents = Annotated[DocumentService, Depends(documents)]
 Search = Annotated[SearchService, Depends(search)]
+
+
+async def feedback(request: Request) -> FeedbackService:
+    return platform(request).feedback
+
+
+async def feedback_runner(request: Request) -> AnalysisRunner:
+    runner = platform(request).feedback_runner
+    assert runner is not None, "the feedback app is started in the app's lifespan"
+    return runner
+
+
+Feedback = Annotated[FeedbackService, Depends(feedback)]
+FeedbackRunner = Annotated[AnalysisRunner, Depends(feedback_runner)]

@@ -24,6 +24,7 @@ class Permission(StrEnum):
     QUOTAS_ADMIN = "quotas:admin"
     METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
+    FEEDBACK_USE = "feedback:use"  # import and analyse citizens' feedback (the feedback app)
 
 
 KNOWN_PERMISSIONS = frozenset(p.value for p in Permission)

@@ -7,6 +7,9 @@ Behaviour is chosen by the requested model name, so one process serves every cas
   mock-slow     waits 30 s before answering (the gateway's timeout must fire first)
   mock-midfail  streams two events, then drops the connection
   mock-endless  streams one event every 50 ms for a minute (to test cancellation)
+  mock-garbage  answers text that is not JSON, even when a ``response_format`` asks for JSON
+  mock-flaky    with a ``response_format``: not JSON the first time, a valid instance once corrected
+Asked for a ``response_format`` JSON schema, the others answer the simplest instance of that schema.
 ``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
 
     python -m tests.support.mock_backend --port 19001 [--latency-ms 200]
@@ -55,6 +58,15 @@ async def chat(request: Request) -> Response:
         await asyncio.sleep(LATENCY_S)
     if body.get("stream"):
         return StreamingResponse(_stream(model, body), media_type="text/event-stream")
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    if schema is not None or model.endswith("mock-garbage"):
+        retried = len(body.get("messages") or []) > 2
+        valid = not model.endswith("mock-garbage") and (retried or not model.endswith("mock-flaky"))
+        content = json.dumps(_instance(schema or {}), ensure_ascii=False) if valid else "Je ne sais pas répondre."
+        return JSONResponse({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}})
     if body.get("tools"):  # call the first tool, echoing what the gateway passed through
         tool = body["tools"][0]["function"]["name"]
         call = {"id": "call_1", "type": "function",
@@ -69,6 +81,19 @@ async def chat(request: Request) -> Response:
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": "Bonjour, ceci est une réponse simulée."}}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+
+
+def _instance(schema: dict):  # noqa: ANN202 (any JSON value)
+    """The simplest value a JSON schema accepts: first enum value, required properties, one array item."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        return {name: _instance(schema["properties"][name]) for name in schema.get("required", [])}
+    if kind == "array":
+        return [_instance(schema["items"])] if schema.get("items") and schema.get("maxItems", 1) else []
+    return {"string": "exemple", "number": 0.5, "integer": 1, "boolean": False, "null": None}[kind]
 
 
 async def _stream(model: str, body: dict) -> AsyncIterator[bytes]:

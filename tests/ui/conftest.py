@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,20 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
+from tests.conftest import _on_postgres, database_url
 from tests.support.servers import ROOT, SOCLE, Server, free_port, start_server, stop, wait_until_up
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless: no browser is ever downloaded."""
+    assert CHROMIUM.exists(), "Debian's Chromium is needed: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
 AXE = ROOT / "socle" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "un mot de passe bien long"
@@ -55,18 +67,41 @@ def hostile_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ui_server(tmp_path_factory: pytest.TempPathFactory, mock_backend: str, hostile_backend: str) -> Iterator[Server]:
+def ui_catalogue(tmp_path_factory: pytest.TempPathFactory, mock_backend: str, hostile_backend: str) -> Path:
     config = tmp_path_factory.mktemp("ui-config") / "models.yaml"
     config.write_text(CATALOGUE.format(mock=mock_backend, hostile=hostile_backend))
-    server = start_server(tmp_path_factory.mktemp("ui-server"), config=config, extra_env=ENV)
+    return config
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory, ui_catalogue: Path) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("ui-server"), config=ui_catalogue, extra_env=ENV)
     yield server
     stop(server.process)
 
 
 @pytest.fixture(scope="session")
+def ui_postgres_server(tmp_path_factory: pytest.TempPathFactory, ui_catalogue: Path,
+                       postgres_admin: str) -> Iterator[Server]:
+    """The same server on PostgreSQL (+ pgvector), in a database of its own."""
+    name = f"socle_ui_{secrets.token_hex(4)}"
+    _on_postgres(postgres_admin, f'CREATE DATABASE "{name}"')
+    server = start_server(tmp_path_factory.mktemp("ui-postgres-server"), config=ui_catalogue,
+                          database_url=database_url(postgres_admin, name), extra_env=ENV)
+    yield server
+    stop(server.process)
+    _on_postgres(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def api_of(server: Server) -> httpx.Client:
+    """The platform's API as its first admin (close it after use)."""
+    return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
+                        timeout=60)
+
+
+@pytest.fixture(scope="session")
 def admin_api(ui_server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=ui_server.base_url, headers={"Authorization": f"Bearer {ui_server.admin_key}"},
-                      timeout=60) as http:
+    with api_of(ui_server) as http:
         yield http
 
 
@@ -88,11 +123,8 @@ def account(ui_server: Server, admin_api: httpx.Client) -> Account:
 
 @pytest.fixture(scope="package")  # closed before other packages' async tests: its loop would be theirs
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's Chromium is needed: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -110,6 +142,21 @@ def page(context: BrowserContext) -> Page:
     return page
 
 
+@contextmanager
+def page_on(browser: Browser, server: Server, **options: Any) -> Iterator[Page]:
+    """A page in a browser context of its own on another server than ``ui_server`` (``options``: the
+    context's, e.g. extra HTTP headers)."""
+    context = browser.new_context(base_url=server.url, locale="fr-FR", viewport={"width": 1280, "height": 900},
+                                  **options)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        yield page
+    finally:
+        context.close()
+
+
 def sign_in(page: Page, account: Account) -> None:
     page.goto("/ui/connexion")
     page.get_by_label("Adresse électronique").fill(account.email)
@@ -121,13 +168,19 @@ def sign_in(page: Page, account: Account) -> None:
 def http_sign_in(server: Server, account: Account) -> str:
     """Sign in without a browser; the session cookie's value."""
     with httpx.Client(base_url=server.url) as http:
-        form = http.get("/ui/connexion")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert token is not None
-        response = http.post("/ui/connexion", data={"email": account.email, "password": account.password,
-                                                    "csrf_token": token.group(1)})
+        response = http_sign_in_attempt(http, account.email, account.password)
         assert response.status_code == 303, response.text
         return response.cookies["socle_session"]
+
+
+def http_sign_in_attempt(http: httpx.Client, email: str, password: str,
+                         headers: dict[str, str] | None = None) -> httpx.Response:
+    """The sign-in form, filled and sent as a browser does (its token and cookie) with ``http``."""
+    form = http.get("/ui/connexion", headers=headers)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    return http.post("/ui/connexion", data={"email": email, "password": password, "csrf_token": token.group(1)},
+                     headers=headers)
 
 
 def check_page(page: Page, name: str) -> None:

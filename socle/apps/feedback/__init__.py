@@ -1,0 +1,1 @@
+"""Citizens' feedback (Services Publics+ "je donne mon avis"): import, characterise, report."""

@@ -1,0 +1,210 @@
+"""``socle feedback import | analyze | eval | list``: the feedback app at the console, on the platform's
+own services (the same database, models, quotas and usage as the server). Acts as the operator, or as a
+user (``--user``: their datasets, their quotas)."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from socle.apps.feedback.evaluation import evaluate
+from socle.apps.feedback.exports import annotations_csv
+from socle.apps.feedback.report import render_report
+from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
+from socle.db.models import FeedbackAnalysis
+from socle.identity.permissions import SYSTEM, Principal
+from socle.platform import Platform
+
+feedback_app = typer.Typer(help="Citizens' feedback: import, analyse, evaluate.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+User = Annotated[str | None, typer.Option("--user", help="Act as this user (their datasets and quotas); "
+                                                          "default: the operator")]
+Engine = Annotated[str, typer.Option(help="embedding (offline, the embedded default) or llm (a chat model)")]
+Model = Annotated[str | None, typer.Option(help="Model of the engine; default: the platform's first of its kind")]
+Learn = Annotated[bool, typer.Option(help="The embedding engine also learns from the dataset's labelled messages "
+                                          "(never to annotate those very messages)")]
+
+
+def _run(action: Callable[[Platform, Principal], Awaitable[T]], user: str | None, *, models: bool) -> T:
+    """Prepare the database, open the platform (its models when needed, without its background workers),
+    and run one action as the operator or as ``user``."""
+    from socle.cli import _prepare, _settings, _with_platform
+
+    _prepare(_settings())
+
+    async def as_principal(platform: Platform) -> T:
+        principal = SYSTEM if user is None else await platform.identity.principal_of(
+            (await platform.identity.find_user(SYSTEM, user)).id)
+        if models:
+            await platform.start_inference(workers=False)
+        return await action(platform, principal)
+    return _with_platform(as_principal)
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r}: write FIELD=COLUMN (text=Verbatim)", param_hint="--map")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+@feedback_app.command("import")
+def import_(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".csv, .jsonl or .xlsx")],
+            dataset: Annotated[str, typer.Option(help="Dataset name (created if new; messages already there are "
+                                                      "kept)")],
+            map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, for fields text, id, date, "
+                                                                  "service, channel, rating")] = [],  # noqa: B006
+            user: User = None) -> None:
+    """Import feedback messages (the Services Publics+ export is recognised without any mapping)."""
+    mapping = _mapping(map_)
+
+    async def action(platform: Platform, principal: Principal) -> None:
+        done = await platform.feedback.import_file(principal, dataset, file.name, file.read_bytes(), mapping)
+        d = done.dataset
+        console.print(f"Dataset {d.name!r} (id {d.id}, {d.source_format}): {done.added} messages added, "
+                      f"{done.already_there} already there; {d.messages} in all, {d.labelled} with labels.")
+        for reason in done.skipped[:20]:
+            console.print(f"  [yellow]ignoré[/] {reason}")
+        if len(done.skipped) > 20:
+            console.print(f"  … and {len(done.skipped) - 20} more ignored rows")
+    _run(action, user, models=False)
+
+
+@feedback_app.command("list")
+def list_(user: User = None) -> None:
+    """Datasets and their analyses."""
+    async def action(platform: Platform, principal: Principal) -> None:
+        table = Table("dataset", "id", "messages", "labelled", "analyses")
+        for d in await platform.feedback.list_datasets(principal):
+            runs = await platform.feedback.list_analyses(principal, d.id)
+            table.add_row(d.name, str(d.id), str(d.messages), str(d.labelled),
+                          ", ".join(f"#{a.id} {a.engine}/{a.model} {a.status} {a.done + a.failed}/{a.total}"
+                                    for a in runs) or "—")
+        console.print(table)
+    _run(action, user, models=False)
+
+
+@feedback_app.command()
+def analyze(dataset: Annotated[str, typer.Option(help="Dataset name")],
+            out: Annotated[Path | None, typer.Option(help="Write annotations.csv and report.html here")] = None,
+            engine: Engine = "embedding", model: Model = None,
+            replies: Annotated[bool, typer.Option(help="Draft a reply to each message (a chat model)")] = False,
+            reply_model: Annotated[str | None, typer.Option(help="Chat model of the drafts")] = None,
+            budget: Annotated[int | None, typer.Option(help="Stop once this many tokens are spent")] = None,
+            dry_run: Annotated[bool, typer.Option(help="Estimate the tokens, analyse nothing")] = False,
+            learn_from_labels: Learn = DEFAULT_OPTIONS["learn_from_labels"], user: User = None) -> None:
+    """Analyse a dataset (a durable job: run it again after an interruption and it resumes)."""
+    async def action(platform: Platform, principal: Principal) -> None:
+        runner, feedback = platform.feedback_runner, platform.feedback
+        assert runner is not None
+        chosen = runner.check(principal, engine, model)
+        drafts_by = runner.check(principal, "llm", reply_model) if replies else None
+        data = await feedback.get_dataset(principal, dataset)
+        if dry_run:
+            texts = [m.text for m in await feedback.messages(principal, data.id)]
+            estimate = await runner.estimate(principal, texts, engine=engine, model=chosen, replies=replies)
+            console.print(f"Dry run: {estimate.messages} messages, engine {engine} ({chosen}): at most "
+                          f"{estimate.tokens} tokens ({estimate.tokens // max(estimate.messages, 1)} per message).")
+            return
+        options = {"replies": bool(drafts_by), "reply_model": drafts_by, "learn_from_labels": learn_from_labels}
+        analysis = await _resumable(platform, principal, data.id, engine, chosen, options)
+        if analysis is None:
+            analysis = await feedback.start(principal, data.id, engine=engine, model=chosen, token_budget=budget,
+                                            options=options)
+            console.print(f"Analysis #{analysis.id} of {data.name!r}: {analysis.total} messages, engine {engine} "
+                          f"({chosen}).")
+        elif analysis.status == "stopped":
+            analysis = await feedback.resume(principal, analysis.id, token_budget=budget)
+        platform.start_feedback_workers()
+        analysis = await _follow(platform, principal, analysis.id)
+        console.print(f"Analysis #{analysis.id}: {analysis.status}; {analysis.done} annotated, {analysis.failed} "
+                      f"invalid, {analysis.tokens} tokens." + (f" {analysis.error}" if analysis.error else ""))
+        if out is not None:
+            rows = await feedback.annotations(principal, analysis.id)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "annotations.csv").write_text(annotations_csv(rows, runner.taxonomy), encoding="utf-8")
+            (out / "report.html").write_text(render_report(analysis, data, rows, runner.taxonomy), encoding="utf-8")
+            console.print(f"Written: {out / 'annotations.csv'}, {out / 'report.html'}")
+        if analysis.status != "done":
+            raise typer.Exit(3)
+    _run(action, user, models=True)
+
+
+async def _resumable(platform: Platform, principal: Principal, dataset_id: int, engine: str, model: str,
+                     options: dict[str, object]) -> FeedbackAnalysis | None:
+    """The unfinished analysis of the same dataset, engine, model and options, if there is one: it goes on."""
+    for analysis in await platform.feedback.list_analyses(principal, dataset_id):
+        same = {k: analysis.options.get(k) for k in options} == options
+        if (analysis.engine, analysis.model) == (engine, model) and same and analysis.status in (*ACTIVE, "stopped"):
+            console.print(f"Resuming analysis #{analysis.id}: {analysis.done + analysis.failed}/{analysis.total} "
+                          "already done.")
+            return analysis
+    return None
+
+
+async def _follow(platform: Platform, principal: Principal, analysis_id: int) -> FeedbackAnalysis:
+    with Progress(TextColumn("[bold]analyse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        analysis = await platform.feedback.get(principal, analysis_id)
+        task = progress.add_task("analyse", total=analysis.total)
+        while analysis.status in ACTIVE:
+            progress.update(task, completed=analysis.done + analysis.failed)
+            await asyncio.sleep(0.5)
+            analysis = await platform.feedback.get(principal, analysis_id)
+    return analysis
+
+
+@feedback_app.command("eval")
+def eval_(dataset: Annotated[str, typer.Option(help="A dataset imported with its labels")],
+          engine: Engine = "embedding", model: Model = None,
+          analysis_id: Annotated[int | None, typer.Option("--analysis", help="Score this finished analysis "
+                                                                            "rather than the latest")] = None,
+          learn_from_labels: Learn = DEFAULT_OPTIONS["learn_from_labels"], user: User = None) -> None:
+    """Per-label precision, recall and F1 of an analysis against the dataset's own labels (it runs the
+    analysis first if there is none for this engine and model)."""
+    async def action(platform: Platform, principal: Principal) -> None:
+        runner, feedback = platform.feedback_runner, platform.feedback
+        assert runner is not None
+        data = await feedback.get_dataset(principal, dataset)
+        if not data.labelled:
+            err.print(f"[bold red]Error:[/] dataset {dataset!r} has no labelled message.")
+            raise typer.Exit(1)
+        if analysis_id is None:
+            chosen = runner.check(principal, engine, model)
+            options = {"replies": False, "reply_model": None, "learn_from_labels": learn_from_labels}
+            found = next((a for a in await feedback.list_analyses(principal, data.id)
+                          if (a.engine, a.model) == (engine, chosen)
+                          and {k: a.options.get(k) for k in options} == options), None)
+            if found is None or found.status != "done":
+                found = found if found is not None and found.status in (*ACTIVE, "stopped") else \
+                    await feedback.start(principal, data.id, engine=engine, model=chosen, options=options)
+                if found.status == "stopped":
+                    found = await feedback.resume(principal, found.id)
+                platform.start_feedback_workers()
+                found = await _follow(platform, principal, found.id)
+            analysis = found
+        else:
+            analysis = await feedback.get(principal, analysis_id)
+        scores = evaluate(await feedback.annotations(principal, analysis.id), runner.taxonomy)
+        table = Table("kind", "label", "support", "predicted", "precision", "recall", "F1",
+                      title=f"Analysis #{analysis.id}: {analysis.engine} ({analysis.model}), {analysis.done} "
+                            f"annotated, {analysis.failed} invalid"
+                            + (", learning from the dataset's other labelled messages"
+                               if analysis.options.get("learn_from_labels") else ", taxonomy anchors only"))
+        for s in scores:
+            style = "bold" if s.label == "macro" else None
+            table.add_row(s.kind, s.label, str(s.support), str(s.predicted), f"{s.precision:.3f}",
+                          f"{s.recall:.3f}", f"{s.f1:.3f}", style=style)
+        console.print(table)
+    _run(action, user, models=True)

@@ -1,0 +1,220 @@
+"""The analysis job: annotates a dataset's messages batch by batch, each batch's annotations committed
+with the analysis' counters, so that a killed worker's successor (the job's lease ran out) starts from
+the first message without one and never redoes a finished one. A message the engine cannot annotate is
+kept as ``invalid`` with its reason; a spent token budget or quota stops the analysis, resumable; once
+every message is done, the emerging topics are found."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from socle.apps.feedback import pii
+from socle.apps.feedback.engines import ENGINES, Engine, EngineContext, Example, Item, Outcome, engine_for
+from socle.apps.feedback.replies import draft_reply, topic_namer
+from socle.apps.feedback.service import ACTIVE, ANALYZE
+from socle.apps.feedback.taxonomy import Taxonomy
+from socle.apps.feedback.topics import emerging_topics
+from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackMessage, utcnow
+from socle.errors import InvalidRequest, NotFound, PermissionDenied, RateLimited
+from socle.identity.permissions import SYSTEM, Permission, Principal, require
+from socle.identity.service import IdentityService
+from socle.inference.service import InferenceService
+from socle.jobs.worker import Handler, PermanentError
+
+log = logging.getLogger("socle.feedback")
+REPLY_OVERHEAD = 400  # a draft's instructions and its longest answer, in tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    messages: int
+    tokens: int  # at most: prompts estimated generously, completions at their limit
+    engine: str
+    model: str
+
+
+class AnalysisRunner:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], identity: IdentityService,
+                 inference: InferenceService, taxonomy: Taxonomy, *, embedding_model: str | None,
+                 cache_dir: Path) -> None:
+        self._sessions = sessions
+        self._identity = identity
+        self._inference = inference
+        self.taxonomy = taxonomy
+        self._embedding_model = embedding_model
+        self._cache_dir = cache_dir
+        self._engines: dict[tuple[str, str, int], Engine] = {}  # fitted engines are worth keeping
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {ANALYZE: self.run}
+
+    def context(self, principal: Principal) -> EngineContext:
+        return EngineContext(self._inference, principal, self.taxonomy, self._embedding_model, self._cache_dir)
+
+    def engine(self, name: str, model: str, principal: Principal) -> Engine:
+        key = (name, model, principal.user_id)
+        if key not in self._engines:
+            self._engines[key] = engine_for(name, self.context(principal), model)
+        return self._engines[key]
+
+    def check(self, principal: Principal, engine: str, model: str | None) -> str:
+        """The model an analysis will use (the engine's default when none is named), refused now rather
+        than failing later: an unknown engine, a model the caller may not see, a model of the wrong kind."""
+        require(principal, Permission.FEEDBACK_USE)
+        if engine not in ENGINES:
+            raise InvalidRequest(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.", param="engine")
+        wanted = "embeddings" if engine == "embedding" else "chat"
+        if model is None:
+            if engine == "embedding" and self._embedding_model is not None:
+                return self._embedding_model
+            model = next((m.id for m in self._inference.list_models(principal) if m.config.type == wanted), None)
+            if model is None:
+                raise InvalidRequest(f"No {wanted} model is configured for the {engine} engine.", param="model")
+        served = self._inference.get_model(principal, model)
+        if served.config.type != wanted:
+            raise InvalidRequest(f"The {engine} engine needs a {wanted} model; '{served.id}' is a "
+                                 f"{served.config.type} model.", param="model", code="model_not_supported")
+        if engine == "embedding" and self._embedding_model is None:
+            raise InvalidRequest("The embedding engine needs the platform's embeddings model: none is configured.",
+                                 param="engine")
+        return served.id
+
+    async def estimate(self, principal: Principal, messages: list[str], *, engine: str, model: str,
+                       replies: bool = False) -> Estimate:
+        """What an analysis will cost at most, before it starts (the dry run): no model is called."""
+        require(principal, Permission.FEEDBACK_USE)
+        chosen = self.engine(engine, model, principal)
+        tokens = sum(chosen.estimate_tokens(text) for text in messages)
+        if replies:
+            tokens += sum(len(text) // 3 + REPLY_OVERHEAD for text in messages)
+        return Estimate(messages=len(messages), tokens=tokens, engine=engine, model=model)
+
+    async def run(self, payload: dict[str, Any]) -> None:
+        analysis_id = int(payload["analysis_id"])
+        async with self._sessions() as session, session.begin():
+            analysis = await session.get(FeedbackAnalysis, analysis_id)
+            if analysis is None or analysis.status not in ACTIVE:
+                return  # deleted, stopped or already finished: nothing to do
+            analysis.status = "running"
+            analysis.started_at = analysis.started_at or utcnow()
+            owner, engine_name, model, options = analysis.owner_id, analysis.engine, analysis.model, analysis.options
+        try:
+            principal = SYSTEM if owner is None else await self._identity.principal_of(owner)
+            engine = self.engine(engine_name, model, principal)
+        except (InvalidRequest, NotFound, PermissionDenied) as exc:
+            await self._finish(analysis_id, "failed", str(exc))
+            raise PermanentError(str(exc)) from exc
+        context = self.context(principal)
+        examples = await self._examples(analysis_id) if options.get("learn_from_labels") else []
+        while True:
+            batch = await self._next_batch(analysis_id, engine.batch_size)
+            if batch is None:
+                return  # stopped meanwhile
+            if not batch:
+                break
+            state = await self._state(analysis_id)
+            cost = sum(engine.estimate_tokens(m.text) for m in batch)
+            if state.token_budget is not None and state.tokens + cost > state.token_budget:
+                await self._finish(analysis_id, "stopped", f"Budget de {state.token_budget} jetons atteint "
+                                                           f"({state.tokens} consommés) : reprenez avec un budget plus grand.")
+                return
+            found = {m.id: pii.detect(m.text) for m in batch}
+            items = [Item(m.id, pii.pseudonymise(m.text, found[m.id])) for m in batch]
+            try:
+                outcomes = await engine.annotate(items, examples)
+                if options.get("replies"):
+                    await self._draft_replies(context, str(options.get("reply_model") or model), items, outcomes)
+            except RateLimited as exc:
+                await self._finish(analysis_id, "stopped", f"Quota atteint : {exc}")
+                return
+            except (NotFound, PermissionDenied) as exc:
+                await self._finish(analysis_id, "failed", str(exc))
+                raise PermanentError(str(exc)) from exc
+            await self._save(analysis_id, items, outcomes, found)
+        await self._topics(analysis_id, engine_name, model, context)
+
+    async def _next_batch(self, analysis_id: int, size: int) -> list[FeedbackMessage] | None:
+        async with self._sessions() as session:
+            analysis = await session.get(FeedbackAnalysis, analysis_id)
+            if analysis is None or analysis.status != "running":
+                return None
+            done = select(FeedbackAnnotation.message_id).where(FeedbackAnnotation.analysis_id == analysis_id)
+            return list(await session.scalars(
+                select(FeedbackMessage).where(FeedbackMessage.dataset_id == analysis.dataset_id,
+                                              FeedbackMessage.id.not_in(done))
+                .order_by(FeedbackMessage.id).limit(size)))
+
+    async def _examples(self, analysis_id: int) -> list[Example]:
+        """The dataset's labelled messages, pseudonymised like every text an engine sees."""
+        async with self._sessions() as session:
+            analysis = await session.get(FeedbackAnalysis, analysis_id)
+            assert analysis is not None
+            rows = (await session.execute(select(FeedbackMessage.id, FeedbackMessage.text, FeedbackMessage.labels)
+                                          .where(FeedbackMessage.dataset_id == analysis.dataset_id,
+                                                 FeedbackMessage.labels.is_not(None)))).all()
+        return [Example(r.id, pii.pseudonymise(r.text), r.labels) for r in rows if r.labels]
+
+    async def _state(self, analysis_id: int) -> FeedbackAnalysis:
+        async with self._sessions() as session:
+            found = await session.get(FeedbackAnalysis, analysis_id)
+            assert found is not None
+            return found
+
+    async def _draft_replies(self, context: EngineContext, model: str, items: list[Item],
+                             outcomes: list[Outcome]) -> None:
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome.result is not None:
+                outcome.result["draft_reply"], tokens = await draft_reply(context, model, item.text, outcome.result)
+                outcome.tokens += tokens
+
+    async def _save(self, analysis_id: int, items: list[Item], outcomes: list[Outcome],
+                    found: dict[int, list[pii.Span]]) -> None:
+        texts = {item.message_id: item.text for item in items}
+        rows = [FeedbackAnnotation(
+            analysis_id=analysis_id, message_id=o.message_id, status="ok" if o.result is not None else "invalid",
+            text=texts[o.message_id], result=o.result, error=o.error, tokens=o.tokens, attempts=o.attempts,
+            personal_data=[{"kind": s.kind, "start": s.start, "end": s.end} for s in found[o.message_id]],
+            vector=None if o.vector is None else np.asarray(o.vector, dtype="<f4").tobytes()) for o in outcomes]
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add_all(rows)
+                await session.flush()
+                await session.execute(update(FeedbackAnalysis).where(FeedbackAnalysis.id == analysis_id).values(
+                    done=FeedbackAnalysis.done + sum(r.status == "ok" for r in rows),
+                    failed=FeedbackAnalysis.failed + sum(r.status != "ok" for r in rows),
+                    tokens=FeedbackAnalysis.tokens + sum(r.tokens for r in rows)))
+        except IntegrityError:  # another worker wrote this batch first (a lease that ran out): theirs stands
+            log.warning("analysis %d: a batch was already annotated", analysis_id)
+
+    async def _topics(self, analysis_id: int, engine_name: str, model: str, context: EngineContext) -> None:
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(FeedbackAnnotation.message_id, FeedbackAnnotation.text, FeedbackAnnotation.vector,
+                       FeedbackAnnotation.result)
+                .where(FeedbackAnnotation.analysis_id == analysis_id, FeedbackAnnotation.vector.is_not(None))
+                .order_by(FeedbackAnnotation.message_id))).all()
+        topics: list[dict[str, object]] = []
+        if rows:
+            vectors = np.stack([np.frombuffer(r.vector, dtype="<f4") for r in rows])
+            fit = [max((t["confidence"] for t in (r.result or {}).get("themes", [])), default=0.0) for r in rows]
+            namer = topic_namer(context, model) if engine_name == "llm" else None
+            found = await emerging_topics([r.message_id for r in rows], [r.text for r in rows], vectors, fit,
+                                          namer=namer)
+            topics = [t.as_dict() for t in found]
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(FeedbackAnalysis).where(FeedbackAnalysis.id == analysis_id,
+                                                                 FeedbackAnalysis.status == "running")
+                                  .values(topics=topics, status="done", finished_at=utcnow()))
+
+    async def _finish(self, analysis_id: int, status: str, error: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(FeedbackAnalysis).where(FeedbackAnalysis.id == analysis_id)
+                                  .values(status=status, error=error[:2000], finished_at=utcnow()))

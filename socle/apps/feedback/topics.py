@@ -1,0 +1,105 @@
+"""Emerging topics: groups of similar messages found by clustering their embeddings, each named and shown
+with the messages closest to its centre. A group the taxonomy explains poorly (its messages' best theme is
+weakly held) is flagged as outside the taxonomy: what the team did not think of asking.
+
+The embeddings are centred first: every French message about public services is close to every other in
+e5's space, and what sets groups apart is the difference from that common part. Average-linkage clustering
+on cosine distances, cut at a fixed distance, then keeps groups that mean one thing, whatever their number
+(on the repository's dataset, centred average linkage gave coherent groups where HDBSCAN put most messages
+in one); groups too small to speak for more than one message are left out. Past ``SAMPLE`` messages, a
+deterministic sample is clustered and the others join the nearest group's centre when close enough.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+
+from socle.rag.lexical import fold, terms
+
+REPRESENTATIVES = 3
+OUTSIDE_TAXONOMY = 0.5  # a group whose messages' mean best-theme confidence is below this
+DISTANCE = 0.8  # cosine distance at which groups stop merging
+SAMPLE = 4000  # messages clustered at most (the clustering's memory grows with their square)
+PLACEHOLDER = re.compile(r"\[[A-Z]+_\d+\]")  # what pseudonymisation put in place of personal data
+_COURTESY = frozenset(fold(w) for w in """bonjour bonsoir merci remercie remerciements madame monsieur mesdames
+messieurs cordialement salutations sincerement beaucoup svp stp""".split())
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    size: int
+    keywords: list[str]
+    examples: list[str]  # the pseudonymised messages closest to the group's centre
+    message_ids: list[int]
+    theme_fit: float
+    outside_taxonomy: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "size": self.size, "keywords": self.keywords, "examples": self.examples,
+                "message_ids": self.message_ids, "theme_fit": self.theme_fit,
+                "outside_taxonomy": self.outside_taxonomy}
+
+
+Namer = Callable[[list[str], list[str]], Awaitable[str | None]]  # (examples, keywords) → a name
+
+
+def clusters(vectors: np.ndarray, *, min_size: int | None = None) -> np.ndarray:
+    """A group label per message; -1 for a message in no group large enough."""
+    count = len(vectors)
+    size = min_size or max(5, count // 60)
+    if count < 2 * size:
+        return np.full(count, -1)
+    centred = vectors - vectors.mean(axis=0)
+    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    sample = np.arange(count) if count <= SAMPLE else np.random.default_rng(0).choice(count, SAMPLE, replace=False)
+    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                    distance_threshold=DISTANCE)
+    labels = np.full(count, -1)
+    labels[sample] = model.fit_predict(centred[sample])
+    kept = [label for label, n in Counter(labels[sample].tolist()).items() if n >= size * len(sample) / count]
+    labels[~np.isin(labels, kept)] = -1
+    if count > len(sample) and kept:  # the others join the nearest group, if close enough
+        centres = np.stack([centred[labels == label].mean(axis=0) for label in kept])
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        rest = np.setdiff1d(np.arange(count), sample)
+        similarity = centred[rest] @ centres.T
+        nearest = similarity.argmax(axis=1)
+        close = similarity[np.arange(len(rest)), nearest] >= 1 - DISTANCE
+        labels[rest[close]] = np.asarray(kept)[nearest[close]]
+    return labels
+
+
+async def emerging_topics(ids: list[int], texts: list[str], vectors: np.ndarray, theme_fit: list[float], *,
+                          namer: Namer | None = None, limit: int = 12) -> list[Topic]:
+    labels = clusters(vectors)
+    words = [_words(text) for text in texts]
+    corpus = Counter(w for ws in words for w in set(ws))
+    topics = []
+    for label, _ in Counter(labels[labels >= 0].tolist()).most_common(limit):
+        members = np.flatnonzero(labels == label)
+        centre = vectors[members].mean(axis=0)
+        closest = members[np.argsort(-(vectors[members] @ centre))][:REPRESENTATIVES]
+        keywords = _keywords([words[i] for i in members], corpus, len(texts))
+        examples = [texts[i] for i in closest]
+        name = (await namer(examples, keywords) if namer else None) or " · ".join(keywords[:3])
+        fit = float(np.mean([theme_fit[i] for i in members]))
+        topics.append(Topic(name, len(members), keywords, examples, [ids[i] for i in members], round(fit, 3),
+                            fit < OUTSIDE_TAXONOMY))
+    return topics
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in terms(PLACEHOLDER.sub(" ", text)) if len(w) > 2 and not w.isdigit() and w not in _COURTESY]
+
+
+def _keywords(groups: list[list[str]], corpus: Counter[str], documents: int, count: int = 6) -> list[str]:
+    """The words that set a group apart: frequent in it, rare elsewhere (class-based TF-IDF)."""
+    inside = Counter(w for words in groups for w in set(words))
+    scored = {word: n / len(groups) * np.log(1 + documents / corpus[word]) for word, n in inside.items() if n > 1}
+    return [w for w, _ in sorted(scored.items(), key=lambda kv: -kv[1])[:count]]
