@@ -16,7 +16,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.apps.feedback import pii
-from socle.apps.feedback.engines import ENGINES, Engine, EngineContext, Example, Item, Outcome, engine_for
+from socle.apps.feedback.engines import (
+    ENGINES,
+    Engine,
+    EngineContext,
+    Example,
+    Interrupted,
+    Item,
+    Outcome,
+    engine_for,
+)
 from socle.apps.feedback.replies import draft_reply, topic_namer
 from socle.apps.feedback.service import ACTIVE, ANALYZE
 from socle.apps.feedback.taxonomy import Taxonomy
@@ -132,6 +141,10 @@ class AnalysisRunner:
                 outcomes = await engine.annotate(items, examples)
                 if options.get("replies"):
                     await self._draft_replies(context, str(options.get("reply_model") or model), items, outcomes)
+            except Interrupted as exc:
+                await self._save(analysis_id, items, exc.outcomes, found)
+                await self._finish(analysis_id, "stopped", f"Quota atteint : {exc.cause}")
+                return
             except RateLimited as exc:
                 await self._finish(analysis_id, "stopped", f"Quota atteint : {exc}")
                 return
@@ -170,10 +183,15 @@ class AnalysisRunner:
 
     async def _draft_replies(self, context: EngineContext, model: str, items: list[Item],
                              outcomes: list[Outcome]) -> None:
-        for item, outcome in zip(items, outcomes, strict=True):
-            if outcome.result is not None:
+        """A draft for each annotated message; a quota that refuses one keeps the batch up to it."""
+        for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+            if outcome.result is None:
+                continue
+            try:
                 outcome.result["draft_reply"], tokens = await draft_reply(context, model, item.text, outcome.result)
-                outcome.tokens += tokens
+            except RateLimited as exc:
+                raise Interrupted(outcomes[:index], exc) from exc
+            outcome.tokens += tokens
 
     async def _save(self, analysis_id: int, items: list[Item], outcomes: list[Outcome],
                     found: dict[int, list[pii.Span]]) -> None:

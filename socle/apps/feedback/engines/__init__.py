@@ -2,7 +2,7 @@
 or ``llm`` (any chat model of the platform)."""
 from __future__ import annotations
 
-from socle.apps.feedback.engines.base import Engine, EngineContext, Example, Item, Outcome
+from socle.apps.feedback.engines.base import Engine, EngineContext, Example, Interrupted, Item, Outcome
 from socle.apps.feedback.engines.embedding import EmbeddingEngine
 from socle.apps.feedback.engines.llm import LlmEngine
 from socle.errors import InvalidRequest
@@ -19,4 +19,4 @@ def engine_for(name: str, context: EngineContext, model: str) -> Engine:
     return kind(context, model)
 
 
-__all__ = ["ENGINES", "Engine", "EngineContext", "Example", "Item", "Outcome", "engine_for"]
+__all__ = ["ENGINES", "Engine", "EngineContext", "Example", "Interrupted", "Item", "Outcome", "engine_for"]

@@ -43,6 +43,16 @@ class Outcome:
     vector: np.ndarray | None = None  # the message's embedding, kept for the emerging topics
 
 
+class Interrupted(Exception):
+    """A batch cut short (the owner's quota refused a call): ``outcomes`` holds what was done before, which
+    is kept; ``cause`` says why the rest was not."""
+
+    def __init__(self, outcomes: list[Outcome], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.outcomes = outcomes
+        self.cause = cause
+
+
 @dataclass(frozen=True, slots=True)
 class EngineContext:
     """The platform's services as an engine sees them: every call goes through the inference service,

@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 
-from socle.apps.feedback.engines.base import EngineContext, Example, Item, Outcome
+from socle.apps.feedback.engines.base import EngineContext, Example, Interrupted, Item, Outcome
 from socle.apps.feedback.schema import AnnotationValidator
 from socle.apps.feedback.taxonomy import Taxonomy
+from socle.errors import RateLimited
 from socle.inference.backends.base import Endpoint
 
 MAX_COMPLETION_TOKENS = 400
@@ -53,19 +54,39 @@ class LlmEngine:
         return None  # the model is served: nothing to fit
 
     async def annotate(self, items: list[Item], examples: Sequence[Example] = ()) -> list[Outcome]:
-        """``examples`` are not used: the model reads the taxonomy's descriptions."""
+        """``examples`` are not used: the model reads the taxonomy's descriptions. A message whose call a
+        quota refused while others were in flight (each reserves its worst case) is tried again alone; if
+        it is refused alone too, the batch stops there with what is done."""
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def one(item: Item) -> Outcome:
             async with limit:
                 return await self._annotate(item)
-        outcomes = list(await asyncio.gather(*(one(item) for item in items)))
-        if self.context.embedding_model is not None:  # for the emerging topics
-            vectors, tokens = await self.context.embed([item.text for item in items])
-            for outcome, vector in zip(outcomes, vectors, strict=True):
-                outcome.vector = vector
-                outcome.tokens += tokens // len(items)
+        results: list[Outcome | BaseException] = list(
+            await asyncio.gather(*(one(item) for item in items), return_exceptions=True))
+        for index, (item, result) in enumerate(zip(items, results, strict=True)):
+            if isinstance(result, RateLimited):
+                try:
+                    results[index] = await self._annotate(item)
+                except RateLimited as exc:
+                    done = [r for r in results if isinstance(r, Outcome)]
+                    await self._embed(items, done)
+                    raise Interrupted(done, exc) from exc
+            elif isinstance(result, BaseException):
+                raise result
+        outcomes = [r for r in results if isinstance(r, Outcome)]
+        await self._embed(items, outcomes)
         return outcomes
+
+    async def _embed(self, items: list[Item], outcomes: list[Outcome]) -> None:
+        """The messages' embeddings, for the emerging topics."""
+        if self.context.embedding_model is None or not outcomes:
+            return
+        texts = {item.message_id: item.text for item in items}
+        vectors, tokens = await self.context.embed([texts[o.message_id] for o in outcomes])
+        for outcome, vector in zip(outcomes, vectors, strict=True):
+            outcome.vector = vector
+            outcome.tokens += tokens // len(outcomes)
 
     async def _annotate(self, item: Item) -> Outcome:
         messages: list[dict[str, Any]] = [{"role": "system", "content": self._system},
