@@ -166,7 +166,9 @@ def build_report(analysis: FeedbackAnalysis, dataset: FeedbackDataset, rows: lis
     topics = analysis.topics
     report = Report(
         dataset=dataset.name, source=dataset.source, engine=analysis.engine,
-        engine_label=ENGINES_FR.get(analysis.engine, analysis.engine), model=analysis.model,
+        engine_label=ENGINES_FR.get(analysis.engine, analysis.engine) + (
+            ", appris aussi des messages étiquetés du jeu" if analysis.engine == "embedding"
+            and analysis.options.get("learn_from_labels") and dataset.labelled else ""), model=analysis.model,
         status=analysis.status, status_label=STATUS_FR.get(analysis.status, analysis.status),
         complete=analysis.status == "done", error=analysis.error, messages=len(rows), total=analysis.total,
         valid=len(valid), invalid=len(rows) - len(valid), tokens=analysis.tokens,

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from socle.apps.feedback.exports import annotations_csv
 from socle.apps.feedback.report import STATUS_FR, render_report, render_report_fragment
 from socle.apps.feedback.runner import AnalysisRunner
-from socle.apps.feedback.service import ACTIVE
+from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
 from socle.db.models import FeedbackAnalysis, FeedbackDataset
 from socle.errors import BackendUnavailable, SocleError
 from socle.identity.permissions import Permission
@@ -132,7 +132,7 @@ async def _dataset(request: Request, visitor: Visitor, dataset_id: int, *, statu
     models = _models(request, visitor)
     default_model = (p.feedback_runner and p.search and p.search.embedding_model) or next(iter(models["embedding"]), "")
     form = {"engine": "embedding", "model": default_model, "reply_model": next(iter(models["llm"]), ""),
-            "token_budget": "", "replies": False, **(chosen or {})}
+            "token_budget": "", "replies": False, "learn": DEFAULT_OPTIONS["learn_from_labels"], **(chosen or {})}
     return page(request, "avis_jeu.html", visitor, title=dataset.name, section="/ui/avis", status_code=status_code,
                 error=error, dataset=dataset, analyses=[(a, _progress(a)) for a in analyses], imported=imported,
                 estimate=estimate, models=models, engines=ENGINES, form=form,
@@ -146,11 +146,12 @@ async def _dataset(request: Request, visitor: Visitor, dataset_id: int, *, statu
 async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
                          engine: Annotated[str, Form()] = "embedding", model: Annotated[str, Form()] = "",
                          token_budget: Annotated[str, Form()] = "", replies: Annotated[str, Form()] = "",
-                         reply_model: Annotated[str, Form()] = "", action: Annotated[str, Form()] = "lancer") -> Response:
+                         reply_model: Annotated[str, Form()] = "", learn: Annotated[str, Form()] = "",
+                         action: Annotated[str, Form()] = "lancer") -> Response:
     """``action=estimer``: the dry run (what the analysis would cost at most, nothing is analysed);
     ``action=lancer``: start it."""
     chosen = {"engine": engine, "model": model, "token_budget": token_budget, "replies": bool(replies),
-              "reply_model": reply_model}
+              "reply_model": reply_model, "learn": bool(learn)}
     actor = visitor.principal
 
     async def refused(message: str, status_code: int = 400) -> Response:
@@ -175,7 +176,7 @@ async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
             texts = [m.text for m in await platform(request).feedback.messages(actor, dataset_id)]
             estimate = await runner.estimate(actor, texts, engine=engine, model=checked, replies=bool(replies))
             return await _dataset(request, visitor, dataset_id, estimate=estimate, chosen=chosen)
-        options = {"replies": bool(drafts_by), "reply_model": drafts_by}
+        options = {"replies": bool(drafts_by), "reply_model": drafts_by, "learn_from_labels": bool(learn)}
         await platform(request).feedback.start(actor, dataset_id, engine=engine, model=checked,
                                                token_budget=int(budget) if budget else None, options=options)
     except SocleError as exc:
