@@ -131,7 +131,7 @@ class Platform:
         """The feedback app's analyses, on workers of their own: a long analysis never holds up an ingestion."""
         assert self.feedback_runner is not None
         self.feedback_workers = JobWorkers(self.jobs, self.feedback_runner.handlers, concurrency=concurrency,
-                                           lease_s=self.settings.job_lease_s)
+                                           lease_s=self.settings.job_lease_s, on_give_up=self.feedback_runner.give_up)
         self.feedback.on_enqueue = self.feedback_workers.notify
         self.feedback_workers.start()
 

@@ -18,6 +18,7 @@ from socle.jobs.queue import JobQueue, LeasedJob
 
 log = logging.getLogger("socle.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+GiveUp = Callable[[str, dict[str, Any], str], Awaitable[None]]  # (kind, payload, error): a job failed for good
 
 
 class PermanentError(Exception):
@@ -26,9 +27,11 @@ class PermanentError(Exception):
 
 class JobWorkers:
     def __init__(self, queue: JobQueue, handlers: dict[str, Handler], *, concurrency: int = 2,
-                 lease_s: float = 60.0, poll_s: float = 0.5, backoff_s: float = 2.0) -> None:
+                 lease_s: float = 60.0, poll_s: float = 0.5, backoff_s: float = 2.0,
+                 on_give_up: GiveUp | None = None) -> None:
         self._queue = queue
         self._handlers = handlers
+        self._on_give_up = on_give_up
         self._concurrency = concurrency
         self._lease_s = lease_s
         self._poll_s = poll_s
@@ -73,15 +76,26 @@ class JobWorkers:
             raise  # stopping: the lease runs out and the job comes back
         except PermanentError as exc:
             await self._queue.fail(job, worker, str(exc), retry_in_s=0, permanent=True)
+            await self._give_up(job, str(exc))
         except Exception as exc:
             log.warning("job %d (%s) failed, attempt %d/%d: %s", job.id, job.kind, job.attempts, job.max_attempts,
                         exc)
-            await self._queue.fail(job, worker, f"{type(exc).__name__}: {exc}",
-                                   retry_in_s=self._backoff_s * 2 ** (job.attempts - 1))
+            error = f"{type(exc).__name__}: {exc}"
+            await self._queue.fail(job, worker, error, retry_in_s=self._backoff_s * 2 ** (job.attempts - 1))
+            if job.attempts >= job.max_attempts:
+                await self._give_up(job, error)
         else:
             await self._queue.complete(job, worker)
         finally:
             renewal.cancel()
+
+    async def _give_up(self, job: LeasedJob, error: str) -> None:
+        """Tell the job's owner that it will not run again, so that what waits on it can say so."""
+        if self._on_give_up is not None:
+            try:
+                await self._on_give_up(job.kind, job.payload, error)
+            except Exception:
+                log.exception("job %d (%s): could not record its failure", job.id, job.kind)
 
     async def _keep_leased(self, job: LeasedJob, worker: str) -> None:
         while True:

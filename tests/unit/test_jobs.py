@@ -82,14 +82,20 @@ async def test_workers_retry_then_fail_and_stop_at_a_permanent_error(queue: JobQ
         calls["corrupt"] += 1
         raise PermanentError("not a PDF")
 
+    given_up: list[tuple[str, dict[str, Any], str]] = []
+
+    async def give_up(kind: str, payload: dict[str, Any], error: str) -> None:
+        given_up.append((kind, payload, error))
+
     workers = JobWorkers(queue, {"flaky": flaky, "broken": broken, "corrupt": corrupt}, concurrency=2,
-                         lease_s=10, poll_s=0.05, backoff_s=0.05)
-    ids = {kind: await queue.enqueue(kind, {}, max_attempts=3) for kind in calls}
+                         lease_s=10, poll_s=0.05, backoff_s=0.05, on_give_up=give_up)
+    ids = {kind: await queue.enqueue(kind, {"kind": kind}, max_attempts=3) for kind in calls}
     workers.start()
     try:
         for _ in range(200):
             rows = {kind: await queue.status(job_id) for kind, job_id in ids.items()}
-            if all(row is not None and row.status in ("done", "failed") for row in rows.values()):
+            if all(row is not None and row.status in ("done", "failed") for row in rows.values()) \
+                    and len(given_up) == 2:
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -98,3 +104,6 @@ async def test_workers_retry_then_fail_and_stop_at_a_permanent_error(queue: JobQ
         "flaky": "done", "broken": "failed", "corrupt": "failed"}
     assert calls == {"flaky": 3, "broken": 3, "corrupt": 1}
     assert "not a PDF" in (rows["corrupt"].error or "")
+    # the owner hears of each job that will not run again, once, and of no other
+    assert sorted(given_up) == [("broken", {"kind": "broken"}, "ValueError: always"),
+                                ("corrupt", {"kind": "corrupt"}, "not a PDF")]

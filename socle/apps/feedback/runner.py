@@ -65,6 +65,15 @@ class AnalysisRunner:
     def handlers(self) -> dict[str, Handler]:
         return {ANALYZE: self.run}
 
+    async def give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+        """The job failed for good (its attempts are spent): the analysis says so, and can be resumed."""
+        if kind == ANALYZE:
+            async with self._sessions() as session, session.begin():
+                await session.execute(update(FeedbackAnalysis).where(
+                    FeedbackAnalysis.id == int(payload["analysis_id"]), FeedbackAnalysis.status.in_(ACTIVE))
+                    .values(status="failed", error=f"Échec après plusieurs essais : {error}"[:2000],
+                            finished_at=utcnow()))
+
     def context(self, principal: Principal) -> EngineContext:
         return EngineContext(self._inference, principal, self.taxonomy, self._embedding_model, self._cache_dir)
 
