@@ -115,7 +115,7 @@ class Platform:
             ingestion = Ingestion(self.sessions, self.jobs, self.documents, self.sandbox, inference, store,
                                   embedding_model=embedding_model)
             self.workers = JobWorkers(self.jobs, ingestion.handlers, concurrency=settings.ingestion_workers,
-                                      lease_s=settings.job_lease_s)
+                                      lease_s=settings.job_lease_s, on_give_up=ingestion.give_up)
             self.documents.on_enqueue = self.workers.notify
             self.workers.start()
 

@@ -55,6 +55,15 @@ class Ingestion:
     def handlers(self) -> dict[str, Any]:
         return {INGEST: self.ingest, EMBED: self.embed}
 
+    async def give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+        """An ingestion job whose attempts are spent fails its document, with the reason, rather than leaving
+        it processing for ever (an embedding job that gives up leaves its document found by its words)."""
+        if kind == INGEST:
+            async with self._sessions() as session, session.begin():
+                await session.execute(update(Document).where(
+                    Document.id == int(payload["document_id"]), Document.status.in_(("queued", "processing")))
+                    .values(status="failed", error=error[:2000], updated_at=utcnow()))
+
     async def ingest(self, payload: dict[str, Any]) -> None:
         document_id = int(payload["document_id"])
         async with self._sessions() as session, session.begin():
