@@ -8,6 +8,7 @@ or an analysis of anyone else answers 404, as in the API.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -186,20 +187,23 @@ async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
 
 @router.post("/avis/analyses/{analysis_id}/arreter")
 async def stop_analysis(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
-    try:
-        analysis = await platform(request).feedback.cancel(visitor.principal, analysis_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), _french(exc))
-    return redirect(f"/ui/avis/{analysis.dataset_id}?fait=analyse-arretee")
+    return await _act(request, visitor, platform(request).feedback.cancel(visitor.principal, analysis_id),
+                      "analyse-arretee")
 
 
 @router.post("/avis/analyses/{analysis_id}/reprendre")
 async def resume_analysis(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+    return await _act(request, visitor, platform(request).feedback.resume(visitor.principal, analysis_id),
+                      "analyse-reprise")
+
+
+async def _act(request: Request, visitor: Visitor, action: Awaitable[FeedbackAnalysis], notice: str) -> Response:
+    """Stop or resume: back to the dataset's page with the notice, or the error page."""
     try:
-        analysis = await platform(request).feedback.resume(visitor.principal, analysis_id)
+        analysis = await action
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
-    return redirect(f"/ui/avis/{analysis.dataset_id}?fait=analyse-reprise")
+    return redirect(f"/ui/avis/{analysis.dataset_id}?fait={notice}")
 
 
 @router.get("/api/avis/analyses/{analysis_id}")

@@ -29,7 +29,7 @@ from socle.apps.feedback.service import AnnotatedMessage
 from socle.apps.feedback.taxonomy import load_taxonomy
 from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage
 from tests.support.servers import ROOT, Server, start_server, stop
-from tests.ui.conftest import ENV, Account, check_page, chromium, http_sign_in, new_account, sign_in
+from tests.ui.conftest import ENV, Account, check_page, chromium, csrf_of, http_sign_in, new_account, sign_in
 
 DATASET = ROOT / "datasets" / "feedback" / "messages.jsonl"
 SAMPLE = ROOT / "datasets" / "feedback" / "export-experiences-sample.csv"
@@ -300,6 +300,11 @@ def test_a_real_analysis_gives_a_report_with_its_charts_and_a_clean_csv(
     report_path = urllib.parse.urlsplit(page.url).path
     dataset_path = page.locator(".fr-breadcrumb__link").nth(1).get_attribute("href") or ""
     analysis_id = report_path.rsplit("/", 1)[1]
+    token = csrf_of(page)
+    again = page.request.post(f"/ui/avis/analyses/{analysis_id}/reprendre", form={"csrf_token": token})
+    assert again.status == 409  # a finished analysis has nothing to resume
+    stopped = page.request.post(f"/ui/avis/analyses/{analysis_id}/arreter", form={"csrf_token": token})
+    assert stopped.ok and "terminée" in stopped.text()  # stopping a finished one changes nothing
     context.close()
     with httpx.Client(base_url=feedback_server.base_url, timeout=60,
                       headers={"Authorization": f"Bearer {feedback_server.admin_key}"}) as admin_api:
@@ -312,6 +317,11 @@ def test_a_real_analysis_gives_a_report_with_its_charts_and_a_clean_csv(
         assert "Avis du trimestre" not in http.get("/ui/avis").text
         refused = http.post("/ui/avis/importer", data={"name": "x"}, files={"file": ("a.csv", b"texte\nbonjour")})
         assert refused.status_code == 403
+        theirs = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/ui/avis").text)
+        assert theirs is not None
+        for action in ("arreter", "reprendre"):
+            answer = http.post(f"/ui/avis/analyses/{analysis_id}/{action}", data={"csrf_token": theirs.group(1)})
+            assert answer.status_code == 404, action
 
     leaked = [value for value in planted if value in text or value in standalone or value in shown]
     assert not leaked, f"personal data in the report or the CSV: {leaked}"
