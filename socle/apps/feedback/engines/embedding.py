@@ -2,8 +2,9 @@
 
 Each label's anchors are its description and the taxonomy's labelled example sentences; when the dataset
 came with labels of its own (a Services Publics+ export does), its labelled messages are anchors too, each
-kind of label learnt from the messages that carry it — but never to annotate the messages they are: a batch
-is classified by a model fitted without that batch's labels (so an evaluation over them is held out). One
+kind of label learnt from the messages that carry it — but never to annotate the messages they are: the
+labelled messages are split in ``FOLDS`` folds by id, and each is classified by classifiers fitted without
+its fold (so an evaluation over them is cross-validated, held out). One
 logistic regression per label (one-vs-rest: themes and sub-themes are multi-label) and one multinomial for
 the sentiment; each label's decision threshold is calibrated on out-of-fold predictions over its training
 set, and the predicted probability is the confidence. Urgency adds the taxonomy's cue phrases, which mark a
@@ -35,8 +36,10 @@ attends délai délais retard bloqué bloque bug erreur perdu perdue personne re
 scandaleux inacceptable marre relance relancé plainte mépris désagréable incompréhensible compliqué""".split())
 _MIN_CONFIDENCE = 0.3  # below this, a message has no theme at all
 _C = 16.0  # inverse regularisation: chosen on the dataset of datasets/feedback (bench/README.md)
-_FOLDS = 3
+_FOLDS = 3  # for the thresholds' calibration
 _CACHED_VECTORS = 50_000
+FOLDS = 5  # the dataset's labelled messages, by id: each is classified by classifiers that never saw its fold
+MAX_EXAMPLES = 5_000  # labelled messages learnt from, at most (an even sample of them beyond)
 
 
 @dataclass(slots=True)
@@ -137,6 +140,7 @@ class EmbeddingEngine:
         self._anchors: _Training | None = None
         self._anchor_only: _Classifiers | None = None
         self._vectors: LRUCache[str, np.ndarray] = LRUCache(_CACHED_VECTORS)  # by text: examples are reused
+        self._fitted: LRUCache[tuple[int, int, int | None], _Classifiers] = LRUCache(2 * (FOLDS + 1))
         self._lock = asyncio.Lock()
 
     def estimate_tokens(self, text: str) -> int:
@@ -150,22 +154,39 @@ class EmbeddingEngine:
 
     async def annotate(self, items: list[Item], examples: Sequence[Example] = ()) -> list[Outcome]:
         await self.prepare()
-        own = {item.message_id for item in items}
-        examples = [e for e in examples if e.message_id not in own]  # never learn a message's own labels
+        examples = _capped(examples)
+        labelled = {e.message_id for e in examples}
         tokens = await self._embed_missing([item.text for item in items] + [e.text for e in examples])
         vectors = np.stack([self._vectors[item.text] for item in items])
-        classifiers = self._anchor_only
-        assert classifiers is not None and self._anchors is not None
-        if examples:
-            training = _Training({k: list(v) for k, v in self._anchors.x.items()},
-                                 {k: list(v) for k, v in self._anchors.y.items()})
-            for example in examples:
-                _learn(training, self.context.taxonomy, self._vectors[example.text], example.labels)
-            classifiers = await asyncio.to_thread(_fit, self.context.taxonomy, training, learned=True)
-        results = await asyncio.to_thread(self._classify, items, vectors, classifiers)
+        # A labelled message is classified by classifiers fitted without its fold; the others by all examples.
+        groups: dict[int | None, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(item.message_id % FOLDS if item.message_id in labelled else None, []).append(index)
+        results: list[dict[str, Any]] = [{} for _ in items]
+        for held_out, indices in groups.items():
+            classifiers = await self._learnt(examples, held_out) if examples else self._anchor_only
+            assert classifiers is not None
+            part = await asyncio.to_thread(self._classify, [items[i] for i in indices], vectors[indices], classifiers)
+            for index, result in zip(indices, part, strict=True):
+                results[index] = result
         share = tokens // max(len(items), 1)
         return [Outcome(item.message_id, result, tokens=share, vector=vector)
                 for item, result, vector in zip(items, results, vectors, strict=True)]
+
+    async def _learnt(self, examples: list[Example], held_out: int | None) -> _Classifiers:
+        """Classifiers fitted on the anchors and the examples outside fold ``held_out`` (all of them for
+        ``None``): once per set of examples and fold, so a whole analysis costs ``FOLDS + 1`` fits."""
+        key = (hash(tuple(e.message_id for e in examples)), len(examples), held_out)
+        async with self._lock:
+            if key not in self._fitted:
+                assert self._anchors is not None
+                training = _Training({k: list(v) for k, v in self._anchors.x.items()},
+                                     {k: list(v) for k, v in self._anchors.y.items()})
+                for example in examples:
+                    if held_out is None or example.message_id % FOLDS != held_out:
+                        _learn(training, self.context.taxonomy, self._vectors[example.text], example.labels)
+                self._fitted[key] = await asyncio.to_thread(_fit, self.context.taxonomy, training, learned=True)
+            return self._fitted[key]
 
     async def _embed_missing(self, texts: list[str]) -> int:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -223,6 +244,14 @@ class EmbeddingEngine:
             _learn(training, taxonomy, vector, {kind: label})
         self._anchors = training
         return training
+
+
+def _capped(examples: Sequence[Example]) -> list[Example]:
+    """At most ``MAX_EXAMPLES``, taken evenly through the dataset: the fits stay quick on a large export."""
+    if len(examples) <= MAX_EXAMPLES:
+        return list(examples)
+    step = len(examples) / MAX_EXAMPLES
+    return [examples[int(i * step)] for i in range(MAX_EXAMPLES)]
 
 
 def _anchor_texts(taxonomy: Taxonomy) -> list[tuple[str, Any, str]]:
