@@ -122,7 +122,7 @@ class Platform:
     def _start_feedback(self) -> None:
         settings, inference = self.settings, self.inference
         assert inference is not None and self.search is not None
-        self.feedback_runner = AnalysisRunner(self.sessions, self.identity, inference,
+        self.feedback_runner = AnalysisRunner(self.sessions, self.identity, inference, self.feedback,
                                               load_taxonomy(settings.feedback_taxonomy),
                                               embedding_model=self.search.embedding_model,
                                               cache_dir=settings.data_dir / "cache" / "feedback")

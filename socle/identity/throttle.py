@@ -20,21 +20,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import Storage
 from limits.errors import StorageError
 
 from socle.errors import BackendUnavailable, RateLimited
 
 log = logging.getLogger("socle.identity")
 T = TypeVar("T")
-
-
-def storage_for(redis_url: str | None, *, key_prefix: str) -> Storage:
-    """The quotas' choice: Redis when configured (shared by every process), else this process's memory."""
-    if not redis_url:
-        return MemoryStorage()
-    return RedisStorage(redis_url if redis_url.startswith("async+") else f"async+{redis_url}",
-                        wrap_exceptions=True, key_prefix=key_prefix)
 
 
 @dataclass(frozen=True, slots=True)

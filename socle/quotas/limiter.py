@@ -97,8 +97,7 @@ class QuotaLimiter:
     def __init__(self, rules: RuleSource, *, redis_url: str | None = None, key_prefix: str = "socle",
                  fail_open: bool = False) -> None:
         self._rules = rules
-        self.storage: Storage = (RedisStorage(_async_url(redis_url), wrap_exceptions=True, key_prefix=key_prefix)
-                                 if redis_url else MemoryStorage())
+        self.storage: Storage = storage_for(redis_url, key_prefix=key_prefix)
         self._windows = MovingWindowRateLimiter(self.storage)
         self.fail_open = fail_open
 
@@ -228,5 +227,10 @@ def _period_key(prefix: str, period: str, now: float) -> tuple[str, int]:
     return f"{prefix}:{start:%Y%m%d%H%M}", math.ceil(_until_next(period, now)) + 60
 
 
-def _async_url(url: str) -> str:
-    return url if url.startswith("async+") else f"async+{url}"
+def storage_for(redis_url: str | None, *, key_prefix: str) -> Storage:
+    """Redis when configured (shared by every process and replica), else this process's memory: the choice
+    for every counter of the platform (quotas, failed sign-ins)."""
+    if not redis_url:
+        return MemoryStorage()
+    url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+    return RedisStorage(url, wrap_exceptions=True, key_prefix=key_prefix)

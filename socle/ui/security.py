@@ -27,7 +27,8 @@ from socle.api.deps import platform
 from socle.errors import Unauthenticated
 from socle.identity.oidc import OidcClient
 from socle.identity.permissions import Principal
-from socle.identity.throttle import SignInThrottle, storage_for
+from socle.identity.throttle import SignInThrottle
+from socle.quotas.limiter import storage_for
 from socle.ui.sessions import OpenSession, SessionStore
 
 COOKIE = "socle_session"

@@ -155,20 +155,16 @@ async def delete_dataset(dataset_id: int, caller: Caller, feedback: Feedback) ->
 @router.post("/analyses", response_model=AnalysisOut | EstimateOut, status_code=status.HTTP_202_ACCEPTED,
              summary="Start an analysis (a durable background job), or estimate its tokens (dry_run)",
              responses={200: {"description": "dry_run: the estimate", "model": EstimateOut}})
-async def start_analysis(body: AnalysisRequest, caller: Caller, feedback: Feedback, runner: FeedbackRunner,
+async def start_analysis(body: AnalysisRequest, caller: Caller, runner: FeedbackRunner,
                          response: Response) -> AnalysisOut | EstimateOut:
-    model = runner.check(caller, body.engine, body.model)
-    reply_model = runner.check(caller, "llm", body.reply_model) if body.replies else None
+    plan = runner.plan(caller, body.engine, body.model, replies=body.replies, reply_model=body.reply_model,
+                       learn_from_labels=body.learn_from_labels)
     if body.dry_run:
-        texts = [m.text for m in await feedback.messages(caller, body.dataset)]
-        estimate = await runner.estimate(caller, texts, engine=body.engine, model=model, replies=body.replies)
+        estimate = await runner.estimate(caller, body.dataset, plan)
         response.status_code = status.HTTP_200_OK
-        return EstimateOut(dataset_id=body.dataset, engine=body.engine, model=model, messages=estimate.messages,
-                           tokens=estimate.tokens)
-    options = {"replies": bool(reply_model), "reply_model": reply_model, "learn_from_labels": body.learn_from_labels}
-    analysis = await feedback.start(caller, body.dataset, engine=body.engine, model=model,
-                                    token_budget=body.token_budget, options=options)
-    return AnalysisOut.model_validate(analysis)
+        return EstimateOut(dataset_id=body.dataset, engine=plan.engine, model=plan.model,
+                           messages=estimate.messages, tokens=estimate.tokens)
+    return AnalysisOut.model_validate(await runner.start(caller, body.dataset, plan, token_budget=body.token_budget))
 
 
 @router.get("/analyses", response_model=ListOf)

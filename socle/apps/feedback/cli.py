@@ -16,6 +16,7 @@ from rich.table import Table
 from socle.apps.feedback.evaluation import evaluate
 from socle.apps.feedback.exports import annotations_csv
 from socle.apps.feedback.report import render_report
+from socle.apps.feedback.runner import Plan
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
 from socle.db.models import FeedbackAnalysis
 from socle.identity.permissions import SYSTEM, Principal
@@ -108,22 +109,19 @@ def analyze(dataset: Annotated[str, typer.Option(help="Dataset name")],
     async def action(platform: Platform, principal: Principal) -> None:
         runner, feedback = platform.feedback_runner, platform.feedback
         assert runner is not None
-        chosen = runner.check(principal, engine, model)
-        drafts_by = runner.check(principal, "llm", reply_model) if replies else None
+        plan = runner.plan(principal, engine, model, replies=replies, reply_model=reply_model,
+                           learn_from_labels=learn_from_labels)
         data = await feedback.get_dataset(principal, dataset)
         if dry_run:
-            texts = [m.text for m in await feedback.messages(principal, data.id)]
-            estimate = await runner.estimate(principal, texts, engine=engine, model=chosen, replies=replies)
-            console.print(f"Dry run: {estimate.messages} messages, engine {engine} ({chosen}): at most "
+            estimate = await runner.estimate(principal, data.id, plan)
+            console.print(f"Dry run: {estimate.messages} messages, engine {engine} ({plan.model}): at most "
                           f"{estimate.tokens} tokens ({estimate.tokens // max(estimate.messages, 1)} per message).")
             return
-        options = {"replies": bool(drafts_by), "reply_model": drafts_by, "learn_from_labels": learn_from_labels}
-        analysis = await _resumable(platform, principal, data.id, engine, chosen, options)
+        analysis = await _resumable(platform, principal, data.id, plan)
         if analysis is None:
-            analysis = await feedback.start(principal, data.id, engine=engine, model=chosen, token_budget=budget,
-                                            options=options)
+            analysis = await runner.start(principal, data.id, plan, token_budget=budget)
             console.print(f"Analysis #{analysis.id} of {data.name!r}: {analysis.total} messages, engine {engine} "
-                          f"({chosen}).")
+                          f"({plan.model}).")
         elif analysis.status == "stopped":
             analysis = await feedback.resume(principal, analysis.id, token_budget=budget)
         platform.start_feedback_workers()
@@ -141,12 +139,11 @@ def analyze(dataset: Annotated[str, typer.Option(help="Dataset name")],
     _run(action, user, models=True)
 
 
-async def _resumable(platform: Platform, principal: Principal, dataset_id: int, engine: str, model: str,
-                     options: dict[str, object]) -> FeedbackAnalysis | None:
-    """The unfinished analysis of the same dataset, engine, model and options, if there is one: it goes on."""
+async def _resumable(platform: Platform, principal: Principal, dataset_id: int,
+                     plan: Plan) -> FeedbackAnalysis | None:
+    """The unfinished analysis of the same dataset and plan, if there is one: it goes on."""
     for analysis in await platform.feedback.list_analyses(principal, dataset_id):
-        same = {k: analysis.options.get(k) for k in options} == options
-        if (analysis.engine, analysis.model) == (engine, model) and same and analysis.status in (*ACTIVE, "stopped"):
+        if plan.matches(analysis) and analysis.status in (*ACTIVE, "stopped"):
             console.print(f"Resuming analysis #{analysis.id}: {analysis.done + analysis.failed}/{analysis.total} "
                           "already done.")
             return analysis
@@ -181,14 +178,11 @@ def eval_(dataset: Annotated[str, typer.Option(help="A dataset imported with its
             err.print(f"[bold red]Error:[/] dataset {dataset!r} has no labelled message.")
             raise typer.Exit(1)
         if analysis_id is None:
-            chosen = runner.check(principal, engine, model)
-            options = {"replies": False, "reply_model": None, "learn_from_labels": learn_from_labels}
-            found = next((a for a in await feedback.list_analyses(principal, data.id)
-                          if (a.engine, a.model) == (engine, chosen)
-                          and {k: a.options.get(k) for k in options} == options), None)
+            plan = runner.plan(principal, engine, model, learn_from_labels=learn_from_labels)
+            found = next((a for a in await feedback.list_analyses(principal, data.id) if plan.matches(a)), None)
             if found is None or found.status != "done":
                 found = found if found is not None and found.status in (*ACTIVE, "stopped") else \
-                    await feedback.start(principal, data.id, engine=engine, model=chosen, options=options)
+                    await runner.start(principal, data.id, plan)
                 if found.status == "stopped":
                     found = await feedback.resume(principal, found.id)
                 platform.start_feedback_workers()

@@ -11,6 +11,7 @@ from typing import Any
 
 from socle.apps.feedback.service import AnnotatedMessage
 from socle.apps.feedback.taxonomy import SENTIMENT_FR, Taxonomy
+from socle.spreadsheets import safe_cell
 
 BOM = "\ufeff"
 SEPARATOR = ";"
@@ -18,7 +19,6 @@ JOIN = " | "
 COLUMNS = ("id", "date", "service", "canal", "texte", "themes", "confiances_themes", "sous_themes",
            "sentiment", "irritant", "urgent", "raison_urgence", "donnees_personnelles", "statut", "erreur",
            "brouillon_reponse")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def annotations_csv(rows: Iterable[AnnotatedMessage], taxonomy: Taxonomy) -> str:
@@ -28,7 +28,7 @@ def annotations_csv(rows: Iterable[AnnotatedMessage], taxonomy: Taxonomy) -> str
     writer = csv.writer(out, delimiter=SEPARATOR, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([safe(cell) for cell in _cells(row, taxonomy)])
+        writer.writerow([safe_cell(cell) for cell in _cells(row, taxonomy)])
     return out.getvalue()
 
 
@@ -76,8 +76,3 @@ def personal_data_kinds(found: object) -> list[str]:
 
 def _decimal(value: float) -> str:
     return f"{value:.2f}".replace(".", ",")  # the French decimal comma: Excel reads a single one as a number
-
-
-def safe(text: str) -> str:
-    """A cell that a spreadsheet will show as text, never run as a formula."""
-    return "'" + text if text[:1] in _FORMULA else text

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,7 @@ from socle.apps.feedback.engines import (
     engine_for,
 )
 from socle.apps.feedback.replies import draft_reply, topic_namer
-from socle.apps.feedback.service import ACTIVE, ANALYZE
+from socle.apps.feedback.service import ACTIVE, ANALYZE, DEFAULT_OPTIONS, FeedbackService
 from socle.apps.feedback.taxonomy import Taxonomy
 from socle.apps.feedback.topics import emerging_topics
 from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackMessage, utcnow
@@ -39,6 +40,22 @@ from socle.jobs.worker import Handler, PermanentError
 
 log = logging.getLogger("socle.feedback")
 REPLY_OVERHEAD = 400  # a draft's instructions and its longest answer, in tokens
+ENGINES_KEPT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An analysis as asked, checked: its engine, its model (the engine's default when none was named) and
+    its options (the service's defaults, overridden)."""
+
+    engine: str
+    model: str
+    options: dict[str, Any]
+
+    def matches(self, analysis: FeedbackAnalysis) -> bool:
+        """``analysis`` was started from the same plan (the CLI resumes it rather than start another)."""
+        return (analysis.engine, analysis.model) == (self.engine, self.model) and \
+            all(analysis.options.get(k) == v for k, v in self.options.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +68,17 @@ class Estimate:
 
 class AnalysisRunner:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], identity: IdentityService,
-                 inference: InferenceService, taxonomy: Taxonomy, *, embedding_model: str | None,
-                 cache_dir: Path) -> None:
+                 inference: InferenceService, feedback: FeedbackService, taxonomy: Taxonomy, *,
+                 embedding_model: str | None, cache_dir: Path) -> None:
         self._sessions = sessions
         self._identity = identity
+        self._feedback = feedback
         self._inference = inference
         self.taxonomy = taxonomy
         self._embedding_model = embedding_model
         self._cache_dir = cache_dir
-        self._engines: dict[tuple[str, str, int], Engine] = {}  # fitted engines are worth keeping
+        # Fitted engines are worth keeping, a few: each holds its classifiers and a cache of vectors.
+        self._engines: LRUCache[tuple[str, str, int], Engine] = LRUCache(ENGINES_KEPT)
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -83,9 +102,19 @@ class AnalysisRunner:
             self._engines[key] = engine_for(name, self.context(principal), model)
         return self._engines[key]
 
-    def check(self, principal: Principal, engine: str, model: str | None) -> str:
-        """The model an analysis will use (the engine's default when none is named), refused now rather
-        than failing later: an unknown engine, a model the caller may not see, a model of the wrong kind."""
+    def plan(self, principal: Principal, engine: str, model: str | None = None, *, replies: bool = False,
+             reply_model: str | None = None, learn_from_labels: bool | None = None) -> Plan:
+        """An analysis checked now rather than failing later (an unknown engine, a model the caller may not
+        see or of the wrong kind), its models chosen and its options complete."""
+        chosen = self._model(principal, engine, model)
+        drafts_by = self._model(principal, "llm", reply_model) if replies else None
+        options = {**DEFAULT_OPTIONS, "replies": drafts_by is not None, "reply_model": drafts_by}
+        if learn_from_labels is not None:
+            options["learn_from_labels"] = learn_from_labels
+        return Plan(engine, chosen, options)
+
+    def _model(self, principal: Principal, engine: str, model: str | None) -> str:
+        """The model ``engine`` will use: ``model``, or the engine's default."""
         require(principal, Permission.FEEDBACK_USE)
         if engine not in ENGINES:
             raise InvalidRequest(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.", param="engine")
@@ -105,15 +134,20 @@ class AnalysisRunner:
                                  param="engine")
         return served.id
 
-    async def estimate(self, principal: Principal, messages: list[str], *, engine: str, model: str,
-                       replies: bool = False) -> Estimate:
-        """What an analysis will cost at most, before it starts (the dry run): no model is called."""
-        require(principal, Permission.FEEDBACK_USE)
-        chosen = self.engine(engine, model, principal)
-        tokens = sum(chosen.estimate_tokens(text) for text in messages)
-        if replies:
-            tokens += sum(len(text) // 3 + REPLY_OVERHEAD for text in messages)
-        return Estimate(messages=len(messages), tokens=tokens, engine=engine, model=model)
+    async def estimate(self, principal: Principal, dataset_id: int, plan: Plan) -> Estimate:
+        """What an analysis of the dataset will cost at most, before it starts (the dry run): no model is
+        called."""
+        texts = [m.text for m in await self._feedback.messages(principal, dataset_id)]
+        chosen = self.engine(plan.engine, plan.model, principal)
+        tokens = sum(chosen.estimate_tokens(text) for text in texts)
+        if plan.options["replies"]:
+            tokens += sum(len(text) // 3 + REPLY_OVERHEAD for text in texts)
+        return Estimate(messages=len(texts), tokens=tokens, engine=plan.engine, model=plan.model)
+
+    async def start(self, principal: Principal, dataset_id: int, plan: Plan, *,
+                    token_budget: int | None = None) -> FeedbackAnalysis:
+        return await self._feedback.start(principal, dataset_id, engine=plan.engine, model=plan.model,
+                                          token_budget=token_budget, options=plan.options)
 
     async def run(self, payload: dict[str, Any]) -> None:
         analysis_id = int(payload["analysis_id"])

@@ -143,8 +143,8 @@ class FeedbackService:
                 raise InvalidRequest("This dataset holds no message to analyse.", param="dataset")
             analysis = FeedbackAnalysis(dataset_id=dataset.id, owner_id=_owner(actor), engine=engine, model=model,
                                         options={**DEFAULT_OPTIONS, **(options or {})}, status="queued",
-                                        total=dataset.messages, done=0,
-                                        failed=0, tokens=0, token_budget=token_budget)
+                                        total=dataset.messages, done=0, failed=0, tokens=0,
+                                        token_budget=token_budget)
             session.add(analysis)
             await session.flush()
             await self._queue.enqueue(ANALYZE, {"analysis_id": analysis.id, "run": 0},

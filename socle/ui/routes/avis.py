@@ -171,15 +171,12 @@ async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
         return await refused("Le budget de jetons est un nombre entier positif (ou rien, pour ne pas en fixer).")
     try:
         runner = _runner(request)
-        checked = runner.check(actor, engine, model)
-        drafts_by = runner.check(actor, "llm", reply_model) if replies else None
+        plan = runner.plan(actor, engine, model, replies=bool(replies), reply_model=reply_model,
+                           learn_from_labels=bool(learn))
         if action == "estimer":
-            texts = [m.text for m in await platform(request).feedback.messages(actor, dataset_id)]
-            estimate = await runner.estimate(actor, texts, engine=engine, model=checked, replies=bool(replies))
+            estimate = await runner.estimate(actor, dataset_id, plan)
             return await _dataset(request, visitor, dataset_id, estimate=estimate, chosen=chosen)
-        options = {"replies": bool(drafts_by), "reply_model": drafts_by, "learn_from_labels": bool(learn)}
-        await platform(request).feedback.start(actor, dataset_id, engine=engine, model=checked,
-                                               token_budget=int(budget) if budget else None, options=options)
+        await runner.start(actor, dataset_id, plan, token_budget=int(budget) if budget else None)
     except SocleError as exc:
         return await refused(_french(exc), status_of(exc))
     return redirect(f"/ui/avis/{dataset_id}?fait=analyse-lancee")

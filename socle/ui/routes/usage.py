@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from socle.errors import SocleError
+from socle.spreadsheets import safe_cell
 from socle.ui import charts
 from socle.ui.security import SignedIn, platform
 from socle.ui.web import error_page, french, page, status_of
@@ -146,12 +147,7 @@ def to_csv(rows: Iterable[dict[str, Any]], emails: dict[int, str]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         user = emails.get(int(row["user"])) or f"compte supprimé n° {row['user']}"
-        writer.writerow([row["day"], _cell(row["model"]), _cell(user), row["requests"], row["prompt_tokens"],
-                         row["completion_tokens"], row["total_tokens"], f"{row['cost']:.6f}",
+        writer.writerow([row["day"], safe_cell(row["model"]), safe_cell(user), row["requests"],
+                         row["prompt_tokens"], row["completion_tokens"], row["total_tokens"], f"{row['cost']:.6f}",
                          f"{row['energy_kwh']:.9f}", f"{row['co2_kg']:.9f}", f"{row['avg_latency_ms'] or 0:.1f}"])
     return out.getvalue()
-
-
-def _cell(text: str) -> str:
-    """A model's name or an address cannot start a formula in a spreadsheet (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
