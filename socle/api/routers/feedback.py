@@ -13,8 +13,6 @@ from starlette.responses import HTMLResponse, Response
 from socle.api.deps import Caller, Feedback, FeedbackRunner
 from socle.api.schemas import ListOf
 from socle.apps.feedback.evaluation import evaluate
-from socle.apps.feedback.exports import annotations_csv
-from socle.apps.feedback.report import render_report
 from socle.apps.feedback.service import DEFAULT_OPTIONS, AnnotatedMessage
 from socle.db.models import FeedbackAnalysis
 from socle.errors import InvalidRequest, PayloadTooLarge
@@ -194,22 +192,18 @@ async def cancel_analysis(analysis_id: int, caller: Caller, feedback: Feedback) 
             summary="One annotation per analysed message (pseudonymised text); format=csv for a spreadsheet")
 async def annotations(analysis_id: int, caller: Caller, feedback: Feedback, runner: FeedbackRunner,
                       format: Literal["json", "csv"] = Query("json")) -> Any:
-    rows = await feedback.annotations(caller, analysis_id)
     if format == "csv":
-        return Response(annotations_csv(rows, runner.taxonomy), media_type="text/csv; charset=utf-8",
+        return Response(await runner.annotations_csv(caller, analysis_id), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": f'attachment; filename="analyse-{analysis_id}.csv"'})
-    return ListOf(data=[_annotation_out(r) for r in rows])
+    return ListOf(data=[_annotation_out(r) for r in await feedback.annotations(caller, analysis_id)])
 
 
 @router.get("/analyses/{analysis_id}/report", response_class=HTMLResponse,
             summary="The analysis' report: a self-contained HTML page with its charts")
-async def report(analysis_id: int, caller: Caller, feedback: Feedback, runner: FeedbackRunner) -> HTMLResponse:
-    analysis = await feedback.get(caller, analysis_id)
-    dataset = await feedback.get_dataset(caller, analysis.dataset_id)
-    rows = await feedback.annotations(caller, analysis_id)
-    return HTMLResponse(render_report(analysis, dataset, rows, runner.taxonomy),
-                        headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                                            "img-src data:"})
+async def report(analysis_id: int, caller: Caller, runner: FeedbackRunner) -> HTMLResponse:
+    _, _, html = await runner.report(caller, analysis_id)
+    return HTMLResponse(html, headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                                                  "img-src data:"})
 
 
 @router.get("/analyses/{analysis_id}/evaluation", response_model=ListOf,

@@ -14,8 +14,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from socle.apps.feedback.evaluation import evaluate
-from socle.apps.feedback.exports import annotations_csv
-from socle.apps.feedback.report import render_report
 from socle.apps.feedback.runner import Plan
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
 from socle.db.models import FeedbackAnalysis
@@ -129,10 +127,11 @@ def analyze(dataset: Annotated[str, typer.Option(help="Dataset name")],
         console.print(f"Analysis #{analysis.id}: {analysis.status}; {analysis.done} annotated, {analysis.failed} "
                       f"invalid, {analysis.tokens} tokens." + (f" {analysis.error}" if analysis.error else ""))
         if out is not None:
-            rows = await feedback.annotations(principal, analysis.id)
             out.mkdir(parents=True, exist_ok=True)
-            (out / "annotations.csv").write_text(annotations_csv(rows, runner.taxonomy), encoding="utf-8")
-            (out / "report.html").write_text(render_report(analysis, data, rows, runner.taxonomy), encoding="utf-8")
+            table = await runner.annotations_csv(principal, analysis.id)
+            _, _, report = await runner.report(principal, analysis.id)
+            (out / "annotations.csv").write_text(table, encoding="utf-8")
+            (out / "report.html").write_text(report, encoding="utf-8")
             console.print(f"Written: {out / 'annotations.csv'}, {out / 'report.html'}")
         if analysis.status != "done":
             raise typer.Exit(3)

@@ -25,6 +25,12 @@ from socle.rag.lexical import fold
 KINDS = ("email", "iban", "nir", "identifier", "phone", "address", "name")  # overlaps: the first kind wins
 LABELS = {"name": "NOM", "email": "EMAIL", "phone": "TELEPHONE", "nir": "NIR", "iban": "IBAN",
           "address": "ADRESSE", "identifier": "IDENTIFIANT"}
+PLACEHOLDER = re.compile(rf"\[(?:{'|'.join(LABELS.values())})_\d+\]")  # what replaces each value: [NOM_1]
+
+
+def without_placeholders(text: str) -> str:
+    """A pseudonymised text with its placeholders blanked: that it named someone says nothing of its subject."""
+    return PLACEHOLDER.sub(" ", text)
 
 
 @dataclass(frozen=True, slots=True)

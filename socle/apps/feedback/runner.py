@@ -5,6 +5,7 @@ kept as ``invalid`` with its reason; a spent token budget or quota stops the ana
 every message is done, the emerging topics are found."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,13 @@ from socle.apps.feedback.engines import (
     Outcome,
     engine_for,
 )
+from socle.apps.feedback.exports import annotations_csv
 from socle.apps.feedback.replies import draft_reply, topic_namer
+from socle.apps.feedback.report import render_report, render_report_fragment
 from socle.apps.feedback.service import ACTIVE, ANALYZE, DEFAULT_OPTIONS, FeedbackService
 from socle.apps.feedback.taxonomy import Taxonomy
 from socle.apps.feedback.topics import emerging_topics
-from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackMessage, utcnow
+from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage, utcnow
 from socle.errors import InvalidRequest, NotFound, PermissionDenied, RateLimited
 from socle.identity.permissions import SYSTEM, Permission, Principal, require
 from socle.identity.service import IdentityService
@@ -148,6 +151,21 @@ class AnalysisRunner:
                     token_budget: int | None = None) -> FeedbackAnalysis:
         return await self._feedback.start(principal, dataset_id, engine=plan.engine, model=plan.model,
                                           token_budget=token_budget, options=plan.options)
+
+    async def report(self, principal: Principal, analysis_id: int, *,
+                     fragment: bool = False) -> tuple[FeedbackAnalysis, FeedbackDataset, str]:
+        """An analysis' report: the self-contained HTML file, or (``fragment``) its body for a page of the UI.
+        Drawn off the event loop: its charts take a while on a large dataset."""
+        analysis = await self._feedback.get(principal, analysis_id)
+        dataset = await self._feedback.get_dataset(principal, analysis.dataset_id)
+        rows = await self._feedback.annotations(principal, analysis.id)
+        render = render_report_fragment if fragment else render_report
+        return analysis, dataset, await asyncio.to_thread(render, analysis, dataset, rows, self.taxonomy)
+
+    async def annotations_csv(self, principal: Principal, analysis_id: int) -> str:
+        """One row per annotated message, for a spreadsheet."""
+        rows = await self._feedback.annotations(principal, analysis_id)
+        return await asyncio.to_thread(annotations_csv, rows, self.taxonomy)
 
     async def run(self, payload: dict[str, Any]) -> None:
         analysis_id = int(payload["analysis_id"])

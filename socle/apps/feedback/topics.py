@@ -11,21 +11,19 @@ deterministic sample is clustered and the others join the nearest group's centre
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
+from socle.apps.feedback.pii import without_placeholders
 from socle.rag.lexical import fold, terms
 
 REPRESENTATIVES = 3
 OUTSIDE_TAXONOMY = 0.5  # a group whose messages' mean best-theme confidence is below this
 DISTANCE = 0.8  # cosine distance at which groups stop merging
 SAMPLE = 4000  # messages clustered at most (the clustering's memory grows with their square)
-PLACEHOLDER = re.compile(r"\[[A-Z]+_\d+\]")  # what pseudonymisation put in place of personal data
 _COURTESY = frozenset(fold(w) for w in """bonjour bonsoir merci remercie remerciements madame monsieur mesdames
 messieurs cordialement salutations sincerement beaucoup svp stp""".split())
 
@@ -58,6 +56,8 @@ def clusters(vectors: np.ndarray, *, min_size: int | None = None) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
     sample = np.arange(count) if count <= SAMPLE else np.random.default_rng(0).choice(count, SAMPLE, replace=False)
+    from sklearn.cluster import AgglomerativeClustering  # here: scikit-learn is too heavy for every start-up
+
     model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
                                     distance_threshold=DISTANCE)
     labels = np.full(count, -1)
@@ -95,7 +95,7 @@ async def emerging_topics(ids: list[int], texts: list[str], vectors: np.ndarray,
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in terms(PLACEHOLDER.sub(" ", text)) if len(w) > 2 and not w.isdigit() and w not in _COURTESY]
+    return [w for w in terms(without_placeholders(text)) if len(w) > 2 and not w.isdigit() and w not in _COURTESY]
 
 
 def _keywords(groups: list[list[str]], corpus: Counter[str], documents: int, count: int = 6) -> list[str]:

@@ -7,18 +7,16 @@ or an analysis of anyone else answers 404, as in the API.
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, Response
 
-from socle.apps.feedback.exports import annotations_csv
-from socle.apps.feedback.report import STATUS_FR, render_report, render_report_fragment
+from socle.apps.feedback.report import STATUS_FR
 from socle.apps.feedback.runner import AnalysisRunner
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
-from socle.db.models import FeedbackAnalysis, FeedbackDataset
+from socle.db.models import FeedbackAnalysis
 from socle.errors import BackendUnavailable, SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
@@ -215,19 +213,10 @@ async def analysis_state(analysis_id: int, request: Request, visitor: SignedIn) 
 
 # -- reports --------------------------------------------------------------------------------------------
 
-async def _report_data(request: Request, visitor: Visitor, analysis_id: int) -> tuple[
-        FeedbackAnalysis, FeedbackDataset, list[Any]]:
-    feedback = platform(request).feedback
-    analysis = await feedback.get(visitor.principal, analysis_id)
-    dataset = await feedback.get_dataset(visitor.principal, analysis.dataset_id)
-    return analysis, dataset, await feedback.annotations(visitor.principal, analysis.id)
-
-
 @router.get("/avis/analyses/{analysis_id}")
 async def report_page(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
     try:
-        analysis, dataset, rows = await _report_data(request, visitor, analysis_id)
-        report = await asyncio.to_thread(render_report_fragment, analysis, dataset, rows, _runner(request).taxonomy)
+        analysis, dataset, report = await _runner(request).report(visitor.principal, analysis_id, fragment=True)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return page(request, "avis_rapport.html", visitor, title=f"Rapport : {dataset.name}", section="/ui/avis",
@@ -238,8 +227,7 @@ async def report_page(analysis_id: int, request: Request, visitor: SignedIn) -> 
 async def report_file(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
     """The report as one file that needs nothing else (to keep, send or print to PDF)."""
     try:
-        analysis, dataset, rows = await _report_data(request, visitor, analysis_id)
-        html = await asyncio.to_thread(render_report, analysis, dataset, rows, _runner(request).taxonomy)
+        analysis, _, html = await _runner(request).report(visitor.principal, analysis_id)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return Response(html, media_type="text/html; charset=utf-8",
@@ -249,9 +237,8 @@ async def report_file(analysis_id: int, request: Request, visitor: SignedIn) -> 
 @router.get("/avis/analyses/{analysis_id}/annotations.csv")
 async def annotations_file(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
     try:
-        analysis, _, rows = await _report_data(request, visitor, analysis_id)
-        body = await asyncio.to_thread(annotations_csv, rows, _runner(request).taxonomy)
+        body = await _runner(request).annotations_csv(visitor.principal, analysis_id)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="annotations-avis-{analysis.id}.csv"'})
+                    headers={"content-disposition": f'attachment; filename="annotations-avis-{analysis_id}.csv"'})

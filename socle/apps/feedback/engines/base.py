@@ -9,9 +9,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from socle.apps.feedback.pii import without_placeholders
 from socle.apps.feedback.schema import AnnotationValidator
 from socle.apps.feedback.taxonomy import Taxonomy
-from socle.apps.feedback.topics import PLACEHOLDER
 from socle.identity.permissions import Principal
 from socle.inference.backends.base import Endpoint
 from socle.inference.service import InferenceService
@@ -76,7 +76,7 @@ class EngineContext:
         if model is None:
             raise RuntimeError("no embeddings model is configured")
         answer = await self.inference.call(self.principal, Endpoint.EMBEDDINGS, {
-            "model": model, "input": [PLACEHOLDER.sub(" ", text) for text in texts], "input_type": "query"})
+            "model": model, "input": [without_placeholders(text) for text in texts], "input_type": "query"})
         vectors = np.asarray([row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])],
                              dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

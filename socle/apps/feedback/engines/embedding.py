@@ -17,18 +17,18 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from cachetools import LRUCache
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from socle.apps.feedback.engines.base import EngineContext, Example, Item, Outcome
 from socle.apps.feedback.schema import IRRITANT_MAX, MAX_LABELS
 from socle.apps.feedback.taxonomy import SENTIMENTS, Taxonomy
 from socle.rag.lexical import fold, terms
+
+if TYPE_CHECKING:  # scikit-learn is imported when a classifier is first fitted: not at every start-up
+    from sklearn.linear_model import LogisticRegression
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 _NEGATIVE_CUES = frozenset(fold(w) for w in """pas jamais rien aucun aucune impossible toujours attente attendre
@@ -98,6 +98,10 @@ class _Training:
 
 
 def _fit_one_vs_rest(labels: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> _Classifier:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     models, thresholds = [], []
     for i in range(len(labels)):
         target = y[:, i].astype(int)
@@ -117,11 +121,13 @@ def _fit_one_vs_rest(labels: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> _
 
 def _fit(taxonomy: Taxonomy, training: _Training, *, learned: bool) -> _Classifiers:
     """``learned``: the training holds the dataset's own labelled messages, not only the anchors."""
+    from sklearn.linear_model import LogisticRegression
+
     themes, subthemes = taxonomy.theme_keys, taxonomy.subtheme_keys
     x, y = training.arrays("theme")
-    theme_model = _fit_one_vs_rest(themes, x, np.stack(y))
+    theme_model = _fit_one_vs_rest(themes, x, y)
     x, y = training.arrays("subtheme")
-    subtheme_model = _fit_one_vs_rest(subthemes, x, np.stack(y))
+    subtheme_model = _fit_one_vs_rest(subthemes, x, y)
     x, y = training.arrays("sentiment")
     sentiment = LogisticRegression(C=_C, class_weight="balanced", max_iter=3000).fit(x, y) if learned \
         else _Centroids(x, y)
