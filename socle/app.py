@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from socle import __version__, ui
-from socle.api import errors
+from socle.api import access_log, docs, errors
 from socle.api.limits import BodySizeLimit
+from socle.api.origin import RequestOrigin
 from socle.api.routers import (
+    audit,
     collections,
     documents,
+    exports,
     feedback,
     health,
     identity,
@@ -38,6 +41,7 @@ def _settle_the_heap() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    access_log.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await platform.close()
 
-    app = FastAPI(
+    app = docs.application(
+        docs=settings.api_docs,
         title="Socle IA",
         version=__version__,
         summary="Sovereign generative-AI platform: OpenAI-compatible API, identity, models.",
@@ -62,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
                                 for path in ("/v1/documents", feedback.DATASETS_PATH, ui.UPLOAD_PATH,
                                              ui.FEEDBACK_UPLOAD_PATH)})
-    for module in (health, models, inference, identity, usage, quotas, collections, documents, feedback):
+    for module in (health, models, inference, identity, exports, usage, quotas, collections, documents,
+                   feedback, audit):
         app.include_router(module.router)
     ui.install(app)
+    app.add_middleware(RequestOrigin, trusted=settings.ui_trusted_proxies)  # for the audit trail
     return app

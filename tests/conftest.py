@@ -40,6 +40,10 @@ models:
   - {{id: remote-endless, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-endless}}]}}
   - {{id: remote-garbage, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-garbage}}]}}
   - {{id: remote-flaky, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-flaky}}]}}
+  - {{id: remote-truncated, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-truncated}}]}}
+  - {{id: remote-multiline, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-multiline}}]}}
+  - {{id: remote-huge, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-huge}}]}}
+  - {{id: remote-named, type: chat, backends: [{{type: openai, url: "{mock}/v1", model: mock-fail, name: gpu-paris-1}}]}}
   - {{id: remote-down, type: chat, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
   - {{id: remote-embed-down, type: embeddings, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
 """
@@ -104,6 +108,20 @@ def postgres_database(postgres_admin: str) -> Iterator[str]:
     _on_postgres(postgres_admin, f'CREATE DATABASE "{name}"')
     yield database_url(postgres_admin, name)
     _on_postgres(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The database of a server a test starts (and restarts) itself, on each store in turn: None (a SQLite
+    file in the server's data directory) or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield None
+        return
+    admin = request.getfixturevalue("postgres_admin")
+    name = f"socle_own_{secrets.token_hex(4)}"
+    _on_postgres(admin, f'CREATE DATABASE "{name}"')
+    yield database_url(admin, name)
+    _on_postgres(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

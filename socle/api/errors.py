@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from socle.api.strict import UnreadableInput
 from socle.errors import RateLimited, SocleError, UpstreamRejected
 
 log = logging.getLogger("socle.api")
@@ -78,13 +79,21 @@ async def _http_error(_: Request, exc: Exception) -> Response:
                           exc.headers)
 
 
+async def _unreadable_input(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnreadableInput)
+    return error_response(exc.status_code, envelope(str(exc.detail), "invalid_request_error", param=exc.param,
+                                                    code=exc.code))
+
+
 async def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, envelope("Internal server error.", "server_error", code="internal_error"))
 
 
+HANDLERS = {SocleError: _socle_error, RequestValidationError: _validation_error,
+            StarletteHTTPException: _http_error, UnreadableInput: _unreadable_input, Exception: _unexpected}
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(SocleError, _socle_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for exception, handler in HANDLERS.items():
+        app.add_exception_handler(exception, handler)

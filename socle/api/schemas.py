@@ -6,12 +6,19 @@ the backend unchanged (``extra="allow"``), as an OpenAI-compatible gateway must.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
+from socle.db.integers import Id
 from socle.db.models import Chunk
 from socle.rag.search import Result
+from socle.settings import ModelCard
+
+# OpenAI's own limits, which clients already respect.
+MAX_STOP_SEQUENCES = 4
+MAX_TOP_LOGPROBS = 20
+MAX_EMBEDDING_INPUTS = 2048
 
 
 class _Open(BaseModel):
@@ -40,7 +47,8 @@ class _Generation(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: int | None = Field(default=None, ge=1, le=128)
-    stop: str | list[str] | None = None
+    best_of: int | None = Field(default=None, ge=1, le=128)
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     seed: int | None = None
@@ -51,6 +59,7 @@ class _Generation(_Open):
 class ChatCompletionRequest(_Generation):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     response_format: ResponseFormat | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -64,7 +73,8 @@ class CompletionRequest(_Generation):
 
 class EmbeddingRequest(_Open):
     model: str = Field(min_length=1, max_length=256)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: (str | Annotated[list[str], Field(max_length=MAX_EMBEDDING_INPUTS)] | list[int]
+            | Annotated[list[list[int]], Field(max_length=MAX_EMBEDDING_INPUTS)])
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=1)
     input_type: Literal["query", "passage", "document", "search_query", "search_document"] | None = Field(
@@ -89,6 +99,8 @@ class ModelOut(BaseModel):
     type: str
     aliases: list[str] = []
     max_context_length: int | None = None
+    card: ModelCard | None = Field(default=None, description="Provider, licence, intended use, limitations, "
+                                   "languages and where the model runs (AI Act transparency)")
 
 
 class ListOf(BaseModel):
@@ -166,7 +178,7 @@ class RoleOut(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="", max_length=200)
-    user_id: int | None = Field(default=None, description="Admins only: create the key for this user")
+    user_id: Id | None = Field(default=None, description="Admins only: create the key for this user")
     expires_at: AwareDatetime | None = Field(default=None, description="With a time zone, e.g. 2027-01-01T00:00:00Z")
 
 

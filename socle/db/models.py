@@ -49,6 +49,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+IdType = BigInteger().with_variant(Integer, "sqlite")
+"""The type of every integer id and of every column that points at one: 64-bit on PostgreSQL, so that ids
+never run out at 2^31; on SQLite an id must stay ``INTEGER`` (the rowid), which is 64-bit already."""
+NEVER_REUSED = {"sqlite_autoincrement": True}
+"""Table options of every table with an integer id: SQLite would otherwise hand the highest deleted id
+out again (``AUTOINCREMENT`` prevents it), and a new row would inherit what pointed at the deleted one."""
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -56,8 +64,8 @@ class Base(DeclarativeBase):
 group_members = Table(
     "group_members",
     Base.metadata,
-    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
-    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("group_id", IdType, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", IdType, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 
@@ -65,7 +73,8 @@ class Role(Base):
     """A named set of permissions. Roles are data: admins create and edit them."""
 
     __tablename__ = "roles"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -75,10 +84,11 @@ class Role(Base):
 
 class User(Base):
     __tablename__ = "users"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), index=True)
+    role_id: Mapped[int] = mapped_column(IdType, ForeignKey("roles.id"), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True, deferred=True)  # argon2id
@@ -89,7 +99,8 @@ class User(Base):
 
 class Group(Base):
     __tablename__ = "groups"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -101,11 +112,12 @@ class ApiKey(Base):
     """An API key: its public id and the SHA-256 of its secret. The secret itself is never stored."""
 
     __tablename__ = "api_keys"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200), default="")
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -117,11 +129,11 @@ class UsageRecord(Base):
     """One call through the gateway. No foreign keys: accounting outlives users, keys and models."""
 
     __tablename__ = "usage"
-    __table_args__ = (Index("ix_usage_user_created", "user_id", "created_at"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    __table_args__ = (Index("ix_usage_user_created", "user_id", "created_at"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    user_id: Mapped[int] = mapped_column(Integer)
-    key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_id: Mapped[int] = mapped_column(IdType)
+    key_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
     role: Mapped[str] = mapped_column(String(64))
     group_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     model: Mapped[str] = mapped_column(String(200), index=True)
@@ -147,7 +159,8 @@ class Quota(Base):
     """
 
     __tablename__ = "quotas"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     scope: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(200), default="")
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -165,8 +178,8 @@ class Job(Base):
     died) makes it claimable again, so nothing accepted is lost."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "run_after"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    __table_args__ = (Index("ix_jobs_claim", "status", "run_after"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
@@ -186,13 +199,14 @@ class Collection(Base):
     ``group`` (the members of ``group_id``) or ``public`` (every user); only its owner changes it."""
 
     __tablename__ = "collections"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(2000), default="")
     visibility: Mapped[str] = mapped_column(String(16), default="private")
-    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=True,
-                                                 index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("groups.id", ondelete="CASCADE"),
+                                                 nullable=True, index=True)
+    owner_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     documents: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     revision: Mapped[int] = mapped_column(Integer, default=0)  # bumped whenever its chunks or vectors change
@@ -208,9 +222,11 @@ class Document(Base):
     same document."""
 
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("collection_id", "content_hash", name="uq_documents_content"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    __table_args__ = (UniqueConstraint("collection_id", "content_hash", name="uq_documents_content"),
+                      NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(IdType, ForeignKey("collections.id", ondelete="CASCADE"),
+                                               index=True)
     name: Mapped[str] = mapped_column(String(500))
     content_hash: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -253,10 +269,11 @@ class Chunk(Base):
     folded, stemmed, stop words out); the store's full-text index is built from it."""
 
     __tablename__ = "chunks"
-    __table_args__ = (Index("ix_chunks_document", "document_id", "idx"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
-    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    __table_args__ = (Index("ix_chunks_document", "document_id", "idx"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    document_id: Mapped[int] = mapped_column(IdType, ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(IdType, ForeignKey("collections.id", ondelete="CASCADE"),
+                                               index=True)
     idx: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(String(1000), nullable=True)
@@ -271,7 +288,7 @@ class LoginSession(Base):
 
     __tablename__ = "login_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's secret
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -284,9 +301,9 @@ class Conversation(Base):
     about documents searches (empty for a plain chat)."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(200))
     collection_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
@@ -300,9 +317,9 @@ class Message(Base):
     platform's qualitative impact indicator."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(IdType, ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))  # user | assistant
     content: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -318,9 +335,10 @@ class FeedbackDataset(Base):
     operator's (the CLI's) datasets; every other one is its owner's alone."""
 
     __tablename__ = "feedback_datasets"
-    __table_args__ = (Index("ix_feedback_datasets_owner", "owner_id", "name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    __table_args__ = (Index("ix_feedback_datasets_owner", "owner_id", "name"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"),
+                                                 nullable=True)
     name: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(500), default="")  # the imported file's name
     source_format: Mapped[str] = mapped_column(String(32), default="")  # csv | sp+ | jsonl | xlsx
@@ -334,9 +352,11 @@ class FeedbackMessage(Base):
     subthemes, sentiment, urgent); ``extra`` the source's other columns worth keeping."""
 
     __tablename__ = "feedback_messages"
-    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_feedback_messages_external"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("feedback_datasets.id", ondelete="CASCADE"), index=True)
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_feedback_messages_external"),
+                      NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(IdType, ForeignKey("feedback_datasets.id", ondelete="CASCADE"),
+                                            index=True)
     external_id: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text)
     written_on: Mapped[str | None] = mapped_column(String(10), nullable=True)  # ISO date
@@ -353,9 +373,12 @@ class FeedbackAnalysis(Base):
     resumed). ``topics`` holds the emerging topics found once every message is annotated."""
 
     __tablename__ = "feedback_analyses"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("feedback_datasets.id", ondelete="CASCADE"), index=True)
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(IdType, ForeignKey("feedback_datasets.id", ondelete="CASCADE"),
+                                            index=True)
+    owner_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"),
+                                                 nullable=True)
     engine: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(200))
     options: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
@@ -378,10 +401,12 @@ class FeedbackAnnotation(Base):
     ``error`` says why); ``result`` is the schema-valid annotation, ``text`` the pseudonymised message."""
 
     __tablename__ = "feedback_annotations"
-    __table_args__ = (UniqueConstraint("analysis_id", "message_id", name="uq_feedback_annotations_message"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    analysis_id: Mapped[int] = mapped_column(ForeignKey("feedback_analyses.id", ondelete="CASCADE"))
-    message_id: Mapped[int] = mapped_column(ForeignKey("feedback_messages.id", ondelete="CASCADE"), index=True)
+    __table_args__ = (UniqueConstraint("analysis_id", "message_id", name="uq_feedback_annotations_message"),
+                      NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(IdType, ForeignKey("feedback_analyses.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(IdType, ForeignKey("feedback_messages.id", ondelete="CASCADE"),
+                                            index=True)
     status: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
@@ -391,3 +416,38 @@ class FeedbackAnnotation(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)  # float32, for topics
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """One entry of the audit trail, chained to the one before: ``hash`` is the SHA-256 of ``prev_hash`` and
+    the entry's canonical JSON (``socle.audit.chain``). People appear by id only, so that erasing one never
+    rewrites the chain; ids are never reused (AUTOINCREMENT on SQLite)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_action_at", "action", "at"),
+                      Index("ix_audit_events_actor", "actor_user_id", "at"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # no foreign key: kept on erasure
+    actor_key_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    target_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RetentionRun(Base):
+    """One run of the retention job: when, and how many rows of each kind it deleted (``counts``), for the
+    administrators' page "Conservation des données"."""
+
+    __tablename__ = "retention_runs"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # ISO date (UTC) the run is for
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)

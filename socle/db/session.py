@@ -11,11 +11,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages (erasure)
     cursor.close()
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """One pooled engine per process. SQLite gets WAL and foreign keys on every connection."""
+    """One pooled engine per process. SQLite gets WAL, foreign keys and secure deletion on every connection."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_pre_ping=False)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -30,6 +30,7 @@ from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from socle.errors import BackendUnavailable, Unauthenticated
+from socle.identity.names import canonical_email
 
 _ALGORITHMS = ("RS256", "PS256", "ES256", "RS384", "PS384", "ES384", "RS512", "PS512", "ES512")  # never HS*, none
 _METADATA_TTL_S = 3600.0
@@ -164,7 +165,7 @@ class OidcClient:
             raise _refused("The identity provider does not vouch for this e-mail address.", "oidc_email_unverified")
         name = " ".join(str(claims[k]) for k in ("given_name", "usual_name", "family_name")
                         if isinstance(claims.get(k), str) and claims[k]) or str(claims.get("name") or "")
-        return FederatedIdentity(subject=claims["sub"], email=email.strip().lower(), name=name[:200],
+        return FederatedIdentity(subject=claims["sub"], email=canonical_email(email), name=name[:200],
                                  id_token=id_token)
 
     async def end_session_url(self, id_token: str, post_logout_redirect_uri: str) -> str | None:

@@ -25,6 +25,7 @@ class Permission(StrEnum):
     METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
     FEEDBACK_USE = "feedback:use"  # import and analyse citizens' feedback (the feedback app)
+    AUDIT_READ = "audit:read"  # read and export the audit trail and the register of processing activities
 
 
 KNOWN_PERMISSIONS = frozenset(p.value for p in Permission)

@@ -21,9 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import undefer
 
+from socle.audit.service import Action, AuditTrail
 from socle.db.models import ApiKey, Group, LoginSession, Role, User, utcnow
 from socle.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from socle.identity import keys
+from socle.identity.names import canonical_email, lookup_name, new_email, readable_name
 from socle.identity.permissions import KNOWN_PERMISSIONS, SYSTEM, Permission, Principal, require
 
 _BAD_KEY = "Invalid API key: provide a valid key as 'Authorization: Bearer sk-socle-…'."
@@ -50,8 +52,10 @@ class IssuedKey:
 
 
 class IdentityService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, cache_ttl_s: float = 5.0) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, *,
+                 cache_ttl_s: float = 5.0) -> None:
         self._sessions = sessions
+        self._audit = audit
         # Verified keys by public id: keeps the database off the hot path for a few seconds.
         self._cache: TTLCache[str, _CachedKey] | None = (
             TTLCache(maxsize=100_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
@@ -112,6 +116,7 @@ class IdentityService:
                 raise NotFound(f"User {user_id} not found.", param="user_id")
             user.password_hash = hashed
             await session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+            await self._audit.record_in(session, Action.PASSWORD_SET, actor=actor, target=("user", user_id))
 
     async def verify_password(self, email: str, password: str) -> Principal:
         """The principal of an active user whose password this is; :class:`Unauthenticated` otherwise.
@@ -119,15 +124,22 @@ class IdentityService:
         Unknown e-mails, accounts without a password and disabled accounts cost the same hash
         verification and get the same answer, so neither timing nor message tells which it was."""
         async with self._sessions() as session:
-            user = await session.scalar(select(User).where(User.email == email.strip().lower())
+            user = await session.scalar(select(User).where(User.email == canonical_email(email))
                                         .options(undefer(User.password_hash)))
         stored = user.password_hash if user is not None else None
         matches = await asyncio.to_thread(_password_matches, stored, password[:_MAX_PASSWORD_LENGTH])
         if user is None or stored is None or not matches or not user.is_active:
+            reason = "unknown_account" if user is None else "no_password" if stored is None else \
+                "wrong_password" if not matches else "inactive_user"
+            await self._audit.record(Action.SIGN_IN_FAILED, target=("user", user.id) if user else None,
+                                     details={"method": "password", "reason": reason})
             raise Unauthenticated(_BAD_CREDENTIALS, code="invalid_credentials")
         if _HASHER.check_needs_rehash(stored):  # the parameters were raised since: upgrade this hash now
             await self._rehash(user.id, password)
-        return _principal(user, key_id=None)
+        principal = _principal(user, key_id=None)
+        await self._audit.record(Action.SIGN_IN, actor=principal, target=("user", user.id),
+                                 details={"method": "password"})
+        return principal
 
     async def principal_of(self, user_id: int) -> Principal:
         """A signed-in user's principal, read afresh: a disabled or deleted account stops at once."""
@@ -141,7 +153,7 @@ class IdentityService:
         """The principal of the active account with this e-mail address, which an identity provider (ProConnect)
         has just vouched for. With no such account: one is created with ``create_with_role`` when that is
         allowed, else :class:`Unauthenticated` (``no_account``); a disabled account: ``inactive_user``."""
-        email = email.strip().lower()
+        email = canonical_email(email)
         try:
             return await self._federated(email, name, create_with_role)
         except IntegrityError:  # created at the same instant by a concurrent sign-in: that one is it
@@ -151,14 +163,19 @@ class IdentityService:
         async with self._sessions() as session, session.begin():
             user = await session.scalar(select(User).where(User.email == email))
             if user is None and create_with_role is not None:
-                user = User(email=email, name=name, role=await _role_by_name(session, create_with_role), groups=[])
+                user = User(email=new_email(email), name=name, role=await _role_by_name(session, create_with_role), groups=[])
                 session.add(user)
                 await session.flush()
+                await self._audit.record_in(session, Action.USER_CREATED, target=("user", user.id),
+                                            details={"role": create_with_role, "via": "proconnect"})
             if user is None:
                 raise Unauthenticated(f"No account has the e-mail address {email!r}.", code="no_account")
             if not user.is_active:
                 raise Unauthenticated("This account is disabled.", code="inactive_user")
-            return _principal(user, key_id=None)
+            principal = _principal(user, key_id=None)
+            await self._audit.record_in(session, Action.SIGN_IN, actor=principal, target=("user", user.id),
+                                        details={"method": "proconnect"})
+            return principal
 
     async def _rehash(self, user_id: int, password: str) -> None:
         hashed = await asyncio.to_thread(_HASHER.hash, password)
@@ -191,9 +208,7 @@ class IdentityService:
     async def create_user(self, actor: Principal, *, email: str, name: str = "", role: str = "user",
                           groups: list[str] | None = None) -> User:
         require(actor, Permission.USERS_ADMIN)
-        email = email.strip().lower()
-        if "@" not in email:
-            raise InvalidRequest("email must be an e-mail address", param="email")
+        email = new_email(email)
         async with self._sessions() as session, session.begin():
             role_row = await _role_by_name(session, role)
             user = User(email=email, name=name, role=role_row, groups=[
@@ -203,6 +218,8 @@ class IdentityService:
                 await session.flush()
             except IntegrityError as exc:
                 raise Conflict(f"A user with e-mail {email!r} already exists.", param="email") from exc
+            await self._audit.record_in(session, Action.USER_CREATED, actor=actor, target=("user", user.id),
+                                        details={"role": role, "groups": sorted(groups or [])})
         return await self.get_user(actor, user.id)
 
     async def list_users(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[User]:
@@ -228,7 +245,7 @@ class IdentityService:
     async def find_user(self, actor: Principal, email: str) -> User:
         require(actor, Permission.USERS_ADMIN)
         async with self._sessions() as session:
-            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            user = await session.scalar(select(User).where(User.email == canonical_email(email)))
             if user is None:
                 raise NotFound(f"No user with e-mail {email!r}.", param="email")
             return user
@@ -241,32 +258,32 @@ class IdentityService:
             user = await session.get(User, user_id)
             if user is None:
                 raise NotFound(f"User {user_id} not found.", param="user_id")
-            if name is not None:
+            changes: dict[str, object] = {}
+            if name is not None and name != user.name:
                 user.name = name
-            if role is not None:
+                changes["name"] = "changed"  # the name itself is personal data: not in the trail
+            if role is not None and role != user.role.name:
                 user.role = await _role_by_name(session, role)
-            if is_active is not None:
+                changes["role"] = role
+            if is_active is not None and is_active != user.is_active:
                 user.is_active = is_active
-            if groups is not None:
+                changes["is_active"] = is_active
+            if groups is not None and sorted(groups) != sorted(g.name for g in user.groups):
                 user.groups = [await _group_by_name(session, g) for g in groups]
+                changes["groups"] = sorted(groups)
+            if changes:
+                await self._audit.record_in(session, Action.USER_UPDATED, actor=actor, target=("user", user_id),
+                                            details=changes)
         self.forget_all()  # permissions or activity changed: cached principals are stale
         return await self.get_user(actor, user_id)
 
-    async def delete_user(self, actor: Principal, user_id: int) -> None:
-        require(actor, Permission.USERS_ADMIN)
-        if actor.user_id == user_id:
-            raise InvalidRequest("You cannot delete your own account.", param="user_id")
-        async with self._sessions() as session, session.begin():
-            user = await session.get(User, user_id)
-            if user is None:
-                raise NotFound(f"User {user_id} not found.", param="user_id")
-            await session.delete(user)
-        self.forget_all()
+    # Deleting a user is an erasure of everything about them, across every store: socle.compliance.erasure.
 
     # ---- groups -----------------------------------------------------------------------------------
 
     async def create_group(self, actor: Principal, *, name: str, description: str = "") -> Group:
         require(actor, Permission.USERS_ADMIN)
+        name = readable_name(name)
         async with self._sessions() as session, session.begin():
             group = Group(name=name, description=description, members=[])
             session.add(group)
@@ -274,6 +291,8 @@ class IdentityService:
                 await session.flush()
             except IntegrityError as exc:
                 raise Conflict(f"A group named {name!r} already exists.", param="name") from exc
+            await self._audit.record_in(session, Action.GROUP_CREATED, actor=actor, target=("group", group.id),
+                                        details={"name": name})
         return group
 
     async def list_groups(self, actor: Principal, *, limit: int | None = None, offset: int = 0) -> list[Group]:
@@ -299,6 +318,11 @@ class IdentityService:
                 group.members.append(user)
             elif not member and user in group.members:
                 group.members.remove(user)
+            else:
+                return group
+            action = Action.GROUP_MEMBER_ADDED if member else Action.GROUP_MEMBER_REMOVED
+            await self._audit.record_in(session, action, actor=actor, target=("group", group_id),
+                                        details={"user_id": user_id})
         self.forget_all()
         return group
 
@@ -309,6 +333,8 @@ class IdentityService:
             if group is None:
                 raise NotFound(f"Group {group_id} not found.", param="group_id")
             await session.delete(group)
+            await self._audit.record_in(session, Action.GROUP_DELETED, actor=actor, target=("group", group_id),
+                                        details={"name": group.name})
         self.forget_all()
 
     # ---- roles ------------------------------------------------------------------------------------
@@ -348,6 +374,8 @@ class IdentityService:
                 await session.flush()
             except IntegrityError as exc:
                 raise Conflict(f"A role named {name!r} already exists.", param="name", code="role_exists") from exc
+            await self._audit.record_in(session, Action.ROLE_CREATED, actor=actor, target=("role", role.id),
+                                        details={"name": name, "permissions": role.permissions})
         return role
 
     async def update_role(self, actor: Principal, role_id: int, *, permissions: list[str] | None = None,
@@ -364,6 +392,8 @@ class IdentityService:
                 role.permissions = _checked(permissions)
             if description is not None:
                 role.description = description
+            await self._audit.record_in(session, Action.ROLE_UPDATED, actor=actor, target=("role", role_id),
+                                        details={"name": role.name, "permissions": role.permissions})
         self.forget_all()
         return role
 
@@ -379,6 +409,8 @@ class IdentityService:
             if await session.scalar(select(func.count()).select_from(User).where(User.role_id == role_id)):
                 raise Conflict(f"Role {role.name!r} is still given to users.", param="role_id", code="role_in_use")
             await session.delete(role)
+            await self._audit.record_in(session, Action.ROLE_DELETED, actor=actor, target=("role", role_id),
+                                        details={"name": role.name})
 
     # ---- API keys ---------------------------------------------------------------------------------
 
@@ -396,6 +428,9 @@ class IdentityService:
             key = ApiKey(public_id=public_id, secret_hash=secret_hash, name=name, user=owner,
                          expires_at=expires_at)
             session.add(key)
+            await session.flush()
+            await self._audit.record_in(session, Action.KEY_CREATED, actor=actor, target=("key", key.id),
+                                        details={"owner_user_id": owner_id, "public_id": public_id})
         return IssuedKey(key=key, secret=secret)
 
     async def list_keys(self, actor: Principal, *, user_id: int | None = None) -> list[ApiKey]:
@@ -420,6 +455,8 @@ class IdentityService:
                 raise NotFound(f"API key {key_id} not found.", param="key_id")
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
+                await self._audit.record_in(session, Action.KEY_REVOKED, actor=actor, target=("key", key_id),
+                                            details={"owner_user_id": key.user_id})
         self.forget(key.public_id)
         return key
 
@@ -460,7 +497,7 @@ async def _role_by_name(session: AsyncSession, name: str) -> Role:
 
 
 async def _group_by_name(session: AsyncSession, name: str) -> Group:
-    group = await session.scalar(select(Group).where(Group.name == name))
+    group = await session.scalar(select(Group).where(Group.name == lookup_name(name)))
     if group is None:
         raise InvalidRequest(f"Unknown group {name!r}.", param="groups")
     return group

@@ -8,8 +8,9 @@ clears its account's count — not its address's, or signing in to one's own acc
 of others'. A counter's window starts at its first failure.
 
 The per-account limit lets anyone hold an account's password sign-ins for one window by failing on purpose;
-the account can still sign in through ProConnect. When the storage is unreachable, password sign-ins are
-refused (fail closed) rather than left unlimited.
+the account can still sign in through ProConnect. When the storage is unreachable, or does not answer within
+its timeout (``SOCLE_REDIS_TIMEOUT_S``), password sign-ins are refused at once (fail closed) rather than left
+unlimited.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from limits.aio.storage import Storage
 from limits.errors import StorageError
 
 from socle.errors import BackendUnavailable, RateLimited
+from socle.identity.names import canonical_email
 
 log = logging.getLogger("socle.identity")
 T = TypeVar("T")
@@ -45,7 +47,7 @@ class SignInThrottle:
 
     async def attempt(self, email: str, address: str) -> Attempt:
         """Take the attempt's places, or :class:`RateLimited` (nothing taken) when either count is full."""
-        keys = {"account": _key("account", email.strip().lower()), "address": _key("address", address)}
+        keys = {"account": _key("account", canonical_email(email)), "address": _key("address", address)}
         taken: list[str] = []
         try:
             for kind, key in keys.items():

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from socle.errors import NotFound
 from socle.inference.backends import build_backend
 from socle.inference.backends.base import Backend
+from socle.inference.manifest import ModelManifest
 from socle.inference.routing import BackendPool
 from socle.settings import Catalogue, ModelConfig
 
@@ -22,12 +24,15 @@ class ServedModel:
 
 
 class ModelRegistry:
-    def __init__(self, catalogue: Catalogue, *, health_interval_s: float = 10.0) -> None:
+    def __init__(self, catalogue: Catalogue, *, health_interval_s: float = 10.0,
+                 manifest: ModelManifest | None = None) -> None:
         self.models = [
-            ServedModel(model, BackendPool([build_backend(b, model.id) for b in model.backends], model.routing,
+            ServedModel(model, BackendPool([build_backend(b, model.id, model.backend_label(i))
+                                            for i, b in enumerate(model.backends)], model.routing,
                                            failure_threshold=model.failure_threshold, cooldown_s=model.cooldown_s))
             for model in catalogue.models
         ]
+        self._manifest = manifest
         self._by_name = {name: served for served in self.models for name in (served.id, *served.config.aliases)}
         self._health_interval_s = health_interval_s
         self._checker: asyncio.Task[None] | None = None
@@ -39,8 +44,11 @@ class ModelRegistry:
         return served
 
     async def start(self) -> None:
-        """Load in-process models and open clients (fails the start-up if one cannot load), then keep
-        checking the backends' health in the background."""
+        """Check the model files against the manifest, load in-process models and open clients (fails the
+        start-up if a file changed or a model cannot load), then keep checking the backends' health in the
+        background."""
+        if self._manifest is not None:
+            await asyncio.to_thread(self._manifest.admit, self.model_files())
         await asyncio.gather(*(backend.start() for backend in self._backends()))
         self._checker = asyncio.create_task(self._check_forever(), name="backend-health")
 
@@ -63,6 +71,10 @@ class ModelRegistry:
             served.pool.checked(state, result is True)
             report[f"{served.id}[{state.index}]"] = result is True
         return report
+
+    def model_files(self) -> list[Path]:
+        """The files the in-process backends load."""
+        return [path for backend in self._backends() for path in backend.model_files]
 
     def _backends(self) -> list[Backend]:
         return [backend for served in self.models for backend in served.pool.backends]

@@ -49,9 +49,11 @@ class _NoSink:
 
 class InferenceService:
     def __init__(self, registry: ModelRegistry, *, max_tokens_limit: int, usage: UsageSink | None = None,
-                 quotas: QuotaLimiter | None = None, default_completion_tokens: int = 1024) -> None:
+                 quotas: QuotaLimiter | None = None, default_completion_tokens: int = 1024,
+                 max_choices: int = 8) -> None:
         self.registry = registry
         self.max_tokens_limit = max_tokens_limit
+        self.max_choices = max_choices
         self.usage: UsageSink = usage or _NoSink()
         self.quotas = quotas
         self.default_completion_tokens = default_completion_tokens
@@ -173,7 +175,7 @@ class InferenceService:
         def estimate() -> tuple[int, float]:
             text = body.get("messages") or body.get("prompt") or body.get("input") or ""
             prompt = len(orjson.dumps(text)) // 3 + 16  # about 4 bytes per token: a safe margin
-            completion = 0 if endpoint not in _GENERATIONS else (
+            completion = 0 if endpoint not in _GENERATIONS else _outputs(endpoint, body) * (
                 body.get("max_completion_tokens") or body.get("max_tokens") or self.default_completion_tokens)
             return prompt + completion, served.config.pricing.cost(prompt, completion)
         return estimate
@@ -205,4 +207,19 @@ class InferenceService:
             if asked is not None and asked > self.max_tokens_limit:
                 raise InvalidRequest(f"{field} is {asked}, above this platform's limit of "
                                      f"{self.max_tokens_limit}.", param=field, code="max_tokens_too_large")
+        for field in ("n", "best_of"):
+            asked = body.get(field)
+            if asked is not None and asked > self.max_choices:
+                raise InvalidRequest(f"{field} is {asked}, above this platform's limit of {self.max_choices} "
+                                     "choices per call.", param=field, code="too_many_choices")
         return served
+
+
+def _outputs(endpoint: Endpoint, body: Json) -> int:
+    """How many answers the backend may generate for one call, each up to max_tokens: every choice (``n``, or
+    the ``best_of`` candidates among which n are chosen), for every prompt of a /v1/completions batch."""
+    choices = max(body.get("n") or 1, body.get("best_of") or 1)
+    prompt = body.get("prompt")
+    batch = endpoint is Endpoint.COMPLETIONS and isinstance(prompt, list) and bool(prompt) and not isinstance(
+        prompt[0], int)  # a list of texts or of token lists; a list of ints is one prompt, tokenized
+    return choices * (len(prompt) if batch else 1)

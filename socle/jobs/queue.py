@@ -10,10 +10,10 @@ serialises writers, which gives the same guarantee: a job is leased by one worke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,14 +29,37 @@ class LeasedJob:
     max_attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The jobs of one kind that should be running and are not."""
+
+    kind: str
+    waiting: int
+    stalled: int  # of which waiting for longer than the bound
+    oldest_since: datetime  # when the longest-waiting one became due
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Jobs that should be running now: queued and due, or leased by a worker that died."""
+    return or_(and_(Job.status == "queued", Job.run_after <= now),
+               and_(Job.status == "running", Job.locked_until < now))
+
+
+# Since when a due job has waited: its due time, or the end of its dead worker's lease.
+_WAITING_SINCE = case((Job.status == "queued", Job.run_after), else_=Job.locked_until)
+
+
 class JobQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None,
                       max_attempts: int = 5, session: AsyncSession | None = None) -> int:
-        """Add a job; with ``dedupe_key``, enqueuing the same key again returns the existing job.
-        Given a ``session``, the job is written in the caller's transaction (accepted together)."""
+        """Add a job; with ``dedupe_key``, enqueuing the same key again while that job is still to run
+        returns it. A finished job releases its key: a key names work to do, not a row's whole history, so
+        that work asked for again (a rerun, or a new row that got a deleted one's id) is never dropped as
+        a duplicate of work already done. Given a ``session``, the job is written in the caller's transaction
+        (accepted together)."""
         if session is not None:
             return await self._insert(session, kind, payload, dedupe_key, max_attempts)
         async with self._sessions() as own, own.begin():
@@ -62,9 +85,7 @@ class JobQueue:
     async def claim(self, worker: str, kinds: list[str], *, lease_s: float) -> LeasedJob | None:
         """Lease the oldest runnable job of these kinds, or None."""
         now = utcnow()
-        runnable = and_(Job.kind.in_(kinds), or_(
-            and_(Job.status == "queued", Job.run_after <= now),
-            and_(Job.status == "running", Job.locked_until < now)))  # its worker died
+        runnable = and_(Job.kind.in_(kinds), _due(now))
         candidate = select(Job.id).where(runnable).order_by(Job.id).limit(1)
         async with self._sessions() as session, session.begin():
             if session.bind.dialect.name == "postgresql":
@@ -108,7 +129,28 @@ class JobQueue:
             await session.execute(
                 update(Job).where(Job.id == job.id, Job.locked_by == worker)
                 .values(status=status, locked_by=None, locked_until=None, finished_at=utcnow(),
-                        error=None if error is None else error[:2000]))
+                        dedupe_key=None, error=None if error is None else error[:2000]))
+
+    async def backlog(self, *, stalled_after_s: float) -> list[Backlog]:
+        """Per kind, the jobs due and not started, in one aggregate query (the claim index serves it)."""
+        now = utcnow()
+        bound = now - timedelta(seconds=stalled_after_s)
+        query = (select(Job.kind, func.count(), func.sum(case((_WAITING_SINCE < bound, 1), else_=0)),
+                        func.min(_WAITING_SINCE))
+                 .where(_due(now)).group_by(Job.kind).order_by(Job.kind))
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [Backlog(kind, int(waiting), int(stalled or 0), since)
+                for kind, waiting, stalled, since in rows]
+
+    async def stalled(self, *, stalled_after_s: float, limit: int = 100) -> list[tuple[int, str, datetime]]:
+        """The jobs due for longer than ``stalled_after_s`` and not started: (id, kind, due since)."""
+        now = utcnow()
+        query = (select(Job.id, Job.kind, _WAITING_SINCE)
+                 .where(_due(now), _WAITING_SINCE < now - timedelta(seconds=stalled_after_s))
+                 .order_by(Job.id).limit(limit))
+        async with self._sessions() as session:
+            return [(job_id, kind, since) for job_id, kind, since in (await session.execute(query)).all()]
 
     async def status(self, job_id: int) -> Job | None:
         async with self._sessions() as session:

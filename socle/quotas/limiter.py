@@ -9,7 +9,7 @@ set, so that every worker and replica shares them exactly.
 - Tokens per minute: a per-minute counter, checked before the call and charged with the tokens the
   backend reports after it (as OpenAI does: one call may overshoot).
 - Budgets (tokens or cost per day or month): the call reserves its worst case (prompt estimate plus
-  max_tokens) with an atomic increment before the backend is called, and is settled to what it really
+  max_tokens for every answer it may generate) with an atomic increment before the backend is called, and is settled to what it really
   used after; a reservation that does not fit is taken back at once and the call refused. Concurrent
   calls therefore cannot overspend by more than one call's estimate error.
 """
@@ -95,9 +95,9 @@ UNLIMITED = Admission(limiter=None)
 
 class QuotaLimiter:
     def __init__(self, rules: RuleSource, *, redis_url: str | None = None, key_prefix: str = "socle",
-                 fail_open: bool = False) -> None:
+                 fail_open: bool = False, redis_timeout_s: float = 0.5) -> None:
         self._rules = rules
-        self.storage: Storage = storage_for(redis_url, key_prefix=key_prefix)
+        self.storage: Storage = storage_for(redis_url, key_prefix=key_prefix, timeout_s=redis_timeout_s)
         self._windows = MovingWindowRateLimiter(self.storage)
         self.fail_open = fail_open
 
@@ -227,10 +227,15 @@ def _period_key(prefix: str, period: str, now: float) -> tuple[str, int]:
     return f"{prefix}:{start:%Y%m%d%H%M}", math.ceil(_until_next(period, now)) + 60
 
 
-def storage_for(redis_url: str | None, *, key_prefix: str) -> Storage:
+def storage_for(redis_url: str | None, *, key_prefix: str, timeout_s: float) -> Storage:
     """Redis when configured (shared by every process and replica), else this process's memory: the choice
-    for every counter of the platform (quotas, failed sign-ins)."""
+    for every counter of the platform (quotas, failed sign-ins).
+
+    Every Redis command, and every connection, gives up after ``timeout_s`` with a ``StorageError``: a Redis
+    that hangs (paused, overloaded, cut off without a reset) then meets the same policy as one that is down,
+    instead of holding the request for ever."""
     if not redis_url:
         return MemoryStorage()
     url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
-    return RedisStorage(url, wrap_exceptions=True, key_prefix=key_prefix)
+    return RedisStorage(url, wrap_exceptions=True, key_prefix=key_prefix, connect_timeout=timeout_s,
+                        stream_timeout=timeout_s)

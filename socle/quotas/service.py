@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from socle.audit.service import Action, AuditTrail
+from socle.db.integers import MAX_INT32, MAX_INTEGER
 from socle.db.models import Quota
 from socle.errors import InvalidRequest, NotFound
 from socle.identity.permissions import Permission, Principal, require
@@ -20,11 +22,15 @@ from socle.quotas.limiter import Rule
 SCOPES = ("key", "user", "group", "role", "global")
 PERIODS = ("day", "month")
 _LIMITS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "budget_tokens", "budget_cost")
+_LARGEST = {"requests_per_minute": MAX_INT32, "requests_per_day": MAX_INT32, "tokens_per_minute": MAX_INT32,
+            "budget_tokens": MAX_INTEGER, "budget_cost": float("1e300")}  # what each column holds
 
 
 class QuotaService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, refresh_s: float = 5.0) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, *,
+                 refresh_s: float = 5.0) -> None:
         self._sessions = sessions
+        self._audit = audit
         self._refresh_s = refresh_s
         self._cached: list[Rule] = []
         self._expires = 0.0
@@ -40,6 +46,10 @@ class QuotaService:
                     self._cached = [_rule(row) for row in rows]
                 self._expires = time.monotonic() + self._refresh_s
         return self._cached
+
+    def forget(self) -> None:
+        """Rules were changed behind this service (an erasure): read them again at the next call."""
+        self._expires = 0.0
 
     async def list(self, actor: Principal, *, limit: int | None = None, offset: int = 0) -> list[Quota]:
         require(actor, Permission.QUOTAS_ADMIN)
@@ -57,6 +67,9 @@ class QuotaService:
         quota = Quota(**fields)
         async with self._sessions() as session, session.begin():
             session.add(quota)
+            await session.flush()
+            await self._audit.record_in(session, Action.QUOTA_CREATED, actor=actor, target=("quota", quota.id),
+                                        details=_described(quota))
         self._expires = 0.0
         return quota
 
@@ -68,7 +81,9 @@ class QuotaService:
                 raise NotFound(f"Quota {quota_id} not found.", param="quota_id")
             for name, value in fields.items():
                 setattr(quota, name, value)
-            _check({c: getattr(quota, c) for c in ("scope", "subject", "budget_period", *_LIMITS)})
+            _check({c: getattr(quota, c) for c in ("scope", "subject", "model", "budget_period", *_LIMITS)})
+            await self._audit.record_in(session, Action.QUOTA_UPDATED, actor=actor, target=("quota", quota_id),
+                                        details=_described(quota))
         self._expires = 0.0
         return quota
 
@@ -79,6 +94,8 @@ class QuotaService:
             if quota is None:
                 raise NotFound(f"Quota {quota_id} not found.", param="quota_id")
             await session.delete(quota)
+            await self._audit.record_in(session, Action.QUOTA_DELETED, actor=actor, target=("quota", quota_id),
+                                        details=_described(quota))
         self._expires = 0.0
 
 
@@ -87,9 +104,12 @@ def _check(fields: dict[str, Any]) -> None:
     if scope not in SCOPES:
         raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}.", param="scope")
     subject = str(fields.get("subject") or "")
+    for name in ("subject", "model"):
+        if len(str(fields.get(name) or "")) > 200:  # the columns' size
+            raise InvalidRequest(f"{name} has at most 200 characters.", param=name)
     if scope == "global" and subject:
         raise InvalidRequest("A global quota has no subject.", param="subject")
-    if scope in ("key", "user", "group") and not subject.isdigit():
+    if scope in ("key", "user", "group") and not (subject.isascii() and subject.isdigit()):
         raise InvalidRequest(f"A {scope} quota's subject is the {scope}'s id.", param="subject")
     if scope == "role" and not subject:
         raise InvalidRequest("A role quota's subject is the role's name.", param="subject")
@@ -99,8 +119,14 @@ def _check(fields: dict[str, Any]) -> None:
         raise InvalidRequest(f"A quota sets at least one of {', '.join(_LIMITS)}.", param="requests_per_minute")
     for name in _LIMITS:
         value = fields.get(name)
-        if value is not None and value < 0:
-            raise InvalidRequest(f"{name} cannot be negative.", param=name)
+        if value is not None and not 0 <= value <= _LARGEST[name]:  # NaN fails both comparisons
+            raise InvalidRequest(f"{name} must be between 0 and {_LARGEST[name]}.", param=name)
+
+
+def _described(row: Quota) -> dict[str, Any]:
+    """The rule as the audit trail keeps it: whom it binds (an id or a role's name), on what, how much."""
+    return {name: getattr(row, name) for name in ("scope", "subject", "model", "budget_period", *_LIMITS)
+            if getattr(row, name) is not None}
 
 
 def _rule(row: Quota) -> Rule:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from socle.db.integers import Id
 from socle.errors import InvalidRequest
 from socle.identity.permissions import Principal
 from socle.rag.search import Method, Result, SearchService
@@ -28,7 +29,7 @@ Question : {question}"""
 
 class SearchOption(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    collections: list[int] = Field(min_length=1, max_length=100)
+    collections: list[Id] = Field(min_length=1, max_length=100)
     method: Method = "hybrid"
     k: int = Field(default=5, ge=1, le=50)
     score_threshold: float | None = None

@@ -1,9 +1,11 @@
 """Collections: who may read them is a condition of every query (``readable``), never a filter applied
 to results afterwards; a collection the caller may not read answers 404, as if it did not exist.
 
-- ``private``: its owner only; ``group``: the members of its group (the owner must be one);
+- ``private``: its owner only; ``group``: the members of its group (the owner must be one to share it);
   ``public``: every user (publishing needs ``collections:publish``).
-- Only the owner changes or deletes a collection.
+- Only the owner changes or deletes a collection. An owner who has since left the group it is shared with (or
+  lost the right to publish) keeps it in hand: they rename it, take it back to private, or delete it; the
+  audience stays as it was until they change it, and they cannot share it anew with a group they are not in.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from socle.audit.service import Action, AuditTrail
 from socle.db.models import Collection, utcnow
 from socle.errors import InvalidRequest, NotFound
+from socle.identity.names import readable_name
 from socle.identity.permissions import Permission, Principal, require
 
 VISIBILITIES = ("private", "group", "public")
@@ -27,18 +31,23 @@ def readable(principal: Principal) -> ColumnElement[bool]:
 
 
 class CollectionService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail) -> None:
         self._sessions = sessions
+        self._audit = audit
 
     async def create(self, actor: Principal, *, name: str, description: str = "", visibility: str = "private",
                      group_id: int | None = None) -> Collection:
         require(actor, Permission.COLLECTIONS_OWN)
         self._check_visibility(actor, visibility, group_id)
-        collection = Collection(name=name, description=description, visibility=visibility,
+        collection = Collection(name=readable_name(name), description=description, visibility=visibility,
                                 group_id=group_id if visibility == "group" else None, owner_id=actor.user_id,
                                 created_at=utcnow(), updated_at=utcnow())
         async with self._sessions() as session, session.begin():
             session.add(collection)
+            if visibility == "public":
+                await session.flush()
+                await self._audit.record_in(session, Action.COLLECTION_PUBLISHED, actor=actor,
+                                            target=("collection", collection.id))
         return collection
 
     async def list(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[Collection]:
@@ -55,10 +64,16 @@ class CollectionService:
             collection = await self.writable(session, actor, collection_id)
             visibility = changes.get("visibility", collection.visibility)
             group_id = changes.get("group_id", collection.group_id)
-            self._check_visibility(actor, visibility, group_id)
-            for field in ("name", "description"):
-                if changes.get(field) is not None:
-                    setattr(collection, field, changes[field])
+            if (visibility, group_id) != (collection.visibility, collection.group_id):
+                self._check_visibility(actor, visibility, group_id)  # only a new audience needs the right to it
+            if changes.get("name") is not None:
+                collection.name = readable_name(changes["name"])
+            if changes.get("description") is not None:
+                collection.description = changes["description"]
+            if "public" in (visibility, collection.visibility) and visibility != collection.visibility:
+                action = Action.COLLECTION_PUBLISHED if visibility == "public" else Action.COLLECTION_UNPUBLISHED
+                await self._audit.record_in(session, action, actor=actor, target=("collection", collection_id),
+                                            details={"visibility": visibility})
             collection.visibility = visibility
             collection.group_id = group_id if visibility == "group" else None
             collection.updated_at = utcnow()

@@ -55,6 +55,8 @@ class DocumentService:
         if Path(name).suffix.lower() not in SUPPORTED:
             raise InvalidRequest(f"Unsupported file type {Path(name).suffix or '(none)'}: accepted are "
                                  f"{', '.join(sorted(SUPPORTED))}.", param="file", code="unsupported_file_type")
+        if len(name) > 500:  # the column's size
+            raise InvalidRequest("The file's name has at most 500 characters.", param="file")
         if chunk_size < 100 or chunk_size > 20_000:
             raise InvalidRequest("chunk_size must be between 100 and 20000 characters.", param="chunk_size")
         if not 0 <= chunk_overlap < chunk_size // 2:

@@ -12,7 +12,19 @@ import logging
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from socle.ui.routes import admin, auth, avis, chat, documents, keys, proconnect, roles, usage
+from socle.ui.routes import (
+    admin,
+    audit,
+    auth,
+    avis,
+    chat,
+    compliance,
+    documents,
+    keys,
+    proconnect,
+    roles,
+    usage,
+)
 from socle.ui.security import SecurityHeaders
 from socle.ui.web import EXCEPTION_HANDLERS, STATIC_DIR
 
@@ -26,7 +38,7 @@ def install(app: FastAPI) -> None:
     if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
         log.warning("the DSFR's assets are missing from %s: run `make install` (pages will be unstyled)",
                     STATIC_DIR / "dsfr")
-    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, avis):
+    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, avis, compliance, audit):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     for exception, handler in EXCEPTION_HANDLERS.items():

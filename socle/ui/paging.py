@@ -34,7 +34,8 @@ class Paging:
         return (self.page - 1) * self.per_page
 
     def url(self, page: int) -> str:
-        return self.path if page == 1 else f"{self.path}?{urlencode({'page': page})}"
+        separator = "&" if "?" in self.path else "?"  # a path that carries a page's filters
+        return self.path if page == 1 else f"{self.path}{separator}{urlencode({'page': page})}"
 
     def numbers(self) -> list[int | None]:
         """The pages to link: the first, the last, and two around this one; None where some are left out."""

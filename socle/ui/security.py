@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socle.api.deps import platform
+from socle.api.origin import forwarded_client, trusted_proxies
 from socle.errors import Unauthenticated
 from socle.identity.oidc import OidcClient
 from socle.identity.permissions import Principal
@@ -76,7 +76,8 @@ def sign_in_throttle(request: Request) -> SignInThrottle:
     throttle: SignInThrottle | None = getattr(request.app.state, "ui_sign_in_throttle", None)
     if throttle is None:
         settings = platform(request).settings
-        throttle = SignInThrottle(storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix),
+        throttle = SignInThrottle(storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix,
+                                              timeout_s=settings.redis_timeout_s),
                                   per_account=settings.ui_sign_in_failures_per_account,
                                   per_address=settings.ui_sign_in_failures_per_ip,
                                   window_minutes=settings.ui_sign_in_window_minutes)
@@ -114,17 +115,8 @@ def client_address(request: Request) -> str:
     the last address that the trusted proxies did not add to X-Forwarded-For (the ones before it are the
     client's to make up)."""
     peer = request.client.host if request.client else ""
-    trusted = {part.strip() for part in platform(request).settings.ui_trusted_proxies.split(",") if part.strip()}
-    if peer not in trusted:
-        return peer
-    hops = [hop.strip() for header in request.headers.getlist("x-forwarded-for") for hop in header.split(",")]
-    for hop in reversed(hops):
-        if hop not in trusted:
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:  # not an address (a proxy's "unknown"): still this client's own entry
-                return hop[:64]
-    return peer
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"),
+                            trusted_proxies(platform(request).settings.ui_trusted_proxies))
 
 
 def same_origin(request: Request) -> bool:

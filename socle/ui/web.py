@@ -6,12 +6,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from socle import __version__
+from socle.api.errors import HANDLERS as API_HANDLERS
 from socle.api.errors import STATUS_BY_KIND
+from socle.api.strict import UnreadableInput
 from socle.errors import SocleError
 from socle.identity.permissions import Permission
 from socle.ui import markdown
@@ -40,6 +43,8 @@ NOTICES = {
     "utilisateur-modifie": "Le compte a été modifié.",
     "utilisateur-desactive": "Le compte est désactivé : ses sessions et ses clés ne donnent plus accès.",
     "utilisateur-reactive": "Le compte est réactivé.",
+    "utilisateur-supprime": "Le compte et ses données ont été supprimés ; sa consommation est conservée sous un "
+                            "pseudonyme.",
     "groupe-cree": "Le groupe a été créé.",
     "membre-ajoute": "Le membre a été ajouté au groupe.",
     "membre-retire": "Le membre a été retiré du groupe.",
@@ -143,4 +148,15 @@ async def csrf_rejected(request: Request, _: Exception) -> Response:
                       "dans votre session : elle est refusée. Rechargez la page et recommencez.")
 
 
-EXCEPTION_HANDLERS = {SignInRequired: sign_in_required, CsrfRejected: csrf_rejected}
+async def invalid_input(request: Request, exc: Exception) -> Response:
+    """An address or a form a page cannot take (an id out of range, a NUL character...): the error page.
+    The API's routes keep their error envelope."""
+    if not request.url.path.startswith("/ui/"):
+        return await API_HANDLERS[type(exc)](request, exc)
+    status_code = exc.status_code if isinstance(exc, UnreadableInput) else 422
+    return error_page(request, None, status_code, "Demande invalide : l'adresse ou le formulaire contient une "
+                      "valeur que la plateforme ne peut pas accepter. Revenez à la page précédente et corrigez-la.")
+
+
+EXCEPTION_HANDLERS = {SignInRequired: sign_in_required, CsrfRejected: csrf_rejected,
+                      RequestValidationError: invalid_input, UnreadableInput: invalid_input}

@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from socle.inference.registry import ModelRegistry
+from socle.jobs.watchdog import JobWatchdog
 from socle.usage.events import CallRecord
 
 _OPERATIONS = {"chat/completions": "chat", "completions": "text_completion", "embeddings": "embeddings",
@@ -29,7 +30,7 @@ _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 class Metrics:
     """The platform's instruments; ``record`` makes it a usage sink."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, watchdog: JobWatchdog) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
         self.requests = Counter("socle_requests", "Calls through the gateway, by outcome.",
@@ -48,6 +49,8 @@ class Metrics:
                                 buckets=_TOKEN_BUCKETS, registry=self.registry)
         self._backends = _BackendCollector(registry)
         self.registry.register(self._backends)
+        self._jobs = _JobCollector(watchdog)
+        self.registry.register(self._jobs)
 
     def record(self, call: CallRecord) -> None:
         operation = _OPERATIONS.get(call.endpoint, call.endpoint)
@@ -71,6 +74,7 @@ class Metrics:
         merged = CollectorRegistry()
         MultiProcessCollector(merged)
         merged.register(self._backends)  # gauges computed live in this worker
+        merged.register(self._jobs)
         return generate_latest(merged)
 
 
@@ -93,3 +97,23 @@ class _BackendCollector(Collector):
                 busy.add_metric(names, float(state.in_flight))
                 queued.add_metric(names, float(state.backend.waiting))
         yield from (up, busy, queued)
+
+
+class _JobCollector(Collector):
+    """Jobs due and not started, per kind, as the watchdog last saw them (the queue is shared: every
+    process that runs jobs reports the same figures)."""
+
+    def __init__(self, watchdog: JobWatchdog) -> None:
+        self._watchdog = watchdog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        waiting = GaugeMetricFamily("socle_jobs_waiting", "Jobs due and not started.", labels=["kind"])
+        stalled = GaugeMetricFamily("socle_jobs_stalled", "Jobs due for longer than SOCLE_JOB_STALL_S and "
+                                    "not started.", labels=["kind"])
+        oldest = GaugeMetricFamily("socle_jobs_oldest_wait_seconds", "How long the job due the longest has "
+                                   "waited to start.", labels=["kind"])
+        for kind, due, late, wait_s in self._watchdog.backlog():
+            waiting.add_metric([kind], float(due))
+            stalled.add_metric([kind], float(late))
+            oldest.add_metric([kind], wait_s)
+        yield from (waiting, stalled, oldest)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from socle.audit.service import Action, AuditTrail
 from socle.db.models import UsageRecord, User
 from socle.errors import InvalidRequest
 from socle.identity.permissions import Permission, Principal, require
@@ -41,9 +42,21 @@ class ActiveUsers:
 
 
 class UsageService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, currency: str) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, *, currency: str) -> None:
         self._sessions = sessions
+        self._audit = audit
         self.currency = currency
+
+    async def _note_read_of_others(self, actor: Principal, filters: UsageFilter, *, per_person: bool) -> None:
+        """Reading other people's own figures (rows, or sums per user or key) with ``usage:read_all`` is
+        recorded in the audit trail; sums over everyone, and one's own usage, are not."""
+        if not actor.can(Permission.USAGE_READ_ALL) or filters.user_id == actor.user_id:
+            return
+        if per_person or filters.user_id is not None or filters.key_id is not None:
+            await self._audit.record(Action.OTHERS_DATA_READ, actor=actor,
+                                     target=("user", filters.user_id) if filters.user_id is not None else None,
+                                     details={"data": "usage", "key_id": filters.key_id} if filters.key_id
+                                     else {"data": "usage"})
 
     def _where(self, actor: Principal, filters: UsageFilter) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -65,6 +78,7 @@ class UsageService:
 
     async def records(self, actor: Principal, filters: UsageFilter, *, limit: int = 100,
                       offset: int = 0) -> list[UsageRecord]:
+        await self._note_read_of_others(actor, filters, per_person=True)
         query = (select(UsageRecord).where(*self._where(actor, filters))
                  .order_by(UsageRecord.created_at.desc(), UsageRecord.id.desc()).limit(limit).offset(offset))
         async with self._sessions() as session:
@@ -74,6 +88,7 @@ class UsageService:
         """Sums of requests, tokens, cost, energy and carbon, per distinct value of ``group_by``."""
         if len(set(group_by)) != len(group_by):
             raise InvalidRequest("group_by names a field twice.", param="group_by")
+        await self._note_read_of_others(actor, filters, per_person=bool({"user", "key"} & set(group_by)))
         keys = [_dimension(name).label(name) for name in group_by]
         query: Select[Any] = select(
             *keys, func.count().label("requests"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from socle.audit.service import AuditTrail
 from socle.chat.conversations import ConversationService, title_of
 from socle.db import migrate
 from socle.db.session import create_engine, session_factory
@@ -24,7 +25,7 @@ async def services(request: pytest.FixtureRequest,
     migrate.upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
-    identity = IdentityService(sessions)
+    identity = IdentityService(sessions, AuditTrail(sessions))
     principals = []
     for role in ("user", "user", "admin"):
         user = await identity.create_user(SYSTEM, email=f"agent-{secrets.token_hex(4)}@ministere.gouv.fr", role=role)

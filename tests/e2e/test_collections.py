@@ -38,6 +38,34 @@ def test_owner_lifecycle_and_errors(any_server: Server, admin: httpx.Client) -> 
         assert client.get(f"/collections/{collection['id']}").status_code == 404
 
 
+def test_an_owner_who_left_the_group_keeps_the_collection_in_hand(any_server: Server,
+                                                                   admin: httpx.Client) -> None:
+    group, elsewhere = (admin.post("/groups", json={"name": f"g-{secrets.token_hex(4)}"}).json()["id"]
+                        for _ in range(2))
+    people = [admin.post("/users", json={"email": f"o-{secrets.token_hex(4)}@x.gouv.fr"}).json()["id"]
+              for _ in range(2)]
+    owner, reader = (admin.post("/keys", json={"user_id": person}).json()["key"] for person in people)
+    for person in people:
+        admin.put(f"/groups/{group}/members/{person}")
+    with _client(any_server, owner) as client, _client(any_server, reader) as other:
+        shared = client.post("/collections", json={"name": "Notes", "visibility": "group",
+                                                   "group_id": group}).json()
+        path = f"/collections/{shared['id']}"
+        assert admin.delete(f"/groups/{group}/members/{people[0]}").status_code == 200  # the owner leaves
+        # Still shared as it was, and still the owner's to manage.
+        renamed = client.patch(path, json={"name": "Notes du service", "visibility": "group",
+                                           "group_id": group})
+        assert renamed.status_code == 200, renamed.text
+        assert (renamed.json()["name"], renamed.json()["visibility"]) == ("Notes du service", "group")
+        assert other.get(path).json()["name"] == "Notes du service"
+        # Never shared anew with a group the owner is not in: neither another one, nor the one left.
+        assert client.patch(path, json={"group_id": elsewhere}).status_code == 404
+        assert client.patch(path, json={"visibility": "private"}).json()["visibility"] == "private"
+        assert other.get(path).status_code == 404
+        assert client.patch(path, json={"visibility": "group", "group_id": group}).status_code == 404
+        assert client.delete(path).status_code == 204
+
+
 def test_randomized_probes_find_nothing_they_may_not_read(any_server: Server, admin: httpx.Client) -> None:
     rng = random.Random(20261125)
     groups = [admin.post("/groups", json={"name": f"g-{secrets.token_hex(4)}"}).json()["id"] for _ in range(3)]

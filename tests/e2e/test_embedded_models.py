@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import numpy as np
 import openai
 import pytest
 
-from tests.support.servers import Server
+from tests.support.gguf_files import FORBIDDEN, LOOPING, with_chat_template
+from tests.support.servers import SOCLE, Server, start_server, stop
 
 CHAT = "smollm2-135m"
 EMBED = "multilingual-e5-small"
@@ -112,3 +118,92 @@ def test_text_content_parts_are_read_and_images_refused(client: openai.OpenAI) -
 def test_a_prompt_longer_than_the_context_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model=CHAT, prompt="mot " * 6000, max_tokens=1)
+
+
+@pytest.mark.parametrize("token", ["49152", "2147483648", "-1", "x"])
+def test_a_logit_bias_outside_the_vocabulary_is_a_400(client: openai.OpenAI, token: str) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        client.completions.create(model=CHAT, prompt="1, 2,", max_tokens=1, logit_bias={token: 5})
+    assert error.value.body["param"] == "logit_bias"
+    assert client.completions.create(model=CHAT, prompt="1, 2,", max_tokens=1, logit_bias={"0": -100}).choices
+
+
+# ---- several embedded models, some with a hostile chat template --------------------------------------
+
+SEVERAL = """
+models:
+  - {{id: smollm2-a, type: chat, backends: [{{type: llamacpp, n_ctx: 512}}]}}
+  - {{id: smollm2-b, type: chat, backends: [{{type: llamacpp, n_ctx: 512}}]}}
+  - {{id: looping-template, type: chat, backends: [{{type: llamacpp, path: "{looping}", n_ctx: 512, template_timeout_s: 2}}]}}
+  - {{id: forbidden-template, type: chat, backends: [{{type: llamacpp, path: "{forbidden}", n_ctx: 512}}]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with four llama.cpp models, logging at info (access lines on stdout, the rest on stderr)."""
+    models = tmp_path_factory.mktemp("hostile-models")
+    config = models / "models.yaml"
+    config.write_text(SEVERAL.format(looping=with_chat_template(models / "looping.gguf", LOOPING),
+                                     forbidden=with_chat_template(models / "forbidden.gguf", FORBIDDEN)))
+    server = start_server(tmp_path_factory.mktemp("several-server"), config=config,
+                          extra_env={"SOCLE_LOG_LEVEL": "info"})
+    yield server
+    stop(server.process)
+
+
+def _chat(server: Server, model: str) -> httpx.Response:
+    return httpx.post(server.base_url + "/chat/completions", timeout=60,
+                      headers={"Authorization": f"Bearer {server.admin_key}"},
+                      json={"model": model, "messages": [{"role": "user", "content": "Bonjour"}], "max_tokens": 2})
+
+
+def test_logs_survive_several_embedded_models(several: Server) -> None:
+    assert _chat(several, "smollm2-b").status_code == 200
+    log = (several.data_dir / "server.log").read_text(errors="replace")
+    assert "Application startup complete" in log  # stderr, once every model has loaded
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in log  # stdout, after start-up
+
+
+def test_a_looping_chat_template_is_a_clear_error_and_the_server_serves_on(several: Server) -> None:
+    client = openai.OpenAI(base_url=several.base_url, api_key=several.admin_key, max_retries=0, timeout=60)
+    with pytest.raises(openai.APIStatusError) as error:
+        client.chat.completions.create(model="looping-template", messages=[{"role": "user", "content": "x"}])
+    assert error.value.status_code == 502
+    assert error.value.body["code"] == "chat_template_failed" and "chat template" in error.value.message
+    assert client.completions.create(model="looping-template", prompt="Hi", max_tokens=2).choices  # not hung
+    assert _chat(several, "smollm2-a").status_code == 200
+
+
+def test_a_chat_template_the_sandbox_blocks_is_a_clear_error(several: Server) -> None:
+    response = _chat(several, "forbidden-template")
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "chat_template_failed"
+    assert "sandbox" in response.json()["error"]["message"]
+
+
+def test_model_files_are_recorded_and_a_changed_one_is_refused(several: Server, tmp_path: Path) -> None:
+    manifest = json.loads((several.data_dir / "models.manifest.json").read_text())["files"]
+    assert len(manifest) == 3 and all(len(entry["sha256"]) == 64 for entry in manifest.values())
+    assert several.cli("models", "--verify").returncode == 0
+
+    model = Path(shutil.copy(next(path for path in manifest if path.endswith("forbidden.gguf")), tmp_path / "m.gguf"))
+    config = tmp_path / "models.yaml"
+    config.write_text(f"models: [{{id: m, type: chat, backends: [{{type: llamacpp, path: '{model}', n_ctx: 512}}]}}]")
+    data = tmp_path / "data"
+    stop(start_server(data, config=config).process)  # the first load records the file
+    with model.open("r+b") as handle:  # one byte of the weights, as a tampered or corrupted copy would differ
+        handle.seek(model.stat().st_size - 4096)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(RuntimeError) as refused:
+        start_server(data, config=config)
+    assert f"The model file {model} has changed since it was recorded" in str(refused.value)
+    env = {**several.env, "SOCLE_DATA_DIR": str(data), "SOCLE_CONFIG": str(config), "COLUMNS": "300"}
+    verify = subprocess.run([str(SOCLE), "models", "--verify"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert verify.returncode == 1 and "changed" in verify.stdout
+    record = subprocess.run([str(SOCLE), "models", "--record"], env=env, capture_output=True, timeout=120)
+    assert record.returncode == 0  # an administrator accepts the new file
+    stop(start_server(data, config=config).process)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -117,13 +118,13 @@ def test_others_keys_are_not_found(any_server: Server, admin: httpx.Client) -> N
 
 def test_keys_are_stored_only_as_hashes(any_server: Server, admin: httpx.Client) -> None:
     created = admin.post("/keys", json={"name": "hash-check"}).json()
-    secret = created["key"].rsplit("_", 1)[1]
+    secret = created["key"].split("_", 1)[1]  # the public id has no "_"; the secret may
     listed = admin.get("/keys").json()["data"]
     assert all("key" not in k for k in listed)
     rows = _rows(any_server, "SELECT * FROM api_keys")
     dump = repr(rows)
     assert secret not in dump and created["key"] not in dump
-    assert any_server.admin_key.rsplit("_", 1)[1] not in dump
+    assert any_server.admin_key.split("_", 1)[1] not in dump
     hashes = _rows(any_server, f"SELECT secret_hash FROM api_keys WHERE id = {created['id']}")
     assert len(hashes[0][0]) == 64
 
@@ -157,6 +158,60 @@ def test_users_groups_and_roles(any_server: Server, admin: httpx.Client) -> None
     assert admin.delete(f"/users/{user['id']}").status_code == 204
     assert admin.get(f"/users/{user['id']}").status_code == 404
     assert admin.delete(f"/roles/{role['id']}").status_code == 204
+
+
+def test_look_alike_addresses_and_names_are_one_or_refused(any_server: Server, admin: httpx.Client) -> None:
+    tag = secrets.token_hex(3)
+    composed = f"élodie-{tag}@ministère.gouv.fr"
+    decomposed = unicodedata.normalize("NFD", composed)
+    created = admin.post("/users", json={"email": decomposed})
+    assert created.status_code == 201 and created.json()["email"] == composed
+    for same in (composed, f"ÉLODIE-{tag}@MINISTÈRE.GOUV.FR", f"élodie-{tag}@xn--ministre-60a.gouv.fr",
+                 "ａｄｍｉｎ@localhost"):  # full width folds to the first admin's address
+        assert admin.post("/users", json={"email": same}).status_code == 409, same
+    refused = admin.post("/users", json={"email": "\u0430dmin@localhost"})  # a Cyrillic а, then Latin
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "confusable"
+    assert admin.post("/users", json={"email": f"agent-{tag}@p\u0430ris.fr"}).status_code == 400
+    one_alphabet = f"пример-{secrets.randbelow(10**9)}@пример.рф"
+    assert admin.post("/users", json={"email": one_alphabet}).status_code == 201
+    cli = any_server.cli("users", "create", unicodedata.normalize("NFD", composed).upper())
+    assert cli.returncode == 1 and "already exists" in cli.stderr
+
+    group = admin.post("/groups", json={"name": unicodedata.normalize("NFD", f"Équipe-{tag}")})
+    assert group.status_code == 201 and group.json()["name"] == f"Équipe-{tag}"
+    assert admin.post("/groups", json={"name": f"Équipe-{tag}"}).status_code == 409
+    assert admin.post("/groups", json={"name": f"ＤＧＦＩＰ-{tag}"}).json()["name"] == f"DGFIP-{tag}"
+    assert admin.post("/groups", json={"name": f"\u0430dmins-{tag}"}).status_code == 400
+    member = admin.post("/users", json={"email": f"m-{tag}@x.gouv.fr",
+                                        "groups": [unicodedata.normalize("NFD", f"Équipe-{tag}")]})
+    assert member.status_code == 201, member.text
+    assert admin.post("/collections", json={"name": "\u0421irculaires"}).status_code == 400  # a Cyrillic С
+    assert admin.post("/collections", json={"name": "Циркуляры"}).status_code == 201
+
+
+def test_a_new_user_never_takes_a_deleted_ones_id(any_server: Server, admin: httpx.Client) -> None:
+    """The newest user deleted, the next one gets a new id: nothing that still names the deleted one (usage
+    rows kept for accounting, a quota rule, quota counters) passes to the newcomer."""
+    hello = [{"role": "user", "content": "x"}]
+    leaver, key = _user_with_key(admin)
+    _sdk(any_server, key).chat.completions.create(model="remote-chat", messages=hello)
+    rule = admin.post("/quotas", json={"scope": "user", "subject": str(leaver["id"]),
+                                       "requests_per_minute": 1})
+    assert rule.status_code == 201, rule.text
+    deadline = time.monotonic() + 15
+    while not admin.get("/usage", params={"user_id": leaver["id"]}).json()["data"]:  # written in batches
+        assert time.monotonic() < deadline, "the call's usage row was never written"
+        time.sleep(0.2)
+    assert admin.delete(f"/users/{leaver['id']}").status_code == 204
+
+    newcomer, new_key = _user_with_key(admin)
+    assert newcomer["id"] > leaver["id"]
+    with _as(any_server, new_key) as own:
+        assert own.get("/usage").json()["data"] == []
+    assert [q for q in admin.get("/quotas").json()["data"] if q["subject"] == str(newcomer["id"])] == []
+    sdk = _sdk(any_server, new_key)
+    for _ in range(2):  # the leaver's one request a minute binds no one else
+        assert sdk.chat.completions.create(model="remote-chat", messages=hello).choices
 
 
 def test_cli_manages_users_and_keys(any_server: Server) -> None:

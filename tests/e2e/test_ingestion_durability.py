@@ -1,15 +1,11 @@
 """kill -9 during ingestion loses no accepted document: after a restart, every one ends ready, once."""
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import _on_postgres, database_url
 from tests.support.documents import pdf, upload, wait_ingested
 from tests.support.servers import start_server, stop
 
@@ -28,19 +24,8 @@ def _document(path: Path, seed: int) -> Path:
     return pdf(path, pages, title=f"Procédure {seed}")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None
-        return
-    admin = request.getfixturevalue("postgres_admin")
-    name = f"socle_kill_{secrets.token_hex(4)}"
-    _on_postgres(admin, f'CREATE DATABASE "{name}"')
-    yield database_url(admin, name)
-    _on_postgres(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def test_kill_during_ingestion_then_restart(tmp_path: Path, database: str | None) -> None:
+def test_kill_during_ingestion_then_restart(tmp_path: Path, own_database: str | None) -> None:
+    database = own_database
     files = [_document(tmp_path / f"procedure-{i}.pdf", i) for i in range(8)]
     server = start_server(tmp_path / "data", database_url=database, extra_env=ENV)
     try:
@@ -73,3 +58,29 @@ def test_kill_during_ingestion_then_restart(tmp_path: Path, database: str | None
             assert len({h["chunk"]["id"] for h in hits}) == len(hits)
     finally:
         stop(server.process)
+
+
+def test_a_new_document_never_takes_a_deleted_ones_id_even_after_a_restart(tmp_path: Path,
+                                                                           own_database: str | None) -> None:
+    """The newest document deleted, the next upload gets a new id: its ingestion is never mistaken for the
+    deleted one's (finished) job, and it ends ready, before and after a restart."""
+    files = [_document(tmp_path / f"note-{i}.pdf", 100 + i) for i in range(3)]
+    deleted: list[int] = []
+    for run in range(2):
+        server = start_server(tmp_path / "data", database_url=own_database, extra_env=ENV)
+        try:
+            headers = {"Authorization": f"Bearer {server.admin_key}"}
+            with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http:
+                if run == 0:
+                    collection = http.post("/collections", json={"name": "notes"}).json()["id"]
+                    first = upload(http, collection, files[0]).json()["id"]
+                    assert wait_ingested(http, [first], timeout_s=120)[first]["status"] == "ready"
+                    newest = first
+                assert http.delete(f"/documents/{newest}").status_code == 204  # the newest document
+                deleted.append(newest)
+                newest = upload(http, collection, files[run + 1]).json()["id"]
+                assert newest > max(deleted)
+                state = wait_ingested(http, [newest], timeout_s=120)[newest]
+                assert (state["status"], state["embedded"]) == ("ready", state["chunks"]), state
+        finally:
+            stop(server.process)

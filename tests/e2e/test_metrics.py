@@ -1,15 +1,19 @@
-"""Prometheus /metrics: GenAI semantic-convention names, protected, summed over worker processes."""
+"""Prometheus /metrics: GenAI semantic-convention names, protected, summed over worker processes; jobs that
+nobody takes are logged and counted."""
 from __future__ import annotations
 
 import asyncio
 import re
+import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from tests.e2e.test_quotas import _admin, _new_user, _quota
-from tests.support.servers import Server
+from tests.support.documents import pdf, upload
+from tests.support.servers import Server, start_server, stop
 
 
 def _scrape(server: Server) -> str:
@@ -77,3 +81,29 @@ async def test_counters_sum_over_workers_and_count_refusals(redis_server: Server
     refused = _value(text, "socle_quota_refusals_total", gen_ai_request_model="remote-embed") - _value(
         before, "socle_quota_refusals_total", gen_ai_request_model="remote-embed")
     assert refused == 10
+
+
+def test_a_job_nobody_takes_is_logged_once_and_counted(tmp_path: Path, own_database: str | None) -> None:
+    """With no ingestion worker anywhere, an accepted document's job waits: past SOCLE_JOB_STALL_S it is
+    logged once, with its kind, and /metrics shows it waiting and stalled."""
+    env = {"SOCLE_INGESTION_WORKERS": "0", "SOCLE_JOB_STALL_S": "1"}
+    server = start_server(tmp_path / "data", database_url=own_database, extra_env=env)
+    try:
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
+                          timeout=60) as http:
+            collection = http.post("/collections", json={"name": "en attente"}).json()["id"]
+            document = upload(http, collection, pdf(tmp_path / "guide.pdf")).json()
+        deadline = time.monotonic() + 30
+        while _value(metrics := _scrape(server), "socle_jobs_stalled", kind="rag.ingest") < 1:
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+        assert _value(metrics, "socle_jobs_waiting", kind="rag.ingest") == 1
+        assert _value(metrics, "socle_jobs_oldest_wait_seconds", kind="rag.ingest") >= 1
+        time.sleep(1)  # a few more looks at the queue: the job is not logged again
+        log = (server.data_dir / "server.log").read_text()
+        assert len(re.findall(r"job \d+ \(rag\.ingest\) has waited \d+ s to start", log)) == 1, log[-3000:]
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"},
+                          timeout=60) as http:
+            assert http.get(f"/documents/{document['id']}").json()["status"] == "queued"
+    finally:
+        stop(server.process)

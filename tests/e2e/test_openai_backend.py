@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import httpx
@@ -117,3 +118,70 @@ def test_client_disconnect_cancels_the_upstream_stream(server: Server, mock_back
     stats = _stats(mock_backend)
     assert stats["streams_aborted"] == before + 1
     assert stats["streams_open"] == 0
+
+
+def _stream_events(server: Server, model: str) -> list[str]:
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {server.admin_key}"}) as response:
+        assert response.status_code == 200
+        return [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
+
+
+def test_callers_know_a_backend_by_its_label_never_by_its_address(server: Server, mock_backend: str) -> None:
+    admin = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_key}"})
+    user = admin.post("/users", json={"email": f"label-{secrets.token_hex(4)}@interieur.gouv.fr"}).json()
+    key = admin.post("/keys", json={"user_id": user["id"]}).json()["key"]
+    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    messages = [{"role": "user", "content": "x"}]
+    seen = {}
+    for model in ("remote-fail", "remote-named", "remote-down"):
+        with pytest.raises(openai.InternalServerError) as error:
+            client.chat.completions.create(model=model, messages=messages)
+        seen[model] = error.value.message
+    assert "remote-fail#0" in seen["remote-fail"] and "gpu-paris-1" in seen["remote-named"]
+    assert "remote-down#0" in seen["remote-down"]
+    for message in seen.values():
+        assert "127.0.0.1" not in message and "http" not in message
+        assert "boom" not in message  # what the backend answered is for operators, not callers
+    deadline = time.monotonic() + 15
+    while True:  # usage rows are written in batches
+        rows = httpx.get(server.base_url + "/usage", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        if len(rows) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(row["backend"] for row in rows) == ["gpu-paris-1", "remote-down#0", "remote-fail#0"]
+    assert "127.0.0.1" not in json.dumps(rows)
+    metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.admin_key}"}).text
+    assert "127.0.0.1" not in httpx.get(server.url + "/ready").text and "127.0.0.1" not in metrics
+    log = (server.data_dir / "server.log").read_text(errors="replace")
+    assert "boom" in log and mock_backend.removeprefix("http://") in log  # operators learn what failed, where
+
+
+def test_a_stream_cut_before_its_end_is_an_error_not_an_answer(client: openai.OpenAI, server: Server) -> None:
+    stream = client.chat.completions.create(model="remote-truncated", stream=True,
+                                            messages=[{"role": "user", "content": "x"}])
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["tok0 ", "tok1 "]
+    events = _stream_events(server, "remote-truncated")
+    assert json.loads(events[-1])["error"]["code"] == "stream_truncated" and "[DONE]" not in events
+
+
+def test_events_spread_over_several_data_lines_are_accepted(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="remote-multiline", stream=True,
+                                            messages=[{"role": "user", "content": "x"}])
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "ligne0 ligne1 ligne2 "
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_an_oversized_event_ends_the_stream_with_a_clear_error(server: Server) -> None:
+    events = _stream_events(server, "remote-huge")
+    assert json.loads(events[0])["choices"][0]["delta"]["content"] == "tok0 "
+    error = json.loads(events[-1])["error"]
+    assert error["code"] == "stream_event_too_large" and "512 KiB" in error["message"]
+    assert "[DONE]" not in events and not any("HUGE" in event for event in events)
+    assert "HUGE" not in (server.data_dir / "server.log").read_text(errors="replace")

@@ -1,18 +1,24 @@
-"""Quotas: rate limits and budgets, in memory and in Redis shared by two workers; Redis down."""
+"""Quotas: rate limits and budgets, in memory and in Redis shared by two workers; Redis down or paused."""
 from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import openai
 import pytest
 
 from tests.support.servers import Server, free_port, start_server, stop
+from tests.ui.conftest import http_sign_in_attempt, new_account
 
 MESSAGES = [{"role": "user", "content": "x"}]
+T = TypeVar("T")
 
 
 def _new_user(admin: httpx.Client) -> tuple[int, str]:
@@ -121,6 +127,36 @@ async def test_concurrent_calls_cannot_overspend_a_budget(server: Server) -> Non
     assert spent > 200 - 40  # refused only once what is left cannot hold a call's reservation (~36 tokens)
 
 
+async def test_concurrent_calls_with_several_choices_cannot_overspend_a_budget(server: Server) -> None:
+    with _admin(server) as admin:
+        user_id, key = _new_user(admin)
+        _quota(admin, scope="user", subject=str(user_id), budget_tokens=300, budget_period="day")
+    # Each call generates 8 choices of 7 tokens (67 tokens in all): the reservation must hold all 8.
+    results = await _burst(server, key, 30, max_tokens=10, n=8)
+    succeeded = [r for r in results if not isinstance(r, Exception)]
+    assert succeeded and all(isinstance(r, openai.RateLimitError) for r in results if isinstance(r, Exception))
+    assert all(len(r.choices) == 8 for r in succeeded)
+    assert sum(r.usage.total_tokens for r in succeeded) <= 300
+
+
+def test_choices_stops_logprobs_and_embedding_inputs_are_capped(server: Server) -> None:
+    client = _sdk(server, server.admin_key)
+    refusals = [(lambda: client.chat.completions.create(model="remote-chat", messages=MESSAGES, n=9), "n"),
+                (lambda: client.completions.create(model="remote-chat", prompt="x", best_of=9), "best_of"),
+                (lambda: client.chat.completions.create(model="remote-chat", messages=MESSAGES,
+                                                        stop=["a", "b", "c", "d", "e"]), "stop"),
+                (lambda: client.chat.completions.create(model="remote-chat", messages=MESSAGES, logprobs=True,
+                                                        top_logprobs=21), "top_logprobs"),
+                (lambda: client.embeddings.create(model="remote-embed", input=["x"] * 2049), "input")]
+    for call, param in refusals:  # the service's limit is a 400, the schema's a 422: both name the field
+        with pytest.raises((openai.BadRequestError, openai.UnprocessableEntityError)) as error:
+            call()
+        assert error.value.body["param"].split(".")[0] == param, error.value.body
+    assert len(client.chat.completions.create(model="remote-chat", messages=MESSAGES, n=8,
+                                              stop=["a", "b", "c", "d"]).choices) == 8
+    assert len(client.embeddings.create(model="remote-embed", input=["x"] * 2048).data) == 2048
+
+
 def test_quota_administration_is_for_admins(server: Server) -> None:
     with _admin(server) as admin:
         _, key = _new_user(admin)
@@ -177,6 +213,73 @@ def test_redis_down_follows_the_setting(tmp_path: Path, catalogue: Path, fail_op
                 _sdk(server, bound).chat.completions.create(model="remote-chat", messages=MESSAGES)
             assert error.value.status_code == 503
             assert error.value.body["code"] == "quota_store_unavailable"
+    finally:
+        stop(server.process)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Redis of this test's own, to pause: never the machine's shared one."""
+    port = free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", str(tmp_path)],
+                               stdout=(tmp_path / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    ping = ["redis-cli", "-p", str(port), "ping"]
+    while subprocess.run(ping, capture_output=True).stdout.strip() != b"PONG":
+        assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0", process
+    process.send_signal(signal.SIGCONT)
+    stop(process)
+
+
+def _timed(call: Callable[[], T]) -> tuple[T | Exception, float]:
+    start = time.monotonic()
+    try:
+        outcome: T | Exception = call()
+    except Exception as exc:  # noqa: BLE001 (the test looks at what was raised)
+        outcome = exc
+    return outcome, time.monotonic() - start
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_a_paused_redis_meets_the_policy_within_a_second(
+        tmp_path: Path, catalogue: Path, fail_open: bool, own_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    redis_url, redis = own_redis
+    env = {"SOCLE_REDIS_URL": redis_url, "SOCLE_QUOTA_FAIL_OPEN": str(fail_open).lower(),
+           "SOCLE_UI_COOKIE_SECURE": "false"}
+    server = start_server(tmp_path / "data", config=catalogue, extra_env=env)
+    try:
+        with _admin(server) as admin:
+            bound_id, key = _new_user(admin)
+            _quota(admin, scope="user", subject=str(bound_id), requests_per_minute=100)
+            account = new_account(server, admin)
+        client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=10)
+
+        def ask() -> object:
+            return client.chat.completions.create(model="remote-chat", messages=MESSAGES)
+
+        def sign_in() -> httpx.Response:
+            with httpx.Client(base_url=server.url, timeout=10) as browser:
+                return http_sign_in_attempt(browser, account.email, account.password)
+
+        assert ask().choices and sign_in().status_code == 303
+        redis.send_signal(signal.SIGSTOP)  # alive, accepting connections, answering nothing
+        try:
+            answer, elapsed = _timed(ask)
+            if fail_open:
+                assert not isinstance(answer, Exception), answer
+            else:
+                assert isinstance(answer, openai.InternalServerError), answer
+                assert answer.status_code == 503 and answer.body["code"] == "quota_store_unavailable"
+            assert elapsed < 2.5
+            refused, elapsed = _timed(sign_in)  # failed sign-ins cannot be counted: password sign-in refused
+            assert isinstance(refused, httpx.Response) and refused.status_code == 503, refused
+            assert elapsed < 2.5
+        finally:
+            redis.send_signal(signal.SIGCONT)
+        assert ask().choices and sign_in().status_code == 303  # served again, without a restart
     finally:
         stop(server.process)
 

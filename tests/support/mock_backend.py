@@ -1,7 +1,7 @@
 """A mock OpenAI-compatible inference backend: a peer of the gateway in routing and failure tests.
 
 Behaviour is chosen by the requested model name, so one process serves every case:
-  mock-chat     answers normally; streams ``--chunks`` events ``tok0 tok1 ...``
+  mock-chat     answers normally (``n`` choices of 7 tokens); streams ``--chunks`` events ``tok0 tok1 ...``
   mock-fail     HTTP 500
   mock-reject   HTTP 400 with an OpenAI error envelope
   mock-slow     waits 30 s before answering (the gateway's timeout must fire first)
@@ -9,6 +9,10 @@ Behaviour is chosen by the requested model name, so one process serves every cas
   mock-endless  streams one event every 50 ms for a minute (to test cancellation)
   mock-garbage  answers text that is not JSON, even when a ``response_format`` asks for JSON
   mock-flaky    with a ``response_format``: not JSON the first time, a valid instance once corrected
+  mock-truncated   streams two events, then ``[DONE]`` with no ``finish_reason``: an answer cut short
+  mock-multiline   streams valid SSE the hard way: JSON spread over several ``data:`` lines, CRLF and CR line
+                   ends, comments, ``event:`` and ``id:`` fields, a BOM
+  mock-huge        streams one event, then one of 600 KB (``HUGE`` repeated), then ends properly
 Asked for a ``response_format`` JSON schema, the others answer the simplest instance of that schema.
 ``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
 
@@ -57,6 +61,8 @@ async def chat(request: Request) -> Response:
     if LATENCY_S:
         await asyncio.sleep(LATENCY_S)
     if body.get("stream"):
+        if model.endswith(("mock-truncated", "mock-multiline", "mock-huge")):
+            return StreamingResponse(_odd_stream(model), media_type="text/event-stream")
         return StreamingResponse(_stream(model, body), media_type="text/event-stream")
     schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     if schema is not None or model.endswith("mock-garbage"):
@@ -76,11 +82,13 @@ async def chat(request: Request) -> Response:
             "choices": [{"index": 0, "finish_reason": "tool_calls",
                          "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
             "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
+    choices = body.get("n") or 1  # each choice is generated, and counted, as a real backend does
     return JSONResponse({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "Bonjour, ceci est une réponse simulée."}}],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
+        "choices": [{"index": i, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "Bonjour, ceci est une réponse simulée."}}
+                    for i in range(choices)],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7 * choices, "total_tokens": 11 + 7 * choices}})
 
 
 def _instance(schema: dict):  # noqa: ANN202 (any JSON value)
@@ -119,18 +127,48 @@ async def _stream(model: str, body: dict) -> AsyncIterator[bytes]:
         STATS["streams_open"] -= 1
 
 
+async def _odd_stream(model: str) -> AsyncIterator[bytes]:
+    """The streams of the mock-truncated, mock-multiline and mock-huge models."""
+    if model.endswith("mock-truncated"):
+        for i in range(2):
+            yield f"data: {json.dumps(_chunk(model, f'tok{i} '))}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+    elif model.endswith("mock-multiline"):
+        yield "\ufeff: un commentaire\r\n".encode()
+        for i in range(3):
+            lines = json.dumps(_chunk(model, f"ligne{i} "), indent=1).split("\n")  # one data: line each
+            ends = "\r\n" if i % 2 else "\r"
+            yield (f"event: message{ends}id: {i}{ends}" + "".join(f"data:{line}{ends}" for line in lines)
+                   + ends).encode()
+        yield f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\ndata: [DONE]\n\n".encode()
+    else:
+        yield f"data: {json.dumps(_chunk(model, 'tok0 '))}\n\n".encode()
+        yield f"data: {json.dumps(_chunk(model, 'HUGE' * 150_000))}\n\n".encode()
+        yield f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\ndata: [DONE]\n\n".encode()
+
+
 async def completions(request: Request) -> Response:
     STATS["requests"] += 1
     body = await request.json()
+    if body.get("stream"):
+        return StreamingResponse(_completion_stream(body), media_type="text/event-stream")
     return JSONResponse({"id": "cmpl-mock", "object": "text_completion", "created": int(time.time()),
                          "model": body.get("model"), "choices": [{"index": 0, "text": " suite.", "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
 
 
+async def _completion_stream(body: dict) -> AsyncIterator[str]:
+    chunk = {"id": "cmpl-mock", "object": "text_completion", "created": int(time.time()), "model": body.get("model"),
+             "choices": [{"index": 0, "text": " suite.", "finish_reason": "stop"}]}
+    yield f"data: {json.dumps(chunk)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
 async def embeddings(request: Request) -> Response:
     STATS["requests"] += 1
     body = await request.json()
-    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    given = body["input"]  # a text, texts, a text's token ids, or several texts' token ids
+    inputs = given if isinstance(given, list) and given and not isinstance(given[0], int) else [given]
     return JSONResponse({"object": "list", "model": body.get("model"),
                          "data": [{"object": "embedding", "index": i, "embedding": [0.5, 0.25, float(len(text))]}
                                   for i, text in enumerate(inputs)],

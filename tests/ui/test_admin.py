@@ -70,6 +70,8 @@ def test_admin_sees_the_backends_health(page: Page, ui_server: Server, admin_api
     page.goto("/ui/admin/modeles")
     table = page.get_by_role("table", name=re.compile("^smollm2-135m"))
     expect(table).to_contain_text("Disponible")
+    expect(table).to_contain_text("smollm2-135m#0")  # the label users see, beside the address only shown here
+    expect(table).to_contain_text("SmolLM2-135M-Instruct.Q4_1.gguf")
     check_page(page, "admin-modeles")
 
 

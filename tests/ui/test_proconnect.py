@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -135,6 +136,18 @@ def test_sign_in_with_proconnect_then_sign_out_of_both(pc_page: Page, pc_server:
     expect(pc_page.get_by_role("status")).to_contain_text("Vous êtes déconnecté")
     assert len([e for e in _events(provider[0]) if e["event"] == "logout"]) == logouts + 1
     assert not _live(pc_server, second)
+
+
+def test_the_provider_s_address_finds_its_account_however_it_is_written(pc_page: Page, pc_server: Server,
+                                                                          provider: tuple[str, str]) -> None:
+    email = f"élodie-{secrets.token_hex(4)}@ministère.gouv.fr"
+    with api_of(pc_server) as api:
+        assert api.post("/users", json={"email": email, "name": "Élodie"}).status_code == 201
+    _next_user(provider[0], unicodedata.normalize("NFD", email).upper())  # decomposed accents, capitals
+    pc_page.goto("/ui/connexion")
+    pc_page.get_by_role("button", name=BUTTON).click()
+    expect(pc_page).to_have_url("/ui/chat")
+    expect(pc_page.locator(".socle-account").first).to_have_text(email)
 
 
 def test_an_address_without_an_account_is_refused_clearly(pc_page: Page, provider: tuple[str, str]) -> None:

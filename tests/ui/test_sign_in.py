@@ -1,13 +1,23 @@
 """Signing in and out: wrong passwords, session fixation, disabled accounts, cookie attributes."""
 from __future__ import annotations
 
+import secrets
 import subprocess
+import unicodedata
 
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.servers import SOCLE, Server
-from tests.ui.conftest import Account, check_page, http_sign_in, new_account, sign_in
+from tests.ui.conftest import (
+    PASSWORD,
+    Account,
+    check_page,
+    http_sign_in,
+    http_sign_in_attempt,
+    new_account,
+    sign_in,
+)
 
 
 def _session_cookie(context: BrowserContext) -> dict | None:
@@ -85,3 +95,18 @@ def test_set_password_refuses_a_short_password(account: Account, ui_server: Serv
                           input="court\n", env=ui_server.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "at least 12 characters" in done.stderr
     assert http_sign_in(ui_server, account)  # the previous password still works
+
+
+def test_an_address_is_one_however_its_accents_case_and_width_are_typed(ui_server: Server,
+                                                                       admin_api: httpx.Client) -> None:
+    tag = secrets.token_hex(3)
+    email = f"élodie-{tag}@ministère.gouv.fr"  # composed accents (NFC), as most keyboards type them
+    assert admin_api.post("/users", json={"email": email}).status_code == 201
+    typed = unicodedata.normalize("NFD", email).upper()  # decomposed (a Mac's), in capitals
+    done = subprocess.run([str(SOCLE), "users", "set-password", typed, "--password-stdin"],
+                          input=PASSWORD + "\n", env=ui_server.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    wide = f"ｅ\u0301ｌｏｄｉｅ-{tag}@ministère.gouv.fr"  # full-width letters, a combining accent
+    for address in (unicodedata.normalize("NFD", email), wide, f"élodie-{tag}@xn--ministre-60a.gouv.fr"):
+        with httpx.Client(base_url=ui_server.url) as http:
+            assert http_sign_in_attempt(http, address, PASSWORD).status_code == 303, address

@@ -59,6 +59,33 @@ def test_invalid_catalogue_names_the_faulty_field(tmp_path: Path, text: str, nam
     assert names in str(error.value)
 
 
+@pytest.mark.parametrize("url", ["http://user:s3cr3t@gpu1:8000/v1", "https://:s3cr3t@gpu1/v1",
+                                 "https://s3cr3t@gpu1/v1"])
+def test_a_backend_url_with_credentials_is_refused_without_repeating_them(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_catalogue(_write(tmp_path, f"models: [{{id: m, type: chat, backends: [{{type: openai, url: '{url}'}}]}}]"))
+    message = str(error.value)
+    assert "models[0].backends[0].url" in message and "api_key_env" in message
+    assert "s3cr3t" not in message
+
+
+def test_backends_are_known_by_a_public_label(tmp_path: Path) -> None:
+    catalogue = load_catalogue(_write(tmp_path, """
+models:
+  - id: mistral-small
+    type: chat
+    backends: [{type: openai, url: http://gpu1:8000/v1}, {type: openai, url: http://gpu2:8000/v1, name: gpu-paris-2}]
+"""))
+    model = catalogue.models[0]
+    assert [model.backend_label(i) for i in range(2)] == ["mistral-small#0", "gpu-paris-2"]
+    with pytest.raises(ConfigError) as error:
+        load_catalogue(_write(tmp_path, """
+models:
+  - {id: m, type: chat, backends: [{type: e5, name: same}, {type: e5, name: same}]}
+"""))
+    assert "same name" in str(error.value)
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_catalogue(tmp_path / "nope.yaml")
@@ -82,3 +109,27 @@ def test_serve_refuses_to_start_on_invalid_configuration(tmp_path: Path) -> None
     bad_port = subprocess.run([str(SOCLE), "serve"], env={**env, "SOCLE_CONFIG": "", "SOCLE_PORT": "ninety"},
                               capture_output=True, text=True, timeout=60)
     assert bad_port.returncode == 2 and "SOCLE_PORT" in bad_port.stderr
+
+
+def test_each_model_has_a_card_from_the_catalogue_or_built_in(tmp_path: Path) -> None:
+    catalogue = load_catalogue(_write(tmp_path, """
+models:
+  - id: mistral-small
+    type: chat
+    backends: [{type: openai, url: http://gpu1:8000/v1}]
+    card: {provider: Mistral AI, license: Apache-2.0, intended_use: Rédaction administrative,
+           limitations: Peut inventer des faits, languages: [fr, en], runs_on: Serveurs GPU du ministère}
+  - {id: bare, type: chat, backends: [{type: openai, url: http://gpu2:8000/v1}]}
+  - {id: smollm2-135m, type: chat, backends: [{type: llamacpp}]}
+  - {id: e5, type: embeddings, backends: [{type: e5}]}
+"""))
+    mistral, bare, smollm2, e5 = catalogue.models
+    assert mistral.model_card is not None and mistral.model_card.languages == ["fr", "en"]
+    assert bare.model_card is None  # nothing made up for a model the platform does not know
+    assert smollm2.model_card is not None and smollm2.model_card.license == "Apache-2.0"
+    assert "HuggingFaceTB" in smollm2.model_card.provider and smollm2.model_card.languages == ["en"]
+    assert e5.model_card is not None and e5.model_card.license == "MIT" and "intfloat" in e5.model_card.provider
+    with pytest.raises(ConfigError) as error:
+        load_catalogue(_write(tmp_path, "models:\n  - {id: m, type: chat, backends: [{type: e5}], "
+                                        "card: {provider: X, license: MIT}}"))
+    assert "models[0].card.intended_use" in str(error.value)

@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from socle.api.deps import Caller, Collections
 from socle.api.schemas import ListOf
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id, Offset
 
-router = APIRouter(prefix="/v1", tags=["collections"])
+router = APIRouter(prefix="/v1", tags=["collections"], route_class=StrictRoute)
 
 Visibility = Literal["private", "group", "public"]
 
@@ -20,7 +22,7 @@ class CollectionCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     visibility: Visibility = "private"
-    group_id: int | None = Field(default=None, description="With visibility 'group': one of your groups")
+    group_id: Id | None = Field(default=None, description="With visibility 'group': one of your groups")
 
 
 class CollectionUpdate(BaseModel):
@@ -28,7 +30,7 @@ class CollectionUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     visibility: Visibility | None = None
-    group_id: int | None = None
+    group_id: Id | None = None
 
 
 class CollectionOut(BaseModel):
@@ -53,23 +55,23 @@ async def create_collection(body: CollectionCreate, caller: Caller, collections:
 
 @router.get("/collections", response_model=ListOf, summary="The collections the caller may read")
 async def list_collections(caller: Caller, collections: Collections, limit: int = Query(100, ge=1, le=1000),
-                           offset: int = Query(0, ge=0)) -> ListOf:
+                           offset: Offset = 0) -> ListOf:
     return ListOf(data=[CollectionOut.model_validate(c)
                         for c in await collections.list(caller, limit=limit, offset=offset)])
 
 
 @router.get("/collections/{collection_id}", response_model=CollectionOut)
-async def get_collection(collection_id: int, caller: Caller, collections: Collections) -> CollectionOut:
+async def get_collection(collection_id: Id, caller: Caller, collections: Collections) -> CollectionOut:
     return CollectionOut.model_validate(await collections.get(caller, collection_id))
 
 
 @router.patch("/collections/{collection_id}", response_model=CollectionOut)
-async def update_collection(collection_id: int, body: CollectionUpdate, caller: Caller,
+async def update_collection(collection_id: Id, body: CollectionUpdate, caller: Caller,
                             collections: Collections) -> CollectionOut:
     changes = body.model_dump(exclude_unset=True)
     return CollectionOut.model_validate(await collections.update(caller, collection_id, **changes))
 
 
 @router.delete("/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_collection(collection_id: int, caller: Caller, collections: Collections) -> None:
+async def delete_collection(collection_id: Id, caller: Caller, collections: Collections) -> None:
     await collections.delete(caller, collection_id)

@@ -11,10 +11,12 @@ from starlette.responses import Response
 
 from socle.api.deps import Caller, Documents, Search
 from socle.api.schemas import ListOf, chunk_out, result_out
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id, Offset
 from socle.db.models import Document
 from socle.rag.search import Method
 
-router = APIRouter(prefix="/v1", tags=["documents"])
+router = APIRouter(prefix="/v1", tags=["documents"], route_class=StrictRoute)
 
 
 class DocumentOut(BaseModel):
@@ -42,7 +44,7 @@ class DocumentOut(BaseModel):
              responses={200: {"description": "The same content was already in the collection: that document"}})
 async def upload_document(caller: Caller, documents: Documents, response: Response,
                           file: UploadFile = File(description="PDF, DOCX, ODT, HTML, Markdown, text, CSV or JSON"),
-                          collection: int = Form(description="Id of the collection (yours)"),
+                          collection: Id = Form(description="Id of the collection (yours)"),
                           chunk_size: int = Form(2048, description="Largest chunk, in characters"),
                           chunk_overlap: int = Form(200, description="Characters repeated between chunks")
                           ) -> DocumentOut:
@@ -54,25 +56,25 @@ async def upload_document(caller: Caller, documents: Documents, response: Respon
 
 
 @router.get("/documents", response_model=ListOf, summary="Documents of the collections the caller may read")
-async def list_documents(caller: Caller, documents: Documents, collection: int | None = Query(None),
-                         limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> ListOf:
+async def list_documents(caller: Caller, documents: Documents, collection: Id | None = None,
+                         limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> ListOf:
     found = await documents.list(caller, collection_id=collection, limit=limit, offset=offset)
     return ListOf(data=[DocumentOut.model_validate(d) for d in found])
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: int, caller: Caller, documents: Documents) -> Document:
+async def get_document(document_id: Id, caller: Caller, documents: Documents) -> Document:
     return await documents.get(caller, document_id)
 
 
 @router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_document(document_id: int, caller: Caller, documents: Documents) -> None:
+async def delete_document(document_id: Id, caller: Caller, documents: Documents) -> None:
     await documents.delete(caller, document_id)
 
 
 @router.get("/chunks/{document_id}", response_model=ListOf, summary="A document's chunks, in order")
-async def list_chunks(document_id: int, caller: Caller, documents: Documents,
-                      limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> ListOf:
+async def list_chunks(document_id: Id, caller: Caller, documents: Documents,
+                      limit: int = Query(100, ge=1, le=1000), offset: Offset = 0) -> ListOf:
     document, chunks = await documents.chunks(caller, document_id, limit=limit, offset=offset)
     return ListOf(data=[chunk_out(chunk, document.name) for chunk in chunks])
 
@@ -80,7 +82,7 @@ async def list_chunks(document_id: int, caller: Caller, documents: Documents,
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # the Albert API's other options (web_search...) are not offered
     prompt: str = Field(min_length=1, max_length=10_000)
-    collections: list[int] = Field(min_length=1, max_length=100)
+    collections: list[Id] = Field(min_length=1, max_length=100)
     method: Method = "hybrid"
     k: int = Field(default=10, ge=1, le=200)
     score_threshold: float | None = Field(default=None, description="Keep results scoring at least this")

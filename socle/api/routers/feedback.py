@@ -12,12 +12,14 @@ from starlette.responses import HTMLResponse, Response
 
 from socle.api.deps import Caller, Feedback, FeedbackRunner
 from socle.api.schemas import ListOf
+from socle.api.strict import StrictRoute
 from socle.apps.feedback.evaluation import evaluate
 from socle.apps.feedback.service import DEFAULT_OPTIONS, AnnotatedMessage
+from socle.db.integers import Amount, Id
 from socle.db.models import FeedbackAnalysis
 from socle.errors import InvalidRequest, PayloadTooLarge
 
-router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"], route_class=StrictRoute)
 DATASETS_PATH = "/v1/feedback/datasets"
 
 
@@ -61,10 +63,11 @@ class AnalysisOut(BaseModel):
 
 
 class AnalysisRequest(BaseModel):
-    dataset: int
+    dataset: Id
     engine: Literal["embedding", "llm"] = "embedding"
     model: str | None = Field(default=None, description="Default: the platform's first model of the engine's kind")
-    token_budget: int | None = Field(default=None, ge=1, description="Stop once this many tokens are spent")
+    token_budget: Amount | None = Field(default=None, ge=1,
+                                        description="Stop once this many tokens are spent")
     replies: bool = Field(default=False, description="Draft a reply to each message (a chat model)")
     reply_model: str | None = None
     learn_from_labels: bool = Field(default=DEFAULT_OPTIONS["learn_from_labels"],
@@ -83,7 +86,7 @@ class EstimateOut(BaseModel):
 
 
 class ResumeRequest(BaseModel):
-    token_budget: int | None = Field(default=None, ge=1)
+    token_budget: Amount | None = Field(default=None, ge=1)
 
 
 class AnnotationOut(BaseModel):
@@ -141,12 +144,12 @@ async def list_datasets(caller: Caller, feedback: Feedback) -> ListOf:
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
-async def get_dataset(dataset_id: int, caller: Caller, feedback: Feedback) -> DatasetOut:
+async def get_dataset(dataset_id: Id, caller: Caller, feedback: Feedback) -> DatasetOut:
     return DatasetOut.model_validate(await feedback.get_dataset(caller, dataset_id))
 
 
 @router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_dataset(dataset_id: int, caller: Caller, feedback: Feedback) -> None:
+async def delete_dataset(dataset_id: Id, caller: Caller, feedback: Feedback) -> None:
     await feedback.delete_dataset(caller, dataset_id)
 
 
@@ -166,31 +169,31 @@ async def start_analysis(body: AnalysisRequest, caller: Caller, runner: Feedback
 
 
 @router.get("/analyses", response_model=ListOf)
-async def list_analyses(caller: Caller, feedback: Feedback, dataset: int | None = Query(None)) -> ListOf:
+async def list_analyses(caller: Caller, feedback: Feedback, dataset: Id | None = None) -> ListOf:
     return ListOf(data=[AnalysisOut.model_validate(a) for a in await feedback.list_analyses(caller, dataset)])
 
 
 @router.get("/analyses/{analysis_id}", response_model=AnalysisOut)
-async def get_analysis(analysis_id: int, caller: Caller, feedback: Feedback) -> FeedbackAnalysis:
+async def get_analysis(analysis_id: Id, caller: Caller, feedback: Feedback) -> FeedbackAnalysis:
     return await feedback.get(caller, analysis_id)
 
 
 @router.post("/analyses/{analysis_id}/resume", response_model=AnalysisOut, status_code=status.HTTP_202_ACCEPTED,
              summary="Resume a stopped analysis (budget or quota spent); only the messages left are analysed")
-async def resume_analysis(analysis_id: int, body: ResumeRequest, caller: Caller,
+async def resume_analysis(analysis_id: Id, body: ResumeRequest, caller: Caller,
                           feedback: Feedback) -> FeedbackAnalysis:
     return await feedback.resume(caller, analysis_id, token_budget=body.token_budget)
 
 
 @router.post("/analyses/{analysis_id}/cancel", response_model=AnalysisOut)
-async def cancel_analysis(analysis_id: int, caller: Caller, feedback: Feedback) -> FeedbackAnalysis:
+async def cancel_analysis(analysis_id: Id, caller: Caller, feedback: Feedback) -> FeedbackAnalysis:
     return await feedback.cancel(caller, analysis_id)
 
 
 @router.get("/analyses/{analysis_id}/annotations", response_model=ListOf,
             responses={200: {"content": {"text/csv": {}}}},
             summary="One annotation per analysed message (pseudonymised text); format=csv for a spreadsheet")
-async def annotations(analysis_id: int, caller: Caller, feedback: Feedback, runner: FeedbackRunner,
+async def annotations(analysis_id: Id, caller: Caller, feedback: Feedback, runner: FeedbackRunner,
                       format: Literal["json", "csv"] = Query("json")) -> Any:
     if format == "csv":
         return Response(await runner.annotations_csv(caller, analysis_id), media_type="text/csv; charset=utf-8",
@@ -200,7 +203,7 @@ async def annotations(analysis_id: int, caller: Caller, feedback: Feedback, runn
 
 @router.get("/analyses/{analysis_id}/report", response_class=HTMLResponse,
             summary="The analysis' report: a self-contained HTML page with its charts")
-async def report(analysis_id: int, caller: Caller, runner: FeedbackRunner) -> HTMLResponse:
+async def report(analysis_id: Id, caller: Caller, runner: FeedbackRunner) -> HTMLResponse:
     _, _, html = await runner.report(caller, analysis_id)
     return HTMLResponse(html, headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                                                   "img-src data:"})
@@ -208,6 +211,6 @@ async def report(analysis_id: int, caller: Caller, runner: FeedbackRunner) -> HT
 
 @router.get("/analyses/{analysis_id}/evaluation", response_model=ListOf,
             summary="Per-label precision, recall and F1 against the labels the dataset came with")
-async def evaluation(analysis_id: int, caller: Caller, feedback: Feedback, runner: FeedbackRunner) -> ListOf:
+async def evaluation(analysis_id: Id, caller: Caller, feedback: Feedback, runner: FeedbackRunner) -> ListOf:
     rows = await feedback.annotations(caller, analysis_id)
     return ListOf(data=[s.as_dict() for s in evaluate(rows, runner.taxonomy)])

@@ -7,9 +7,10 @@ from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
 from socle.api.deps import Caller, inference_service, platform
+from socle.api.strict import StrictRoute
 from socle.identity.permissions import Permission, require
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictRoute)
 
 
 @router.get("/health")

@@ -4,9 +4,9 @@ Permission checks live in the identity service; these handlers only translate HT
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from socle.api.deps import Caller, Identity
+from socle.api.deps import Caller, Identity, platform
 from socle.api.schemas import (
     GroupCreate,
     GroupOut,
@@ -21,10 +21,12 @@ from socle.api.schemas import (
     UserOut,
     UserUpdate,
 )
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id, Offset
 from socle.db.models import ApiKey, Group, User
 from socle.identity.keys import PREFIX
 
-router = APIRouter(prefix="/v1", tags=["identity"])
+router = APIRouter(prefix="/v1", tags=["identity"], route_class=StrictRoute)
 
 
 def _user(user: User) -> UserOut:
@@ -51,7 +53,7 @@ async def me(caller: Caller, identity: Identity) -> UserOut:
 
 @router.get("/users", response_model=ListOf)
 async def list_users(caller: Caller, identity: Identity, limit: int = Query(100, ge=1, le=1000),
-                     offset: int = Query(0, ge=0)) -> ListOf:
+                     offset: Offset = 0) -> ListOf:
     return ListOf(data=[_user(u) for u in await identity.list_users(caller, limit=limit, offset=offset)])
 
 
@@ -61,18 +63,19 @@ async def create_user(body: UserCreate, caller: Caller, identity: Identity) -> U
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-async def get_user(user_id: int, caller: Caller, identity: Identity) -> UserOut:
+async def get_user(user_id: Id, caller: Caller, identity: Identity) -> UserOut:
     return _user(await identity.get_user(caller, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(user_id: int, body: UserUpdate, caller: Caller, identity: Identity) -> UserOut:
+async def update_user(user_id: Id, body: UserUpdate, caller: Caller, identity: Identity) -> UserOut:
     return _user(await identity.update_user(caller, user_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: int, caller: Caller, identity: Identity) -> None:
-    await identity.delete_user(caller, user_id)
+async def delete_user(user_id: Id, request: Request, caller: Caller) -> None:
+    """Erase the user and everything about them (``socle.compliance.erasure``)."""
+    await platform(request).erasure.erase_user(caller, user_id)
 
 
 # ---- groups ----------------------------------------------------------------------------------------
@@ -88,17 +91,17 @@ async def create_group(body: GroupCreate, caller: Caller, identity: Identity) ->
 
 
 @router.put("/groups/{group_id}/members/{user_id}", response_model=GroupOut)
-async def add_member(group_id: int, user_id: int, caller: Caller, identity: Identity) -> GroupOut:
+async def add_member(group_id: Id, user_id: Id, caller: Caller, identity: Identity) -> GroupOut:
     return _group(await identity.set_membership(caller, group_id, user_id, member=True))
 
 
 @router.delete("/groups/{group_id}/members/{user_id}", response_model=GroupOut)
-async def remove_member(group_id: int, user_id: int, caller: Caller, identity: Identity) -> GroupOut:
+async def remove_member(group_id: Id, user_id: Id, caller: Caller, identity: Identity) -> GroupOut:
     return _group(await identity.set_membership(caller, group_id, user_id, member=False))
 
 
 @router.delete("/groups/{group_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_group(group_id: int, caller: Caller, identity: Identity) -> None:
+async def delete_group(group_id: Id, caller: Caller, identity: Identity) -> None:
     await identity.delete_group(caller, group_id)
 
 
@@ -115,19 +118,19 @@ async def create_role(body: RoleCreate, caller: Caller, identity: Identity) -> R
 
 
 @router.patch("/roles/{role_id}", response_model=RoleOut)
-async def update_role(role_id: int, body: RoleUpdate, caller: Caller, identity: Identity) -> RoleOut:
+async def update_role(role_id: Id, body: RoleUpdate, caller: Caller, identity: Identity) -> RoleOut:
     return RoleOut.model_validate(await identity.update_role(caller, role_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/roles/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_role(role_id: int, caller: Caller, identity: Identity) -> None:
+async def delete_role(role_id: Id, caller: Caller, identity: Identity) -> None:
     await identity.delete_role(caller, role_id)
 
 
 # ---- API keys --------------------------------------------------------------------------------------
 
 @router.get("/keys", response_model=ListOf, summary="The caller's keys (admins: anyone's, by user_id)")
-async def list_keys(caller: Caller, identity: Identity, user_id: int | None = None) -> ListOf:
+async def list_keys(caller: Caller, identity: Identity, user_id: Id | None = None) -> ListOf:
     return ListOf(data=[_key(k) for k in await identity.list_keys(caller, user_id=user_id)])
 
 
@@ -139,5 +142,5 @@ async def create_key(body: KeyCreate, caller: Caller, identity: Identity) -> Key
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, summary="Revoke a key")
-async def revoke_key(key_id: int, caller: Caller, identity: Identity) -> KeyOut:
+async def revoke_key(key_id: Id, caller: Caller, identity: Identity) -> KeyOut:
     return _key(await identity.revoke_key(caller, key_id))

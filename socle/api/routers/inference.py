@@ -18,11 +18,12 @@ from socle.api.schemas import (
     RerankRequest,
     result_out,
 )
+from socle.api.strict import StrictRoute
 from socle.errors import SocleError
 from socle.inference.backends.base import Endpoint, Json
 from socle.rag.answering import search_option
 
-router = APIRouter(prefix="/v1", tags=["inference"])
+router = APIRouter(prefix="/v1", tags=["inference"], route_class=StrictRoute)
 log = logging.getLogger("socle.api")
 
 _DONE = b"data: [DONE]\n\n"

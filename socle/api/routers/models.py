@@ -5,15 +5,16 @@ from fastapi import APIRouter
 
 from socle.api.deps import Caller, Inference
 from socle.api.schemas import ListOf, ModelOut
+from socle.api.strict import StrictRoute
 from socle.inference.registry import ServedModel
 
-router = APIRouter(prefix="/v1", tags=["models"])
+router = APIRouter(prefix="/v1", tags=["models"], route_class=StrictRoute)
 
 
 def _out(served: ServedModel) -> ModelOut:
     config = served.config
     return ModelOut(id=config.id, owned_by=config.owned_by, type=config.type, aliases=config.aliases,
-                    max_context_length=config.max_context_length)
+                    max_context_length=config.max_context_length, card=config.model_card)
 
 
 @router.get("/models", response_model=ListOf)

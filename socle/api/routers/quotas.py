@@ -9,17 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from socle.api.deps import Caller, Quotas
 from socle.api.schemas import ListOf
+from socle.api.strict import StrictRoute
+from socle.db.integers import Amount, Count, Id
 
-router = APIRouter(prefix="/v1", tags=["quotas"])
+router = APIRouter(prefix="/v1", tags=["quotas"], route_class=StrictRoute)
 
 
 class _Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = Field(default=None, description="Only calls to this model; none: every model together")
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    requests_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_minute: int | None = Field(default=None, ge=0)
-    budget_tokens: int | None = Field(default=None, ge=0, description="Tokens per budget_period")
+    requests_per_minute: Count | None = None
+    requests_per_day: Count | None = None
+    tokens_per_minute: Count | None = None
+    budget_tokens: Amount | None = Field(default=None, description="Tokens per budget_period")
     budget_cost: float | None = Field(default=None, ge=0, description="Cost per budget_period, in SOCLE_CURRENCY")
     budget_period: Literal["day", "month"] = "month"
 
@@ -53,10 +55,10 @@ async def create_quota(body: QuotaCreate, caller: Caller, quotas: Quotas) -> Quo
 
 
 @router.patch("/quotas/{quota_id}", response_model=QuotaOut)
-async def update_quota(quota_id: int, body: QuotaUpdate, caller: Caller, quotas: Quotas) -> QuotaOut:
+async def update_quota(quota_id: Id, body: QuotaUpdate, caller: Caller, quotas: Quotas) -> QuotaOut:
     return QuotaOut.model_validate(await quotas.update(caller, quota_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/quotas/{quota_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_quota(quota_id: int, caller: Caller, quotas: Quotas) -> None:
+async def delete_quota(quota_id: Id, caller: Caller, quotas: Quotas) -> None:
     await quotas.delete(caller, quota_id)

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from socle.api.deps import Caller, Usage
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id, Offset
 from socle.errors import InvalidRequest
 from socle.usage.service import GroupBy, UsageFilter
 
-router = APIRouter(prefix="/v1", tags=["usage"])
+router = APIRouter(prefix="/v1", tags=["usage"], route_class=StrictRoute)
 _GROUPS = set(GroupBy.__args__)  # type: ignore[attr-defined]
 
 
@@ -36,8 +38,8 @@ class UsageRow(BaseModel):
 
 
 class UsageFilters(BaseModel):
-    user_id: int | None = None
-    key_id: int | None = None
+    user_id: Id | None = None
+    key_id: Id | None = None
     model: str | None = None
     status: str | None = None
     since: AwareDatetime | None = None
@@ -52,7 +54,7 @@ Filters = Annotated[UsageFilters, Query()]
 
 @router.get("/usage", summary="Usage rows, newest first")
 async def usage_rows(caller: Caller, usage: Usage, filters: Filters, limit: int = Query(100, ge=1, le=10_000),
-                     offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                     offset: Offset = 0) -> dict[str, Any]:
     rows = await usage.records(caller, filters.domain(), limit=limit, offset=offset)
     return {"object": "list", "currency": usage.currency, "data": [UsageRow.model_validate(r) for r in rows]}
 

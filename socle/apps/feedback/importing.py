@@ -173,7 +173,7 @@ def _cell(row: Mapping[str, Any], column: str | None) -> str | None:
         return None
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    text = str(value).strip()
+    text = str(value).replace("\x00", "").strip()  # never part of a message, and PostgreSQL stores none
     return text or None
 
 

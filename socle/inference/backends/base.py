@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 Json = dict[str, Any]
@@ -25,7 +26,9 @@ class Backend(Protocol):
     :mod:`socle.errors` exceptions. Closing a stream early must stop the work behind it.
     """
 
-    name: str
+    name: str  # the public label (``ModelConfig.backend_label``): in errors and usage rows, seen by callers
+    location: str  # where it runs (a URL without credentials, a file): for operators' logs and pages only
+    model_files: tuple[Path, ...]  # files loaded in this process, checked against the models manifest
     weight: int
     endpoints: frozenset[Endpoint]
     waiting: int  # calls queued in the engine itself (in-process models); 0 for remote servers

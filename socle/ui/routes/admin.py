@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id
 from socle.errors import InvalidRequest, SocleError
 from socle.identity.permissions import Permission, require
 from socle.quotas.service import PERIODS, SCOPES
@@ -20,7 +22,7 @@ from socle.ui.paging import Paging
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui/admin", include_in_schema=False)
+router = APIRouter(prefix="/ui/admin", include_in_schema=False, route_class=StrictRoute)
 SCOPE_LABELS = {"user": "Un utilisateur", "group": "Un groupe", "role": "Chaque utilisateur d'un rôle",
                 "key": "Une clé d'API", "global": "Toute la plateforme"}
 PERIOD_LABELS = {"day": "Par jour", "month": "Par mois"}
@@ -30,6 +32,7 @@ LIMITS = {"requests_per_minute": "Requêtes par minute", "requests_per_day": "Re
 assert set(SCOPE_LABELS) == set(SCOPES) and set(PERIOD_LABELS) == set(PERIODS)
 
 Text = Annotated[str, Form(max_length=320)]
+Name = Annotated[str, Form(max_length=200)]  # a user's or a group's name: the columns' size
 PageNumber = Annotated[str | None, Query(alias="page", max_length=10)]
 USERS_PER_PAGE = 50
 GROUPS_PER_PAGE = 20  # each shows its members
@@ -44,7 +47,7 @@ async def users_page(request: Request, visitor: SignedIn, number: PageNumber = N
 
 
 @router.post("/utilisateurs")
-async def create_user(request: Request, visitor: SignedIn, email: Text = "", name: Text = "", role: Text = "user",
+async def create_user(request: Request, visitor: SignedIn, email: Text = "", name: Name = "", role: Text = "user",
                       groups: Annotated[list[str] | None, Form()] = None) -> Response:
     try:
         await platform(request).identity.create_user(visitor.principal, email=email, name=name.strip(), role=role,
@@ -56,12 +59,12 @@ async def create_user(request: Request, visitor: SignedIn, email: Text = "", nam
 
 
 @router.get("/utilisateurs/{user_id}")
-async def user_page(user_id: int, request: Request, visitor: SignedIn) -> Response:
+async def user_page(user_id: Id, request: Request, visitor: SignedIn) -> Response:
     return await _user(request, visitor, user_id)
 
 
 @router.post("/utilisateurs/{user_id}")
-async def update_user(user_id: int, request: Request, visitor: SignedIn, name: Text = "", role: Text = "user",
+async def update_user(user_id: Id, request: Request, visitor: SignedIn, name: Name = "", role: Text = "user",
                       groups: Annotated[list[str] | None, Form()] = None) -> Response:
     try:
         await platform(request).identity.update_user(visitor.principal, user_id, name=name.strip(), role=role,
@@ -72,7 +75,7 @@ async def update_user(user_id: int, request: Request, visitor: SignedIn, name: T
 
 
 @router.post("/utilisateurs/{user_id}/activation")
-async def set_active(user_id: int, request: Request, visitor: SignedIn,
+async def set_active(user_id: Id, request: Request, visitor: SignedIn,
                      active: Annotated[str, Form()] = "0") -> Response:
     try:
         if user_id == visitor.principal.user_id and active != "1":
@@ -82,6 +85,16 @@ async def set_active(user_id: int, request: Request, visitor: SignedIn,
         return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
     done = "utilisateur-reactive" if active == "1" else "utilisateur-desactive"
     return redirect(f"/ui/admin/utilisateurs/{user_id}?ok={done}")
+
+
+@router.post("/utilisateurs/{user_id}/supprimer")
+async def erase_user(user_id: Id, request: Request, visitor: SignedIn) -> Response:
+    """Erase the account and everything about it (``socle.compliance.erasure``)."""
+    try:
+        await platform(request).erasure.erase_user(visitor.principal, user_id)
+    except SocleError as exc:
+        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+    return redirect("/ui/admin/utilisateurs?ok=utilisateur-supprime")
 
 
 async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
@@ -120,7 +133,7 @@ async def groups_page(request: Request, visitor: SignedIn, number: PageNumber = 
 
 
 @router.post("/groupes")
-async def create_group(request: Request, visitor: SignedIn, name: Text = "",
+async def create_group(request: Request, visitor: SignedIn, name: Name = "",
                        description: Annotated[str, Form(max_length=500)] = "") -> Response:
     if not name.strip():
         return await _groups(request, visitor, status_code=400, error="Donnez un nom au groupe.")
@@ -133,7 +146,7 @@ async def create_group(request: Request, visitor: SignedIn, name: Text = "",
 
 
 @router.post("/groupes/{group_id}/membres")
-async def add_member(group_id: int, request: Request, visitor: SignedIn, email: Text = "") -> Response:
+async def add_member(group_id: Id, request: Request, visitor: SignedIn, email: Text = "") -> Response:
     identity = platform(request).identity
     try:
         user = await identity.find_user(visitor.principal, email)
@@ -144,7 +157,7 @@ async def add_member(group_id: int, request: Request, visitor: SignedIn, email: 
 
 
 @router.post("/groupes/{group_id}/membres/{user_id}/retirer")
-async def remove_member(group_id: int, user_id: int, request: Request, visitor: SignedIn) -> Response:
+async def remove_member(group_id: Id, user_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).identity.set_membership(visitor.principal, group_id, user_id, member=False)
     except SocleError as exc:
@@ -153,7 +166,7 @@ async def remove_member(group_id: int, user_id: int, request: Request, visitor: 
 
 
 @router.post("/groupes/{group_id}/supprimer")
-async def delete_group(group_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_group(group_id: Id, request: Request, visitor: SignedIn) -> Response:
     """Its members leave it; the collections shared with it go with it (the page's confirmation says so)."""
     try:
         await platform(request).identity.delete_group(visitor.principal, group_id)
@@ -198,7 +211,7 @@ async def create_quota(request: Request, visitor: SignedIn, scope: Text = "", su
 
 
 @router.post("/quotas/{quota_id}/supprimer")
-async def delete_quota(quota_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_quota(quota_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).quotas.delete(visitor.principal, quota_id)
     except SocleError as exc:
@@ -245,6 +258,7 @@ async def backends_page(request: Request, visitor: SignedIn) -> Response:
     now = time.monotonic()
     models = [{"id": served.id, "type": served.config.type, "routing": served.pool.strategy,
                "backends": [{"index": state.index, "name": state.backend.name,
+                             "location": state.backend.location,  # the address: for those who run the servers
                              "healthy": health.get(f"{served.id}[{state.index}]", False),
                              "circuit_open": state.open_until > now, "in_flight": state.in_flight,
                              "failures": state.failures} for state in served.pool.states]}

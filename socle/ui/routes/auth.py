@@ -15,12 +15,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
+from socle.audit.service import Action
 from socle.errors import BackendUnavailable, RateLimited, SocleError, Unauthenticated
 from socle.ui import security
 from socle.ui.security import COOKIE, LOGIN_COOKIE, SignedIn
 from socle.ui.web import page, redirect
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 log = logging.getLogger("socle.ui")
 _LOGIN_FORM_TTL_S = 3600
 SIGNED_OUT = "/ui/connexion?ok=deconnecte"
@@ -57,6 +59,8 @@ async def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
     try:
         attempt = await throttle.attempt(email, security.client_address(request))
     except RateLimited as exc:
+        await security.platform(request).audit.record(Action.SIGN_IN_FAILED,
+                                                      details={"method": "password", "reason": "throttled"})
         minutes = max(1, math.ceil(exc.retry_after_s / 60))
         response = await sign_in_page(request, suivant, email=email, status_code=429, error=(
             "Trop de tentatives de connexion ont échoué. Par sécurité, la connexion par mot de passe est "

@@ -13,16 +13,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, Response
 
+from socle.api.strict import StrictRoute
 from socle.apps.feedback.report import STATUS_FR
 from socle.apps.feedback.runner import AnalysisRunner
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
+from socle.db.integers import MAX_INTEGER, Id
 from socle.db.models import FeedbackAnalysis
 from socle.errors import BackendUnavailable, SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 IMPORT_PATH = "/ui/avis/importer"
 ACCEPTED = ".csv,.jsonl,.ndjson,.xlsx,.txt,.tsv"
 ENGINES = {"embedding": "Plongements sémantiques (embedding) : hors ligne, rapide, sans modèle de conversation",
@@ -96,12 +98,12 @@ async def import_file(request: Request, visitor: SignedIn, file: Annotated[Uploa
 
 
 @router.get("/avis/{dataset_id}")
-async def dataset_page(dataset_id: int, request: Request, visitor: SignedIn) -> Response:
+async def dataset_page(dataset_id: Id, request: Request, visitor: SignedIn) -> Response:
     return await _dataset(request, visitor, dataset_id)
 
 
 @router.post("/avis/{dataset_id}/supprimer")
-async def delete_dataset(dataset_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_dataset(dataset_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).feedback.delete_dataset(visitor.principal, dataset_id)
     except SocleError as exc:
@@ -142,7 +144,7 @@ async def _dataset(request: Request, visitor: Visitor, dataset_id: int, *, statu
 # -- analyses -------------------------------------------------------------------------------------------
 
 @router.post("/avis/{dataset_id}/analyses")
-async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
+async def start_analysis(dataset_id: Id, request: Request, visitor: SignedIn,
                          engine: Annotated[str, Form()] = "embedding", model: Annotated[str, Form()] = "",
                          token_budget: Annotated[str, Form()] = "", replies: Annotated[str, Form()] = "",
                          reply_model: Annotated[str, Form()] = "", learn: Annotated[str, Form()] = "",
@@ -165,7 +167,7 @@ async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
     if replies and reply_model not in models["llm"]:
         return await refused("Les brouillons de réponse demandent un modèle de conversation : choisissez-en un.")
     budget = token_budget.strip().replace(" ", "").replace("\u202f", "")
-    if budget and not (budget.isdigit() and int(budget) > 0):
+    if budget and not (budget.isascii() and budget.isdigit() and 0 < int(budget) <= MAX_INTEGER):
         return await refused("Le budget de jetons est un nombre entier positif (ou rien, pour ne pas en fixer).")
     try:
         runner = _runner(request)
@@ -181,13 +183,13 @@ async def start_analysis(dataset_id: int, request: Request, visitor: SignedIn,
 
 
 @router.post("/avis/analyses/{analysis_id}/arreter")
-async def stop_analysis(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def stop_analysis(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     return await _act(request, visitor, platform(request).feedback.cancel(visitor.principal, analysis_id),
                       "analyse-arretee")
 
 
 @router.post("/avis/analyses/{analysis_id}/reprendre")
-async def resume_analysis(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def resume_analysis(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     return await _act(request, visitor, platform(request).feedback.resume(visitor.principal, analysis_id),
                       "analyse-reprise")
 
@@ -202,7 +204,7 @@ async def _act(request: Request, visitor: Visitor, action: Awaitable[FeedbackAna
 
 
 @router.get("/api/avis/analyses/{analysis_id}")
-async def analysis_state(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def analysis_state(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     """An analysis' progress, polled by its dataset's page while it runs."""
     try:
         analysis = await platform(request).feedback.get(visitor.principal, analysis_id)
@@ -214,7 +216,7 @@ async def analysis_state(analysis_id: int, request: Request, visitor: SignedIn) 
 # -- reports --------------------------------------------------------------------------------------------
 
 @router.get("/avis/analyses/{analysis_id}")
-async def report_page(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def report_page(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         analysis, dataset, report = await _runner(request).report(visitor.principal, analysis_id, fragment=True)
     except SocleError as exc:
@@ -224,7 +226,7 @@ async def report_page(analysis_id: int, request: Request, visitor: SignedIn) -> 
 
 
 @router.get("/avis/analyses/{analysis_id}/rapport.html")
-async def report_file(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def report_file(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     """The report as one file that needs nothing else (to keep, send or print to PDF)."""
     try:
         analysis, _, html = await _runner(request).report(visitor.principal, analysis_id)
@@ -235,7 +237,7 @@ async def report_file(analysis_id: int, request: Request, visitor: SignedIn) -> 
 
 
 @router.get("/avis/analyses/{analysis_id}/annotations.csv")
-async def annotations_file(analysis_id: int, request: Request, visitor: SignedIn) -> Response:
+async def annotations_file(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         body = await _runner(request).annotations_csv(visitor.principal, analysis_id)
     except SocleError as exc:

@@ -22,17 +22,20 @@ from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from socle.api.strict import StrictRoute
 from socle.chat.conversations import COMMENT_LENGTH, TITLE_LENGTH, sources_of, title_of
+from socle.db.integers import Id
 from socle.db.models import Conversation, Message
 from socle.errors import SocleError
 from socle.identity.permissions import Permission
 from socle.inference.backends.base import Endpoint, Json
 from socle.rag.answering import SearchOption
+from socle.settings import ModelCard
 from socle.ui import markdown
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import TEMPLATES, error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 log = logging.getLogger("socle.ui")
 HISTORY_CHARS = 12_000  # of earlier turns given to the model: a small model's context is short
 SOURCES_K = 5
@@ -42,8 +45,8 @@ class ChatTurn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1, max_length=100_000)
-    conversation: int | None = None
-    collections: list[int] = Field(default_factory=list, max_length=100)
+    conversation: Id | None = None
+    collections: list[Id] = Field(default_factory=list, max_length=100)
 
 
 @router.get("/chat")
@@ -57,7 +60,7 @@ async def ask_documents_page(request: Request, visitor: SignedIn) -> Response:
 
 
 @router.get("/chat/{conversation_id}")
-async def conversation_page(conversation_id: int, request: Request, visitor: SignedIn) -> Response:
+async def conversation_page(conversation_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         conversation, messages = await platform(request).conversations.messages(visitor.principal,
                                                                                  conversation_id)
@@ -68,7 +71,7 @@ async def conversation_page(conversation_id: int, request: Request, visitor: Sig
 
 
 @router.post("/chat/{conversation_id}/renommer")
-async def rename(conversation_id: int, request: Request, visitor: SignedIn,
+async def rename(conversation_id: Id, request: Request, visitor: SignedIn,
                  title: Annotated[str, Form(max_length=TITLE_LENGTH)]) -> Response:
     try:
         await platform(request).conversations.rename(visitor.principal, conversation_id, title)
@@ -78,7 +81,7 @@ async def rename(conversation_id: int, request: Request, visitor: SignedIn,
 
 
 @router.post("/chat/{conversation_id}/supprimer")
-async def delete(conversation_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete(conversation_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).conversations.delete(visitor.principal, conversation_id)
     except SocleError as exc:
@@ -87,7 +90,7 @@ async def delete(conversation_id: int, request: Request, visitor: SignedIn) -> R
 
 
 @router.post("/chat/{conversation_id}/messages/{message_id}/avis")
-async def rate(conversation_id: int, message_id: int, request: Request, visitor: SignedIn,
+async def rate(conversation_id: Id, message_id: Id, request: Request, visitor: SignedIn,
                rating: Annotated[Literal["1", "-1"] | None, Form()] = None,
                comment: Annotated[str | None, Form(max_length=COMMENT_LENGTH)] = None) -> Response:
     """A thumb (``rating``), or a comment: two forms of the same answer, each saved on its own."""
@@ -205,17 +208,21 @@ async def _render(request: Request, visitor: Visitor, *, mode: Literal["chat", "
                   conversation: Conversation | None = None, messages: list[Message] | None = None) -> Response:
     p = platform(request)
     models: list[str] = []
+    cards: dict[str, ModelCard | None] = {}  # read before choosing a model (AI Act transparency)
     if visitor.principal.can(Permission.MODELS_USE) and visitor.principal.can(Permission.MODELS_READ):
         inference = p.inference
         assert inference is not None, "inference is started in the app's lifespan"
-        models = [m.id for m in inference.list_models(visitor.principal) if m.config.type == "chat"]
+        cards = {m.id: m.config.model_card for m in inference.list_models(visitor.principal)
+                 if m.config.type == "chat"}
+        models = list(cards)
     collections = await p.collections.list(visitor.principal, limit=1000) if mode == "documents" else []
     conversations = await p.conversations.list(visitor.principal, limit=200)
     if conversation is not None:
         title = conversation.title
     else:
         title = "Interroger mes documents" if mode == "documents" else "Chat"
-    return page(request, "chat.html", visitor, title=title, mode=mode, models=models, collections=collections,
+    return page(request, "chat.html", visitor, title=title, mode=mode, models=models, cards=cards,
+                collections=collections,
                 conversations=conversations, conversation=conversation, messages=messages or [],
                 checked=set(conversation.collection_ids) if conversation else set(),
                 section="/ui/interroger" if mode == "documents" else "/ui/chat", passage_url=passage_url)

@@ -7,13 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, Response
 
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id
 from socle.db.models import Collection, Document
 from socle.errors import NotFound, SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 VISIBILITIES = {"private": "Privée", "group": "Mon groupe", "public": "Publique"}
 PASSAGES = 2000  # shown on a document's page
 ACCEPTED = ".pdf,.docx,.odt,.html,.htm,.md,.markdown,.txt,.csv,.json"
@@ -33,20 +35,20 @@ async def collections_page(request: Request, visitor: SignedIn) -> Response:
 async def create_collection(request: Request, visitor: SignedIn, name: Annotated[str, Form(max_length=200)],
                             description: Annotated[str, Form(max_length=2000)] = "",
                             visibility: Annotated[str, Form()] = "private",
-                            group_id: Annotated[str, Form()] = "") -> Response:
+                            group_id: Annotated[Id | None, Form()] = None) -> Response:
     if not name.strip():
         return await _collections(request, visitor, status_code=400, error="Donnez un nom à la collection.")
     try:
         collection = await platform(request).collections.create(
             visitor.principal, name=name.strip(), description=description.strip(), visibility=visibility,
-            group_id=int(group_id) if group_id.isdigit() else None)
+            group_id=group_id)
     except SocleError as exc:
         return await _collections(request, visitor, status_code=status_of(exc), error=french(exc))
     return redirect(f"/ui/documents/{collection.id}?ok=collection-creee")
 
 
 @router.get("/documents/{collection_id}")
-async def collection_page(collection_id: int, request: Request, visitor: SignedIn) -> Response:
+async def collection_page(collection_id: Id, request: Request, visitor: SignedIn) -> Response:
     p = platform(request)
     try:
         collection = await p.collections.get(visitor.principal, collection_id)
@@ -59,7 +61,7 @@ async def collection_page(collection_id: int, request: Request, visitor: SignedI
 
 
 @router.get("/documents/{collection_id}/documents/{document_id}")
-async def document_page(collection_id: int, document_id: int, request: Request, visitor: SignedIn) -> Response:
+async def document_page(collection_id: Id, document_id: Id, request: Request, visitor: SignedIn) -> Response:
     """A document's passages, each with its anchor (``#passage-N``): where the sources of an answer lead."""
     p = platform(request)
     try:
@@ -74,7 +76,7 @@ async def document_page(collection_id: int, document_id: int, request: Request, 
 
 
 @router.post("/documents/{collection_id}/supprimer")
-async def delete_collection(collection_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_collection(collection_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).collections.delete(visitor.principal, collection_id)
     except SocleError as exc:
@@ -83,7 +85,7 @@ async def delete_collection(collection_id: int, request: Request, visitor: Signe
 
 
 @router.post("/documents/{collection_id}/documents/{document_id}/supprimer")
-async def delete_document(collection_id: int, document_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_document(collection_id: Id, document_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).documents.delete(visitor.principal, document_id)
     except SocleError as exc:
@@ -93,7 +95,7 @@ async def delete_document(collection_id: int, document_id: int, request: Request
 
 @router.post("/api/documents")
 async def upload(request: Request, visitor: SignedIn, file: Annotated[UploadFile, File()],
-                 collection: Annotated[int, Form()]) -> Response:
+                 collection: Annotated[Id, Form()]) -> Response:
     """One file (the page sends each file of a selection on its own, to show its progress)."""
     try:
         document, created = await platform(request).documents.upload(visitor.principal, collection,
@@ -104,7 +106,7 @@ async def upload(request: Request, visitor: SignedIn, file: Annotated[UploadFile
 
 
 @router.get("/api/documents/{document_id}")
-async def document_state(document_id: int, request: Request, visitor: SignedIn) -> Response:
+async def document_state(document_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         document = await platform(request).documents.get(visitor.principal, document_id)
     except SocleError as exc:

@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id
 from socle.db.models import utcnow
 from socle.errors import SocleError
 from socle.identity.keys import PREFIX
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 EXPIRIES = {"": "Jamais", "30": "Dans 30 jours", "90": "Dans 90 jours", "365": "Dans un an"}
 
 
@@ -37,7 +39,7 @@ async def create_key(request: Request, visitor: SignedIn, name: Annotated[str, F
 
 
 @router.post("/cles/{key_id}/revoquer")
-async def revoke_key(key_id: int, request: Request, visitor: SignedIn) -> Response:
+async def revoke_key(key_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).identity.revoke_key(visitor.principal, key_id)
     except SocleError as exc:

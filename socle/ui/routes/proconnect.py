@@ -17,13 +17,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
+from socle.audit.service import Action
 from socle.errors import SocleError, Unauthenticated
 from socle.identity.oidc import Attempt
 from socle.ui import security
 from socle.ui.routes.auth import check_login_token, safe_next, sign_in_page, signed_in
 from socle.ui.web import error_page, french, redirect, status_of
 
-router = APIRouter(prefix="/ui/connexion/proconnect", include_in_schema=False)
+router = APIRouter(prefix="/ui/connexion/proconnect", include_in_schema=False, route_class=StrictRoute)
 log = logging.getLogger("socle.ui")
 ATTEMPT_COOKIE = "socle_proconnect"
 ATTEMPT_PATH = "/ui/connexion/proconnect"
@@ -73,6 +75,8 @@ async def finish(request: Request) -> Response:
             create_with_role=settings.oidc_default_role if settings.oidc_create_users else None)
     except SocleError as exc:
         log.info("ProConnect sign-in refused (%s): %s", exc.code, exc.message)
+        await security.platform(request).audit.record(
+            Action.SIGN_IN_FAILED, details={"method": "proconnect", "reason": exc.code or exc.kind})
         response = await sign_in_page(request, target, status_code=status_of(exc), error=french(exc))
     else:
         response = await signed_in(request, principal.user_id, target, id_token=person.id_token)

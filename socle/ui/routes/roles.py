@@ -10,12 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
+from socle.db.integers import Id
 from socle.errors import SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
 
-router = APIRouter(prefix="/ui/admin/roles", include_in_schema=False)
+router = APIRouter(prefix="/ui/admin/roles", include_in_schema=False, route_class=StrictRoute)
 Permissions = Annotated[list[str] | None, Form()]
 Description = Annotated[str, Form(max_length=500)]
 
@@ -33,6 +35,7 @@ _LABELS = {
     "metrics:read": "Lire l'état de santé et les métriques de la plateforme",
     "usage:read_all": "Lire la consommation de tout le monde (tableau de bord)",
     "feedback:use": "Analyser les avis des usagers",
+    "audit:read": "Lire et exporter le journal d'audit et le registre des traitements",
 }
 
 
@@ -59,12 +62,12 @@ async def create_role(request: Request, visitor: SignedIn, name: Annotated[str, 
 
 
 @router.get("/{role_id}")
-async def role_page(role_id: int, request: Request, visitor: SignedIn) -> Response:
+async def role_page(role_id: Id, request: Request, visitor: SignedIn) -> Response:
     return await _role(request, visitor, role_id)
 
 
 @router.post("/{role_id}")
-async def update_role(role_id: int, request: Request, visitor: SignedIn, description: Description = "",
+async def update_role(role_id: Id, request: Request, visitor: SignedIn, description: Description = "",
                       permissions: Permissions = None) -> Response:
     try:
         await platform(request).identity.update_role(visitor.principal, role_id, permissions=permissions or [],
@@ -75,7 +78,7 @@ async def update_role(role_id: int, request: Request, visitor: SignedIn, descrip
 
 
 @router.post("/{role_id}/supprimer")
-async def delete_role(role_id: int, request: Request, visitor: SignedIn) -> Response:
+async def delete_role(role_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
         await platform(request).identity.delete_role(visitor.principal, role_id)
     except SocleError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from socle.api.strict import StrictRoute
 from socle.errors import SocleError
 from socle.spreadsheets import safe_cell
 from socle.ui import charts
@@ -23,7 +24,7 @@ from socle.ui.security import SignedIn, platform
 from socle.ui.web import error_page, french, page, status_of
 from socle.usage.service import UsageFilter
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 PERIODS = {"7": "Les 7 derniers jours", "30": "Les 30 derniers jours", "90": "Les 90 derniers jours",
            "365": "Les 365 derniers jours"}
 DEFAULT_PERIOD = "30"

@@ -25,12 +25,28 @@
     const who = document.createElement("h2");
     who.className = "socle-message__author fr-text--sm fr-mb-1v";
     who.textContent = author;
+    item.append(who);
+    if (role === "assistant") {  // every generated answer says so (AI Act transparency), as _message.html does
+      const label = document.createElement("p");
+      label.className = "fr-badge fr-badge--sm fr-badge--info fr-badge--no-icon socle-ai-label";
+      label.textContent = `Réponse générée par IA — modèle ${model.value}`;
+      item.append(label);
+    }
     const body = document.createElement("div");
     body.className = "socle-message__body";
-    item.append(who, body);
+    item.append(body);
     conversation.append(item);
     return body;
   }
+
+  // The chosen model's card, shown before anything is sent.
+  const showCard = () => {
+    document.querySelectorAll(".socle-model-card").forEach((card) => {
+      card.hidden = card.dataset.model !== model.value;
+    });
+  };
+  model.addEventListener("change", showCard);
+  showCard();
 
   // The same markup as _sources.html, built from data: a document's name and text are only ever text here.
   function showSources(item, sources) {

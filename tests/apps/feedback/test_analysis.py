@@ -122,6 +122,25 @@ def test_llm_engine_retries_an_invalid_output_then_marks_what_stays_invalid(any_
     assert "06 12 34 56 78" not in str(rows) and "Roux" not in str(rows)
 
 
+def test_a_reimported_datasets_analysis_runs(any_http: httpx.Client) -> None:
+    """The newest dataset deleted and imported again: it and its analysis get new ids, and the analysis runs
+    (its job is never mistaken for the deleted analysis's finished one)."""
+    http, name = any_http, f"réimport-{secrets.token_hex(3)}"
+    analyse = {"engine": "llm", "model": "remote-chat"}
+    first = import_file(http, name, MESSAGES.with_name("small.jsonl"), content=jsonl(SMALL))
+    done = wait_analysis(http, http.post("/feedback/analyses",
+                                         json={"dataset": first["id"], **analyse}).json()["id"])
+    assert done["status"] == "done", done
+    assert http.delete(f"/feedback/datasets/{first['id']}").status_code == 204
+
+    again = import_file(http, name, MESSAGES.with_name("small.jsonl"), content=jsonl(SMALL))
+    assert again["id"] > first["id"]
+    started = http.post("/feedback/analyses", json={"dataset": again["id"], **analyse}).json()
+    assert started["id"] > done["id"]
+    rerun = wait_analysis(http, started["id"], timeout_s=120)
+    assert (rerun["status"], rerun["done"]) == ("done", 3), rerun
+
+
 def test_a_token_budget_stops_an_analysis_that_resumes_where_it_stopped(any_http: httpx.Client) -> None:
     http = any_http
     rows = [{"id": f"b{i}", "text": f"Message numéro {i} : le site ne marche pas depuis {i} jours."} for i in range(40)]

@@ -1,7 +1,11 @@
-"""The in-process llama.cpp backend with the bundled model: cancellation, limits, exact usage."""
+"""The in-process llama.cpp backend with the bundled model: cancellation, limits, exact usage, and loading
+that leaves the process's output alone."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +93,31 @@ async def test_several_choices_are_refused(backend: LlamaCppBackend) -> None:
 async def test_a_prompt_longer_than_the_context_is_a_clear_error(backend: LlamaCppBackend) -> None:
     with pytest.raises(InvalidRequest):
         await backend.call(Endpoint.COMPLETIONS, {"prompt": "mot " * 5000, "max_tokens": 1})
+
+
+# Loads at once, in rounds: llama-cpp-python points fds 1 and 2 at /dev/null while it loads, and two loads
+# overlapping would leave them there (in about one round in two).
+LOAD_AT_ONCE = """
+import asyncio, os
+from socle.inference.backends.llamacpp import LlamaCppBackend
+from socle.settings import LlamaCppBackendConfig
+
+async def main() -> None:
+    for turn in range(5):
+        backends = [LlamaCppBackend(LlamaCppBackendConfig(type="llamacpp", n_ctx=256), "m") for _ in range(2)]
+        await asyncio.gather(*(backend.start() for backend in backends))
+        os.write(1, b"stdout %d\\n" % turn)
+        os.write(2, b"stderr %d\\n" % turn)
+        await asyncio.gather(*(backend.close() for backend in backends))
+
+asyncio.run(main())
+"""
+
+
+def test_loading_models_at_once_leaves_stdout_and_stderr_alone(tmp_path: Path) -> None:
+    log = tmp_path / "process.log"
+    with log.open("wb") as output:
+        subprocess.run([sys.executable, "-c", LOAD_AT_ONCE], stdout=output, stderr=subprocess.STDOUT, check=True,
+                       timeout=300)
+    written = log.read_text()
+    assert all(f"stdout {turn}" in written and f"stderr {turn}" in written for turn in range(5)), written

@@ -1,0 +1,211 @@
+"""The register of processing activities (GDPR art. 30), produced from the platform's actual configuration.
+
+Every recipient is a configured backend, named by its model and the host that serves it (never a URL's
+credentials or path); the retention periods are the ``SOCLE_RETENTION_*`` settings; the security measures
+say what this installation does, including where it falls short of the recommendation (TLS, cookies).
+"""
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from socle.settings import ModelConfig, Settings
+
+KINDS = ("conversations", "usage", "documents", "feedback", "audit", "sessions")
+_KIND_LABELS = {"conversations": "Conversations", "usage": "Lignes d'usage", "documents": "Documents déposés",
+                "feedback": "Jeux d'avis des usagers", "audit": "Journal d'audit", "sessions": "Sessions web"}
+_IN_PROCESS = "sur ce serveur, dans le processus de la plateforme (aucune donnée ne sort)"
+_PUBLIC_TASK = "Mission d'intérêt public (RGPD art. 6.1.e)"
+_AGENTS = "Agents publics de l'administration qui utilisent la plateforme"
+_TRANSFERS = ("La plateforme n'envoie de données qu'aux serveurs de modèles listés ci-dessus : vérifiez "
+              "que chacun est hébergé dans l'Union européenne.")
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    name: str
+    purpose: str
+    legal_basis: str
+    persons: list[str]
+    data: list[str]
+    recipients: list[str]  # the models (see Recipient) that receive this data
+    retention: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    model: str
+    type: str
+    backend: str  # "llamacpp", "e5", "openai"
+    where: str  # a host, or in process
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    generated_at: str
+    controller: str
+    storage: list[str]
+    activities: list[Activity]
+    recipients: list[Recipient]
+    retention: dict[str, str]
+    security: list[str]
+    transfers: str = _TRANSFERS
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_json(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=False, indent=2)
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL: what names a server in the register, without its credentials or path."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def retention_periods(settings: Settings) -> dict[str, int | None]:
+    """Days each kind of data is kept, from ``SOCLE_RETENTION_<KIND>_DAYS`` (None: no such setting)."""
+    return {kind: getattr(settings, f"retention_{kind}_days", None) for kind in KINDS}
+
+
+def kind_label(kind: str) -> str:
+    return _KIND_LABELS.get(kind, kind)
+
+
+def _days(value: int | None) -> str:
+    if value is None:
+        return "non défini (conservées jusqu'à leur suppression)"
+    if value == 0:
+        return "jusqu'à leur suppression par leur titulaire ou un administrateur"
+    return f"{value} jours"
+
+
+def _recipients(models: list[ModelConfig]) -> list[Recipient]:
+    found = []
+    for model in models:
+        card = model.model_card
+        for backend in model.backends:
+            url = getattr(backend, "url", None)
+            found.append(Recipient(model=model.id, type=model.type, backend=backend.type,
+                                   where=f"serveur {host_of(url)}" if url else _IN_PROCESS,
+                                   provider=card.provider if card is not None else None))
+    return found
+
+
+def _storage(settings: Settings) -> list[str]:
+    url = settings.resolved_database_url
+    database = (f"Base de données PostgreSQL sur {host_of(url)}" if url.startswith("postgres")
+                else f"Base de données SQLite dans le répertoire de données ({settings.data_dir})")
+    places = [database, f"Fichiers déposés en attente d'indexation : {settings.documents_dir}"]
+    if settings.redis_url:
+        places.append("Compteurs des quotas et des connexions (sans contenu) : Redis sur "
+                      f"{host_of(settings.redis_url)}")
+    return places
+
+
+def _activities(settings: Settings, recipients: list[Recipient]) -> list[Activity]:
+    periods = {kind: _days(days) for kind, days in retention_periods(settings).items()}
+    chat = sorted({r.model for r in recipients if r.type == "chat"})
+    every_model = sorted({r.model for r in recipients})
+    sign_in = ["ProConnect (fournisseur d'identité de l'État)"] if settings.oidc_issuer else []
+    return [
+        Activity("Comptes et accès", "Identifier les utilisateurs, leur donner des droits, sécuriser l'accès "
+                 "(clés d'API, sessions web, connexion par mot de passe ou ProConnect)", _PUBLIC_TASK,
+                 [_AGENTS, "Administrateurs"],
+                 ["Adresse électronique, nom", "Rôle, groupes", "Empreinte du mot de passe (argon2id)",
+                  "Empreintes des clés d'API", "Sessions web"], sign_in,
+                 "Comptes : à la suppression du compte (effacement : art. 17) ; sessions : "
+                 f"{periods['sessions']} après leur expiration"),
+        Activity("Assistant conversationnel", "Répondre aux questions des agents avec un modèle de langage",
+                 _PUBLIC_TASK, [_AGENTS, "Personnes citées dans les échanges"],
+                 ["Contenu des conversations (questions et réponses)", "Identifiant de l'utilisateur"], chat,
+                 f"Conversations : {periods['conversations']} sans utilisation"),
+        Activity("Documents et recherche", "Indexer les documents des agents et y rechercher les passages "
+                 "qui répondent à une question", _PUBLIC_TASK,
+                 [_AGENTS, "Personnes citées dans les documents"],
+                 ["Documents déposés et leur texte découpé", "Représentations vectorielles du texte"],
+                 every_model, f"Documents : {periods['documents']}"),
+        Activity("Mesure de l'usage et quotas", "Appliquer les quotas, mesurer la consommation, le coût et "
+                 "l'impact environnemental", _PUBLIC_TASK, [_AGENTS],
+                 ["Identifiants de l'utilisateur et de la clé", "Modèle, jetons, durée, coût, énergie"], [],
+                 f"Lignes d'usage : {periods['usage']} ; après effacement d'un compte, conservées "
+                 "pseudonymisées pour la comptabilité"),
+        Activity("Analyse des avis des usagers", "Caractériser les avis laissés sur les services publics "
+                 "(thèmes, tonalité, urgence) ; les données personnelles détectées sont pseudonymisées",
+                 _PUBLIC_TASK, ["Usagers des services publics (auteurs des avis)"],
+                 ["Texte des avis, service concerné, date, note"], every_model,
+                 f"Jeux d'avis : {periods['feedback']}"),
+        Activity("Journal d'audit", "Tracer les actions sensibles pour la sécurité (connexions, clés, "
+                 "droits, exports, effacements) et en prouver l'intégrité", "Obligation de sécurité (RGPD art. 32)",
+                 [_AGENTS, "Administrateurs"],
+                 ["Identifiants de l'auteur et de la cible (jamais de nom ni d'adresse électronique)",
+                  "Adresse IP du client", "Action, date et heure"], [],
+                 f"Entrées du journal : {periods['audit']}"),
+    ]
+
+
+def _security(settings: Settings, models: list[ModelConfig]) -> list[str]:
+    plain = sorted({f"{model.id} ({host_of(backend.url)})" for model in models for backend in model.backends
+                    if getattr(backend, "url", "").startswith("http://")})
+    cookies = (", réservés à HTTPS" if settings.ui_cookie_secure
+               else " — ATTENTION : cookies autorisés sans HTTPS (SOCLE_UI_COOKIE_SECURE=false)")
+    tls = f" — ATTENTION : en HTTP sans TLS : {', '.join(plain)}" if plain else ""
+    return [
+        "Clés d'API : seule l'empreinte SHA-256 de leur secret (256 bits) est conservée",
+        "Mots de passe : empreinte argon2id (RFC 9106) ; connexions échouées limitées par compte et par "
+        "adresse",
+        "Cloisonnement : chaque collection est privée, partagée avec un groupe ou publique ; les recherches "
+        "sont filtrées dans les requêtes elles-mêmes",
+        "Journal d'audit chaîné par empreintes SHA-256 : toute modification, suppression ou réorganisation "
+        "est détectée par « socle audit verify »",
+        f"Pages web : politique de sécurité du contenu stricte, jeton anti-CSRF, cookies HttpOnly et "
+        f"SameSite{cookies}",
+        "Chiffrement des échanges : TLS recommandé devant la plateforme (mandataire inverse) et vers chaque "
+        f"serveur de modèles{tls}",
+        "Aucun appel sortant hors des serveurs de modèles configurés ; aucun modèle téléchargé à l'exécution",
+        "Quotas par clé, utilisateur, groupe, rôle et modèle",
+    ]
+
+
+def build(settings: Settings, *, controller: str = "") -> Register:
+    """The register for this configuration (the catalogue is read and validated)."""
+    models = settings.catalogue().models
+    recipients = _recipients(models)
+    return Register(generated_at=datetime.now(UTC).isoformat(timespec="seconds"), controller=controller,
+                    storage=_storage(settings), activities=_activities(settings, recipients),
+                    recipients=recipients,
+                    retention={kind: _days(days) for kind, days in retention_periods(settings).items()},
+                    security=_security(settings, models))
+
+
+def as_markdown(register: Register) -> str:
+    lines = ["# Registre des activités de traitement (RGPD, article 30)", "",
+             f"Produit le {register.generated_at} à partir de la configuration de la plateforme Socle IA.",
+             ""]
+    if register.controller:
+        lines += [f"Responsable du traitement : {register.controller}", ""]
+    lines += ["## Où sont les données", "", *(f"- {place}" for place in register.storage), ""]
+    for activity in register.activities:
+        lines += [f"## {activity.name}", "", f"- Finalité : {activity.purpose}",
+                  f"- Base légale : {activity.legal_basis}",
+                  f"- Personnes concernées : {' ; '.join(activity.persons)}",
+                  f"- Données : {' ; '.join(activity.data)}",
+                  f"- Destinataires : {', '.join(activity.recipients) or 'aucun hors de la plateforme'}",
+                  f"- Conservation : {activity.retention}", ""]
+    lines += ["## Destinataires : les modèles et leurs serveurs", "",
+              "| modèle | type | moteur | où | fournisseur |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.model} | {r.type} | {r.backend} | {r.where} | {r.provider or '—'} |"
+              for r in register.recipients]
+    lines += ["", "## Durées de conservation", "",
+              *(f"- {kind_label(kind)} : {days}" for kind, days in register.retention.items()), ""]
+    lines += ["## Transferts", "", register.transfers, "", "## Mesures de sécurité", "",
+              *(f"- {measure}" for measure in register.security), ""]
+    return "\n".join(lines)

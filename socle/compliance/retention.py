@@ -1,0 +1,171 @@
+"""Retention: each kind of data is kept for the period the administrator set, then deleted by a durable job.
+
+Every hour, every process that runs workers enqueues ``compliance.retention`` with the key
+``retention:<day>`` unless that day's run is recorded: whichever process and however many, the day's run
+happens once, and a run cut short by a crash is taken up again by the queue. A run deletes what is older
+than its period: conversations unused, usage rows, uploaded documents (with their chunks, through the
+chunk store, and files), feedback datasets (with their analyses), web sessions expired, and the audit
+trail's oldest entries (through the audit trail, which records the pruning so that its chain still
+verifies). A period of 0 keeps that kind; the audit trail's is at least a year. Each run is recorded with
+its counts.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from socle.audit.service import AuditTrail
+from socle.compliance.erasure import unlink_all
+from socle.db.models import (
+    Collection,
+    Conversation,
+    Document,
+    FeedbackDataset,
+    LoginSession,
+    RetentionRun,
+    UsageRecord,
+    utcnow,
+)
+from socle.db.scrub import scrub
+from socle.identity.permissions import Permission, Principal, require
+from socle.jobs.queue import JobQueue
+from socle.jobs.worker import Handler
+from socle.rag.documents import DocumentService
+from socle.rag.stores import ChunkStore
+
+log = logging.getLogger("socle.compliance")
+KIND = "compliance.retention"
+KINDS = ("conversations", "usage", "documents", "feedback", "audit", "sessions")
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Periods:
+    """Days each kind is kept (0: until deleted by hand); the defaults are the settings'."""
+
+    conversations: int
+    usage: int
+    documents: int
+    feedback: int
+    audit: int
+    sessions: int
+
+    def of(self, kind: str) -> int:
+        return int(getattr(self, kind))
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    periods: Periods
+    last: RetentionRun | None
+
+
+class Retention:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
+                 store: ChunkStore, documents: DocumentService, audit: AuditTrail, periods: Periods) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._queue = queue
+        self._store = store
+        self._documents = documents
+        self._audit = audit
+        self.periods = periods
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {KIND: self._handle}
+
+    async def schedule(self, now: datetime | None = None) -> int | None:
+        """Enqueue the day's run unless it already ran; the job's id (None: already done)."""
+        day = (now or utcnow()).astimezone(UTC).date().isoformat()
+        async with self._sessions() as session:
+            if await session.scalar(select(RetentionRun.id).where(RetentionRun.day == day).limit(1)) is not None:
+                return None
+        return await self._queue.enqueue(KIND, {"day": day}, dedupe_key=f"retention:{day}", max_attempts=3)
+
+    async def keep_scheduled(self, *, every_s: float = 3600.0) -> None:
+        """Run for ever (a task of the serving process): enqueue each day's run."""
+        while True:
+            try:
+                await self.schedule()
+            except Exception:
+                log.exception("could not schedule the retention job")
+            await asyncio.sleep(every_s)
+
+    async def _handle(self, payload: dict[str, Any]) -> None:
+        await self.run(str(payload.get("day") or utcnow().date().isoformat()))
+
+    async def run(self, day: str, *, now: datetime | None = None) -> RetentionRun:
+        """Delete everything past its period; record and return the run (idempotent: a rerun deletes nothing)."""
+        started = now or utcnow()
+        counts: dict[str, int] = {}
+        deleters = {"conversations": self._old_conversations, "usage": self._old_usage,
+                    "documents": self._old_documents, "feedback": self._old_feedback, "audit": self._audit.prune,
+                    "sessions": self._old_sessions}
+        for kind in KINDS:
+            days = self.periods.of(kind)
+            if days > 0:
+                counts[kind] = await deleters[kind](started - timedelta(days=days))
+        if any(counts.values()):
+            await scrub(self._engine, ("conversations", "messages", "usage", "documents", "chunks",
+                                       "feedback_datasets", "feedback_messages", "feedback_analyses",
+                                       "feedback_annotations", "login_sessions", "audit_events"))
+        async with self._sessions() as session, session.begin():
+            run = RetentionRun(day=day, started_at=started, finished_at=utcnow(), counts=counts)
+            session.add(run)
+        log.info("retention run of %s: %s", day, counts)
+        return run
+
+    async def overview(self, actor: Principal) -> Overview:
+        """The periods and the last run, for the administrators' page (``users:admin``)."""
+        require(actor, Permission.USERS_ADMIN)
+        async with self._sessions() as session:
+            last = await session.scalar(select(RetentionRun).order_by(RetentionRun.id.desc()).limit(1))
+        return Overview(self.periods, last)
+
+    # ---- one method per kind: the rows older than ``cutoff`` ------------------------------------------
+
+    async def _deleted(self, statement: Any) -> int:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(statement)
+        return int(result.rowcount or 0)
+
+    async def _old_conversations(self, cutoff: datetime) -> int:
+        return await self._deleted(delete(Conversation).where(Conversation.updated_at < cutoff))
+
+    async def _old_usage(self, cutoff: datetime) -> int:
+        return await self._deleted(delete(UsageRecord).where(UsageRecord.created_at < cutoff))
+
+    async def _old_feedback(self, cutoff: datetime) -> int:
+        return await self._deleted(delete(FeedbackDataset).where(FeedbackDataset.created_at < cutoff))
+
+    async def _old_sessions(self, cutoff: datetime) -> int:
+        return await self._deleted(delete(LoginSession).where(LoginSession.expires_at < cutoff))
+
+    async def _old_documents(self, cutoff: datetime) -> int:
+        """A batch at a time: chunks through the store, the collections' counters, then the files."""
+        total = 0
+        query: Select[Any] = (select(Document.id, Document.collection_id, Document.chunks)
+                              .where(Document.created_at < cutoff).order_by(Document.id).limit(_BATCH))
+        while True:
+            async with self._sessions() as session, session.begin():
+                rows = (await session.execute(query)).all()
+                if not rows:
+                    return total
+                ids = [row.id for row in rows]
+                await self._store.erase(session, document_ids=ids)
+                for collection_id in {row.collection_id for row in rows}:
+                    mine = [row for row in rows if row.collection_id == collection_id]
+                    await session.execute(update(Collection).where(Collection.id == collection_id).values(
+                        documents=Collection.documents - len(mine),
+                        chunks=Collection.chunks - sum(row.chunks for row in mine),
+                        revision=Collection.revision + 1))
+                await session.execute(delete(Document).where(Document.id.in_(ids)))
+            await asyncio.to_thread(unlink_all, [self._documents.path(document_id) for document_id in ids])
+            total += len(ids)
