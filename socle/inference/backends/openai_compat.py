@@ -89,13 +89,7 @@ class OpenAICompatibleBackend:
             raise self._transport_error(exc) from exc
         if status >= 400:
             raise self._status_error(status, content)
-        try:
-            result = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            raise BackendError(f"The backend {self.name} answered something that is not JSON.") from exc
-        if not isinstance(result, dict):
-            raise BackendError(f"The backend {self.name} answered JSON that is not an object.")
-        return result
+        return self._object(content, "answered something")
 
     async def stream(self, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
         payload = orjson.dumps({**body, "model": self.model, "stream": True})
@@ -134,13 +128,18 @@ class OpenAICompatibleBackend:
             else:
                 response.close()  # abandoned or broken: drop the connection, which stops the backend
 
-    def _stream_chunk(self, data: bytes) -> Json:
+    def _object(self, data: bytes, what: str) -> Json:
+        """A backend's answer or stream event, which must be one JSON object."""
         try:
-            chunk = orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise BackendError(f"The backend {self.name} sent a stream event that is not JSON.") from exc
-        if not isinstance(chunk, dict):
-            raise BackendError(f"The backend {self.name} sent a stream event that is not a JSON object.")
+            raise BackendError(f"The backend {self.name} {what} that is not JSON.") from exc
+        if not isinstance(value, dict):
+            raise BackendError(f"The backend {self.name} {what} that is not a JSON object.")
+        return value
+
+    def _stream_chunk(self, data: bytes) -> Json:
+        chunk = self._object(data, "sent a stream event")
         if "error" in chunk:
             log.warning("backend %s (%s) failed mid-stream: %.*s", self.name, self.location,
                         _LOGGED_BODY_BYTES, data.decode("utf-8", "replace"))
