@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from socle.apps.feedback import pii  # noqa: E402
+from socle.apps.feedback.app import FeedbackServices  # noqa: E402
 from socle.db import migrate  # noqa: E402
 from socle.identity.permissions import SYSTEM  # noqa: E402
-from socle.platform import Platform  # noqa: E402
+from socle.jobs.worker import JobWorkers  # noqa: E402
+from socle.platform import Mode, Platform  # noqa: E402
 from socle.settings import Settings  # noqa: E402
 from tests.support.servers import start_mock_backend, stop  # noqa: E402
 
@@ -51,21 +53,23 @@ models:
 async def analyse(workdir: Path, catalogue: Path, data: bytes, engine: str, model: str,
                   embedding_model: str) -> dict[str, float]:
     settings = Settings(data_dir=workdir, config=catalogue, rag_embedding_model=embedding_model,
-                        ingestion_workers=0, feedback_workers=0)
+                        ingestion_workers=0)
     migrate.upgrade(settings.resolved_database_url)
-    platform = Platform.open(settings)
+    platform = Platform.build(settings, Mode.BATCH)
     try:
-        await platform.start_inference(workers=False)
-        imported = await platform.feedback.import_file(SYSTEM, "bench", "messages.jsonl", data)
-        assert platform.feedback_runner is not None
+        await platform.start()  # the models; the analyses' workers only once everything is ready
+        feedback = platform.app(FeedbackServices)
+        imported = await feedback.datasets.import_file(SYSTEM, "bench", "messages.jsonl", data)
         started = time.perf_counter()
-        await platform.feedback_runner.engine(engine, model, SYSTEM).prepare()  # once per taxonomy and model
+        await feedback.engines.get(engine, model, SYSTEM).prepare()  # once per taxonomy and model
         prepared = time.perf_counter() - started
-        analysis = await platform.feedback.start(SYSTEM, imported.dataset.id, engine=engine, model=model)
+        analysis = await feedback.datasets.start(SYSTEM, imported.dataset.id, engine=engine, model=model)
         started = time.perf_counter()
-        platform.start_feedback_workers()
-        while (analysis := await platform.feedback.get(SYSTEM, analysis.id)).status in ("queued", "running"):
+        workers = JobWorkers(platform.jobs, feedback.job.kinds, concurrency=1)
+        workers.start()
+        while (analysis := await feedback.datasets.get(SYSTEM, analysis.id)).status in ("queued", "running"):
             await asyncio.sleep(0.05)
+        await workers.stop()
         seconds = time.perf_counter() - started
         assert analysis.status == "done" and analysis.failed == 0, (analysis.status, analysis.error)
         return {"prepare_s": prepared, "seconds": seconds, "messages": analysis.total,
@@ -76,9 +80,8 @@ async def analyse(workdir: Path, catalogue: Path, data: bytes, engine: str, mode
 
 
 async def e5_alone(texts: list[str]) -> dict[str, float]:
-    from socle.inference.backends.base import Endpoint
-    from socle.inference.backends.e5 import E5Backend
-    from socle.settings import E5BackendConfig
+    from socle.endpoints import Endpoint
+    from socle.inference.backends.e5 import E5Backend, E5BackendConfig
 
     backend = E5Backend(E5BackendConfig(type="e5"), "multilingual-e5-small")
     await backend.start()

@@ -215,7 +215,9 @@ def profile(path: Path, top: int = 15, ms_per_req: float | None = None, threads:
     detection misses some blocked threads (SQLite and threadpool workers waiting on a lock), so their
     real CPU comes from /proc (``threads``: main/other CPU seconds over the recording)."""
     stacks = _parse_collapsed(path)
-    is_main = lambda frames: not any(f.startswith("Thread._bootstrap") for f in frames)
+    def is_main(frames: list[str]) -> bool:
+        return not any(f.startswith("Thread._bootstrap") for f in frames)
+
     waiting = sum(c for f, c in stacks if is_main(f) and any(_WAITING.match(x) for x in f))
     main = [(f, c) for f, c in stacks if is_main(f) and not any(_WAITING.match(x) for x in f)]
     total = sum(c for _, c in main) or 1

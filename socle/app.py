@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,9 +16,9 @@ from socle.api.origin import RequestOrigin
 from socle.api.routers import (
     audit,
     collections,
+    conversations,
     documents,
     exports,
-    feedback,
     health,
     identity,
     inference,
@@ -26,7 +26,9 @@ from socle.api.routers import (
     quotas,
     usage,
 )
-from socle.platform import Platform
+from socle.apps import installed_apps
+from socle.apps.base import App
+from socle.platform import Mode, Platform
 from socle.settings import Settings, get_settings
 
 
@@ -38,17 +40,20 @@ def _settle_the_heap() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None = None) -> FastAPI:
+    """The HTTP app, with the installed apps (or ``apps``)."""
     settings = settings or get_settings()
+    apps = installed_apps() if apps is None else apps
+    faces = [app.web() for app in apps]
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     access_log.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = Platform.open(settings)
+        platform = Platform.build(settings, Mode.SERVE, apps=apps)
         app.state.platform = platform
         try:
-            await platform.start_inference()
+            await platform.start()
             _settle_the_heap()
             yield
         finally:
@@ -65,11 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
-                                for path in ("/v1/documents", feedback.DATASETS_PATH, ui.UPLOAD_PATH,
-                                             ui.FEEDBACK_UPLOAD_PATH)})
-    for module in (health, models, inference, identity, exports, usage, quotas, collections, documents,
-                   feedback, audit):
+                                for path in ("/v1/documents", ui.UPLOAD_PATH,
+                                             *(path for web in faces for path in web.upload_paths))})
+    for module in (health, models, inference, identity, exports, usage, quotas, collections, conversations,
+                   documents, audit):
         app.include_router(module.router)
-    ui.install(app)
+    for web in faces:
+        for router in web.api:
+            app.include_router(router)
+    ui.install(app, apps)
     app.add_middleware(RequestOrigin, trusted=settings.ui_trusted_proxies)  # for the audit trail
     return app

@@ -1,11 +1,10 @@
-"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage | feedback``."""
+"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage``, and each
+installed app's commands (``socle <app> …``)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -13,16 +12,17 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 import uvicorn
-from rich.console import Console
 from rich.table import Table
 
+from socle import console as console_
+from socle.apps import installed_apps
 from socle.db import migrate
 from socle.db.models import utcnow
 from socle.errors import SocleError
 from socle.identity.keys import PREFIX
 from socle.identity.permissions import SYSTEM
 from socle.platform import Platform
-from socle.settings import ConfigError, Settings, get_settings
+from socle.settings import Settings, get_settings
 from socle.usage.service import UsageFilter
 
 app = typer.Typer(help="Socle IA: sovereign generative-AI platform.", no_args_is_help=True)
@@ -44,56 +44,8 @@ compliance_app = typer.Typer(help="Personal data (GDPR): the register of process
 app.add_typer(audit_app, name="audit")
 app.add_typer(compliance_app, name="compliance")
 
-console = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    try:
-        settings = get_settings()
-        settings.catalogue()  # fail now, naming the faulty field, rather than at the first request
-        return settings
-    except ConfigError as exc:
-        err.print(f"[bold red]Invalid configuration:[/] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _with_platform(action: Callable[[Platform], Awaitable[T]]) -> T:
-    """Run one administrative action against the database, as the operator (every permission)."""
-    settings = _settings()
-
-    async def run() -> T:
-        platform = Platform.open(settings)
-        try:
-            return await action(platform)
-        finally:
-            await platform.close()
-
-    try:
-        return asyncio.run(run())
-    except SocleError as exc:
-        err.print(f"[bold red]Error:[/] {exc.message}")
-        raise typer.Exit(1) from exc
-
-
-def _prepare(settings: Settings) -> None:
-    """Data directory, schema, and the first admin (its key printed once, and kept in admin.key)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url)
-
-    async def bootstrap(platform: Platform) -> str | None:
-        return await platform.identity.bootstrap_admin(settings.admin_email, settings.admin_key_file)
-
-    key = _with_platform(bootstrap)
-    if key:
-        console.print(f"[bold green]First administrator created[/] ({settings.admin_email}).")
-        if sys.stdout.isatty():  # a person is reading, not a log collector
-            console.print(f"API key (shown once, also written to {settings.admin_key_file}, mode 0600):")
-            console.print(key, soft_wrap=True, highlight=False)
-        else:
-            console.print(f"Its API key is in {settings.admin_key_file} (mode 0600); it is printed only to a "
-                          "terminal, never to a log.")
+console, err = console_.console, console_.err
 
 
 @app.command()
@@ -101,8 +53,8 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
           port: Annotated[int | None, typer.Option(help="Default: SOCLE_PORT")] = None,
           workers: Annotated[int | None, typer.Option(help="Default: SOCLE_WORKERS")] = None) -> None:
     """Prepare the database and the first admin, then serve the platform."""
-    settings = _settings()
-    _prepare(settings)
+    settings = console_.settings()
+    console_.prepare(settings)
     workers = workers or settings.workers
     if workers > 1:  # metrics summed over the worker processes
         metrics_dir = settings.data_dir / "metrics"
@@ -156,7 +108,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files and folders (
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply the migrations up to REVISION."""
-    settings = _settings()
+    settings = console_.settings()
     migrate.upgrade(settings.resolved_database_url, revision)
     console.print(f"Database at revision {revision}.")
 
@@ -174,8 +126,8 @@ def usage(by: Annotated[str, typer.Option(help="Comma-separated: day, model, use
         filters = UsageFilter(user_id=user_id, model=model, since=utcnow() - timedelta(days=days))
         return await p.usage.totals(SYSTEM, filters, groups)  # type: ignore[arg-type]
 
-    rows = _with_platform(action)
-    currency = _settings().currency
+    rows = console_.with_platform(action)
+    currency = console_.settings().currency
     table = Table(*groups, "requests", "prompt tokens", "completion tokens", f"cost ({currency})", "energy (kWh)",
                   "CO2 (kg)", "avg latency (ms)", title=f"Usage over the last {days} days")
     for row in rows:
@@ -191,7 +143,7 @@ def models(verify: Annotated[bool, typer.Option("--verify", help="Check each mod
            record: Annotated[bool, typer.Option("--record", help="Record each model file's checksum as it is "
                                                 "now (after replacing a file on purpose)")] = False) -> None:
     """The models of the catalogue and where each is served (by its public label and its address)."""
-    settings = _settings()
+    settings = console_.settings()
     if verify or record:
         _model_files(settings, record=record)
         return
@@ -230,7 +182,7 @@ def _model_files(settings: Settings, *, record: bool) -> None:
 @users_app.command("create")
 def users_create(email: str, name: str = "", role: str = "user",
                  group: Annotated[list[str] | None, typer.Option(help="Repeat for several groups")] = None) -> None:
-    user = _with_platform(lambda p: p.identity.create_user(SYSTEM, email=email, name=name, role=role,
+    user = console_.with_platform(lambda p: p.identity.create_user(SYSTEM, email=email, name=name, role=role,
                                                             groups=group or []))
     console.print(f"User {user.id} created: {user.email} ({user.role.name}).")
 
@@ -238,7 +190,7 @@ def users_create(email: str, name: str = "", role: str = "user",
 @users_app.command("list")
 def users_list() -> None:
     table = Table("id", "email", "name", "role", "groups", "active")
-    for user in _with_platform(lambda p: p.identity.list_users(SYSTEM, limit=100_000)):
+    for user in console_.with_platform(lambda p: p.identity.list_users(SYSTEM, limit=100_000)):
         table.add_row(str(user.id), user.email, user.name, user.role.name,
                       ", ".join(g.name for g in user.groups), "yes" if user.is_active else "no")
     console.print(table)
@@ -251,7 +203,7 @@ def users_update(email: str, role: str | None = None, name: str | None = None,
         user = await p.identity.find_user(SYSTEM, email)
         await p.identity.update_user(SYSTEM, user.id, role=role, name=name, is_active=active)
 
-    _with_platform(action)
+    console_.with_platform(action)
     console.print(f"User {email} updated.")
 
 
@@ -269,7 +221,7 @@ def users_set_password(email: str,
     async def action(p: Platform) -> None:
         await p.identity.set_password(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id, password)
 
-    _with_platform(action)
+    console_.with_platform(action)
     console.print(f"Password of {email} set.")
 
 
@@ -279,7 +231,7 @@ def users_delete(email: str) -> None:
     async def action(p: Platform) -> None:
         await p.erasure.erase_user(SYSTEM, (await p.identity.find_user(SYSTEM, email)).id)
 
-    _with_platform(action)
+    console_.with_platform(action)
     console.print(f"User {email} deleted.")
 
 
@@ -291,20 +243,20 @@ def users_export(email: str, out: Annotated[Path, typer.Option("--out", help="Th
         out.touch(mode=0o600)  # personal data: readable by its owner only
         await p.exports.write(SYSTEM, user.id, out)
 
-    _with_platform(action)
+    console_.with_platform(action)
     console.print(f"Data of {email} written to {out}.")
 
 
 @groups_app.command("create")
 def groups_create(name: str, description: str = "") -> None:
-    group = _with_platform(lambda p: p.identity.create_group(SYSTEM, name=name, description=description))
+    group = console_.with_platform(lambda p: p.identity.create_group(SYSTEM, name=name, description=description))
     console.print(f"Group {group.id} created: {group.name}.")
 
 
 @groups_app.command("list")
 def groups_list() -> None:
     table = Table("id", "name", "description", "members")
-    for group in _with_platform(lambda p: p.identity.list_groups(SYSTEM)):
+    for group in console_.with_platform(lambda p: p.identity.list_groups(SYSTEM)):
         table.add_row(str(group.id), group.name, group.description, str(len(group.members)))
     console.print(table)
 
@@ -314,7 +266,7 @@ def groups_list() -> None:
 @roles_app.command("list")
 def roles_list() -> None:
     table = Table("id", "name", "permissions", "built-in")
-    for role in _with_platform(lambda p: p.identity.list_roles(SYSTEM)):
+    for role in console_.with_platform(lambda p: p.identity.list_roles(SYSTEM)):
         table.add_row(str(role.id), role.name, " ".join(role.permissions), "yes" if role.builtin else "")
     console.print(table)
 
@@ -322,7 +274,7 @@ def roles_list() -> None:
 @roles_app.command("create")
 def roles_create(name: str, permission: Annotated[list[str], typer.Option(help="Repeat for each permission")],
                  description: str = "") -> None:
-    role = _with_platform(lambda p: p.identity.create_role(SYSTEM, name=name, permissions=permission,
+    role = console_.with_platform(lambda p: p.identity.create_role(SYSTEM, name=name, permissions=permission,
                                                             description=description))
     console.print(f"Role {role.id} created: {role.name}.")
 
@@ -339,7 +291,7 @@ def keys_create(email: Annotated[str, typer.Option("--user", help="Owner's e-mai
         user = await p.identity.find_user(SYSTEM, email)
         return (await p.identity.create_key(SYSTEM, name=name, user_id=user.id, expires_at=expires_at)).secret
 
-    console.print(_with_platform(action), soft_wrap=True, highlight=False)
+    console.print(console_.with_platform(action), soft_wrap=True, highlight=False)
 
 
 @keys_app.command("list")
@@ -349,7 +301,7 @@ def keys_list(email: Annotated[str | None, typer.Option("--user")] = None) -> No
         return await p.identity.list_keys(SYSTEM, user_id=user_id)
 
     table = Table("id", "prefix", "name", "user", "created", "expires", "revoked")
-    for key in _with_platform(action):
+    for key in console_.with_platform(action):
         table.add_row(str(key.id), PREFIX + key.public_id, key.name, key.user.email, f"{key.created_at:%Y-%m-%d}",
                       f"{key.expires_at:%Y-%m-%d}" if key.expires_at else "",
                       f"{key.revoked_at:%Y-%m-%d}" if key.revoked_at else "")
@@ -358,7 +310,7 @@ def keys_list(email: Annotated[str | None, typer.Option("--user")] = None) -> No
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
-    _with_platform(lambda p: p.identity.revoke_key(SYSTEM, key_id))
+    console_.with_platform(lambda p: p.identity.revoke_key(SYSTEM, key_id))
     console.print(f"Key {key_id} revoked.")
 
 
@@ -370,7 +322,7 @@ _QUOTA_LIMITS = ("requests_per_minute", "requests_per_day", "tokens_per_minute",
 @quotas_app.command("list")
 def quotas_list() -> None:
     table = Table("id", "scope", "subject", "model", "rpm", "rpd", "tpm", "budget tokens", "budget cost", "period")
-    for quota in _with_platform(lambda p: p.quotas.list(SYSTEM)):
+    for quota in console_.with_platform(lambda p: p.quotas.list(SYSTEM)):
         table.add_row(str(quota.id), quota.scope, quota.subject, quota.model or "(all)",
                       *(("" if getattr(quota, name) is None else str(getattr(quota, name))) for name in _QUOTA_LIMITS),
                       quota.budget_period)
@@ -388,7 +340,7 @@ def quotas_create(
         budget_tokens: Annotated[int | None, typer.Option(help="Tokens per period")] = None,
         budget_cost: Annotated[float | None, typer.Option(help="Cost per period")] = None,
         period: Annotated[str, typer.Option(help="day or month")] = "month") -> None:
-    quota = _with_platform(lambda p: p.quotas.create(
+    quota = console_.with_platform(lambda p: p.quotas.create(
         SYSTEM, scope=scope, subject=subject, model=model, requests_per_minute=rpm, requests_per_day=rpd,
         tokens_per_minute=tpm, budget_tokens=budget_tokens, budget_cost=budget_cost, budget_period=period))
     console.print(f"Quota {quota.id} created.")
@@ -396,7 +348,7 @@ def quotas_create(
 
 @quotas_app.command("delete")
 def quotas_delete(quota_id: int) -> None:
-    _with_platform(lambda p: p.quotas.delete(SYSTEM, quota_id))
+    console_.with_platform(lambda p: p.quotas.delete(SYSTEM, quota_id))
     console.print(f"Quota {quota_id} deleted.")
 
 
@@ -407,7 +359,7 @@ def audit_verify(head: Annotated[str | None, typer.Option(help="A head hash prin
                                                           "(kept elsewhere): fails if that entry is gone")] = None
                  ) -> None:
     """Check every entry's hash and its link to the one before; exit 1 naming the first entry that fails."""
-    result = _with_platform(lambda p: p.audit.verify(expected_head=head))
+    result = console_.with_platform(lambda p: p.audit.verify(expected_head=head))
     if result.broken_id is not None:
         err.print(f"[bold red]Audit trail broken[/] at entry {result.broken_id}: {result.reason} "
                   f"({result.broken} entr{'y' if result.broken == 1 else 'ies'} of {result.entries} fail).")
@@ -439,7 +391,7 @@ def audit_export(output: Annotated[Path | None, typer.Option("--output", "-o", h
             if output:
                 handle.close()
 
-    _with_platform(action_)
+    console_.with_platform(action_)
 
 
 @compliance_app.command("register")
@@ -453,19 +405,25 @@ def compliance_register(
     if format not in ("markdown", "json"):
         err.print("[bold red]Error:[/] --format is markdown or json.")
         raise typer.Exit(2)
-    built = register.build(_settings(), controller=controller)
+    async def action_(p: Platform) -> register.Register:
+        return register.build(p.settings, p.personal_data, controller=controller)
+
+    built = console_.with_platform(action_)
     sys.stdout.write((built.as_json() if format == "json" else register.as_markdown(built)) + "\n")
+
+
+
+
+
+def _add_apps() -> None:
+    for installed in installed_apps():
+        commands = installed.cli()
+        if commands is not None:
+            app.add_typer(commands, name=installed.name)
+
+
+_add_apps()
 
 
 if __name__ == "__main__":
     app()
-
-
-def _register_apps() -> None:
-    """The apps' commands: their modules use this one's helpers, so they are attached last."""
-    from socle.apps.feedback.cli import feedback_app
-
-    app.add_typer(feedback_app, name="feedback")
-
-
-_register_apps()

@@ -1,30 +1,47 @@
-"""The platform's services wired together once, for the HTTP app and the CLI alike."""
+"""The composition root: every service of the platform, the installed apps' included, built once, in one call,
+each with its collaborators. The HTTP app, the CLI, the benchmarks and the tests all open it this way.
+
+The mode says what starts (nothing is built half-way, nothing is patched in later):
+- ``serve``: the models are loaded, usage is recorded, every job pool with workers configured runs here, the
+  daily retention run is scheduled;
+- ``batch``: the models and usage too, and only the job pools the command names (an analysis run at the
+  console);
+- ``admin``: the database only — identity, quotas, usage reports, erasure... — no model is loaded.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from socle.apps.feedback.runner import AnalysisRunner
-from socle.apps.feedback.service import FeedbackService
-from socle.apps.feedback.taxonomy import load_taxonomy
+from socle.apps import installed_apps
+from socle.apps.base import App, Installed, PersonalData
 from socle.audit.service import AuditTrail
 from socle.chat.conversations import ConversationService
+from socle.chat.turns import ChatTurns
 from socle.compliance.erasure import ErasureService
 from socle.compliance.export import ExportService
 from socle.compliance.retention import Periods, Retention
 from socle.db.session import create_engine, session_factory
-from socle.errors import NotFound
+from socle.identity.oidc import OidcClient
+from socle.identity.permissions import Catalogue
 from socle.identity.service import IdentityService
+from socle.identity.sessions import SessionStore
+from socle.identity.throttle import SignInThrottle
 from socle.inference.manifest import ModelManifest
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
+from socle.jobs.kinds import Pool
 from socle.jobs.queue import JobQueue
 from socle.jobs.watchdog import JobWatchdog
 from socle.jobs.worker import JobWorkers
-from socle.quotas.limiter import QuotaLimiter
+from socle.quotas.limiter import QuotaLimiter, storage_for
 from socle.quotas.service import QuotaService
 from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService
@@ -41,164 +58,186 @@ from socle.usage.recorder import UsageRecorder
 from socle.usage.service import UsageService
 
 log = logging.getLogger("socle")
+T = TypeVar("T")
 
 
-@dataclass
+class Mode(StrEnum):
+    SERVE = "serve"
+    BATCH = "batch"
+    ADMIN = "admin"
+
+
+@dataclass(kw_only=True)
 class Platform:
     settings: Settings
+    mode: Mode
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    audit: AuditTrail
+    jobs: JobQueue
     identity: IdentityService
     usage: UsageService
     quotas: QuotaService
+    registry: ModelRegistry
+    recorder: UsageRecorder
+    watchdog: JobWatchdog
+    metrics: Metrics
+    inference: InferenceService
+    store: ChunkStore
     collections: CollectionService
-    jobs: JobQueue
     documents: DocumentService
+    search: SearchService
+    answering: Answering
+    sandbox: Sandbox
+    ingestion: Ingestion
     conversations: ConversationService
-    feedback: FeedbackService
-    audit: AuditTrail
-    inference: InferenceService | None = None
-    recorder: UsageRecorder | None = None
-    metrics: Metrics | None = None
-    search: SearchService | None = None
-    answering: Answering | None = None
-    workers: JobWorkers | None = None
-    sandbox: Sandbox | None = None
-    feedback_runner: AnalysisRunner | None = None
-    feedback_workers: JobWorkers | None = None
-    watchdog: JobWatchdog | None = None
-    compliance_workers: JobWorkers | None = None
-    # Built from the services above (``__post_init__``): the chunk store beside the database, and the duties
-    # towards the people whose data the platform holds (erasure, export, retention).
-    store: ChunkStore = field(init=False)
-    erasure: ErasureService = field(init=False)
-    exports: ExportService = field(init=False)
-    retention: Retention = field(init=False)
-    _retention_schedule: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        settings = self.settings
-        self.store = store_for(self.engine.dialect.name)
-        self.erasure = ErasureService(self.engine, self.sessions, self.store, self.documents, self.identity,
-                                      self.quotas, self.audit)
-        self.exports = ExportService(self.sessions, self.documents, self.audit)
-        self.retention = Retention(self.engine, self.sessions, self.jobs, self.store, self.documents, self.audit,
-                                   Periods(conversations=settings.retention_conversations_days,
-                                           usage=settings.retention_usage_days,
-                                           documents=settings.retention_documents_days,
-                                           feedback=settings.retention_feedback_days,
-                                           audit=settings.retention_audit_days,
-                                           sessions=settings.retention_sessions_days))
+    chat_turns: ChatTurns
+    erasure: ErasureService
+    exports: ExportService
+    retention: Retention
+    web_sessions: SessionStore
+    sign_in_throttle: SignInThrottle
+    identity_provider: OidcClient | None  # ProConnect, when it is configured (SOCLE_OIDC_ISSUER)
+    apps: dict[str, Installed] = field(default_factory=dict)
+    _running: list[JobWorkers] = field(default_factory=list, repr=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _started: bool = field(default=False, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings) -> "Platform":
-        """Storage, identity, usage reports and quota rules: what the CLI's administration commands need."""
+    def build(cls, settings: Settings, mode: Mode = Mode.SERVE, *,
+              apps: Sequence[App] | None = None) -> Platform:
+        """Every service, wired; nothing started (no model loaded, no worker running): see :meth:`start`."""
         engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         sessions = session_factory(engine)
         jobs = JobQueue(sessions)
         audit = AuditTrail(sessions)
-        return cls(settings, engine, sessions,
-                   IdentityService(sessions, audit, cache_ttl_s=settings.auth_cache_ttl_s),
-                   UsageService(sessions, audit, currency=settings.currency),
-                   QuotaService(sessions, audit, refresh_s=settings.quota_refresh_s),
-                   CollectionService(sessions, audit), jobs,
-                   DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes),
-                   ConversationService(sessions),
-                   FeedbackService(sessions, jobs, max_messages=settings.feedback_max_messages,
-                                   max_upload_bytes=settings.max_upload_bytes),
-                   audit)
-
-    async def start_inference(self, *, workers: bool = True) -> None:
-        """Build the model registry from the catalogue, load or connect every backend, record usage; with
-        ``workers``, run background jobs in this process too."""
-        settings = self.settings
         catalogue = settings.catalogue()
+        apps = installed_apps() if apps is None else apps
+        app_settings = {app.name: app.settings() for app in apps}
+        # What the apps add that the platform's own services need from the start: permissions, personal data.
+        permissions = Catalogue.of((spec.name, spec.label) for app in apps for spec in app.permissions)
+        personal_data = {app.name: tuple(app.personal_data(sessions, app_settings[app.name])) for app in apps}
+        every_kind = [data for kinds in personal_data.values() for data in kinds]
+        identity = IdentityService(sessions, audit, permissions=permissions, cache_ttl_s=settings.auth_cache_ttl_s)
+        quotas = QuotaService(sessions, audit, refresh_s=settings.quota_refresh_s)
         impacts = ImpactEstimator(settings.electricity_mix, pue=settings.datacenter_pue, wue=settings.datacenter_wue)
-        self.recorder = UsageRecorder(self.sessions, {m.id: m for m in catalogue.models}, impacts,
-                                      interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
+        recorder = UsageRecorder(sessions, {m.id: m for m in catalogue.models}, impacts,
+                                 interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
         registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s,
                                  manifest=ModelManifest.in_data_dir(settings.data_dir))
-        await registry.start()
-        self.recorder.start()
-        limiter = QuotaLimiter(self.quotas, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix,
+        watchdog = JobWatchdog(jobs, stall_s=settings.job_stall_s)
+        metrics = Metrics(registry, watchdog)
+        counters = storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix,
+                               timeout_s=settings.redis_timeout_s)
+        limiter = QuotaLimiter(quotas, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix,
                                fail_open=settings.quota_fail_open, redis_timeout_s=settings.redis_timeout_s)
-        self.watchdog = JobWatchdog(self.jobs, stall_s=settings.job_stall_s)
-        self.metrics = Metrics(registry, self.watchdog)
-        self.inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit,
-                                          usage=Sinks(self.recorder, self.metrics),
-                                          quotas=limiter,
-                                          default_completion_tokens=settings.quota_default_completion_tokens,
-                                          max_choices=settings.max_choices)
-        if workers:  # wherever jobs run, the jobs that nobody takes are watched for
+        inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit,
+                                     usage=Sinks(recorder, metrics), quotas=limiter,
+                                     default_completion_tokens=settings.quota_default_completion_tokens,
+                                     max_choices=settings.max_choices)
+        store = store_for(engine.dialect.name)
+        documents = DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes)
+        embedding_model = _embedding_model(registry, settings.rag_embedding_model)
+        search = SearchService(sessions, store, inference, embedding_model=embedding_model)
+        sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
+                                 memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
+        conversations, answering = ConversationService(sessions), Answering(search)
+        platform = cls(
+            settings=settings, mode=mode, engine=engine, sessions=sessions, audit=audit, jobs=jobs,
+            identity=identity, usage=UsageService(sessions, audit, currency=settings.currency), quotas=quotas,
+            registry=registry, recorder=recorder, watchdog=watchdog, metrics=metrics, inference=inference,
+            store=store, collections=CollectionService(sessions, audit), documents=documents, search=search,
+            answering=answering, sandbox=sandbox,
+            ingestion=Ingestion(sessions, jobs, documents, sandbox, inference, store, embedding_model=embedding_model),
+            conversations=conversations, chat_turns=ChatTurns(conversations, inference, answering),
+            erasure=ErasureService(engine, sessions, store, documents, identity, quotas, audit, every_kind),
+            exports=ExportService(sessions, documents, audit, every_kind),
+            retention=Retention(engine, sessions, jobs, store, documents, audit, _periods(settings), every_kind),
+            web_sessions=SessionStore(sessions, lifetime=timedelta(hours=settings.ui_session_hours),
+                                      idle=timedelta(minutes=settings.ui_session_idle_minutes)),
+            sign_in_throttle=SignInThrottle(counters, per_account=settings.ui_sign_in_failures_per_account,
+                                            per_address=settings.ui_sign_in_failures_per_ip,
+                                            window_minutes=settings.ui_sign_in_window_minutes),
+            identity_provider=_identity_provider(settings),
+        )
+        for app in apps:
+            services = app.build(platform, app_settings[app.name])
+            platform.apps[app.name] = Installed(app, app_settings[app.name], services, tuple(app.pools(services)),
+                                                personal_data[app.name])
+        return platform
+
+    @property
+    def pools(self) -> list[Pool]:
+        """Every job pool: the platform's own, then the apps'."""
+        return [Pool("ingestion", self.ingestion.kinds, self.settings.ingestion_workers),
+                Pool("compliance", self.retention.kinds, 1),
+                *(pool for installed in self.apps.values() for pool in installed.pools)]
+
+    @property
+    def personal_data(self) -> list[PersonalData]:
+        """Every kind of personal data the installed apps keep (the register lists them)."""
+        return [data for installed in self.apps.values() for data in installed.personal_data]
+
+    def app(self, kind: type[T]) -> T:
+        """An installed app's services, found by their type (``platform.app(MyAppServices)``)."""
+        for installed in self.apps.values():
+            if isinstance(installed.services, kind):
+                return installed.services
+        raise LookupError(f"no installed app provides {kind.__name__}")
+
+    async def start(self, *, pools: Collection[str] | None = None) -> None:
+        """Start what the mode needs. ``pools``: in ``batch`` mode, the job pools to run here (none by default);
+        in ``serve`` mode every pool whose concurrency is not 0 runs unless ``pools`` narrows them."""
+        if self.mode == Mode.ADMIN:
+            return
+        await self.registry.start()  # checks the model files, loads in-process models, opens clients
+        self._started = True
+        self.recorder.start()
+        wanted = [pool for pool in self.pools if pool.concurrency > 0] if self.mode == Mode.SERVE else []
+        if pools is not None:
+            wanted = [pool for pool in self.pools if pool.name in pools]
+        for pool in wanted:
+            workers = JobWorkers(self.jobs, pool.kinds, concurrency=max(pool.concurrency, 1),
+                                 lease_s=self.settings.job_lease_s)
+            workers.start()
+            self._running.append(workers)
+        if wanted:  # wherever jobs run, the jobs that nobody takes are watched for
             self.watchdog.start()
-        await self._start_rag(workers=workers)
-        self._start_feedback()
-        if workers and settings.feedback_workers:
-            self.start_feedback_workers(settings.feedback_workers)
-        if workers:
-            self.start_compliance_workers()
-
-    async def _start_rag(self, *, workers: bool) -> None:
-        """Search over the store that goes with the database, and the ingestion workers."""
-        settings, inference = self.settings, self.inference
-        assert inference is not None
-        store = self.store
-        try:
-            embedding_model: str | None = inference.registry.get(settings.rag_embedding_model).id
-        except NotFound:
-            log.warning("no embeddings model %r in the catalogue: documents are searched by their words only",
-                        settings.rag_embedding_model)
-            embedding_model = None
-        self.search = SearchService(self.sessions, store, inference, embedding_model=embedding_model)
-        self.answering = Answering(self.search)
-        if workers and settings.ingestion_workers:
-            self.sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
-                                          memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
-            ingestion = Ingestion(self.sessions, self.jobs, self.documents, self.sandbox, inference, store,
-                                  embedding_model=embedding_model)
-            self.workers = JobWorkers(self.jobs, ingestion.handlers, concurrency=settings.ingestion_workers,
-                                      lease_s=settings.job_lease_s, on_give_up=ingestion.give_up)
-            self.documents.on_enqueue = self.workers.notify
-            self.workers.start()
-
-    def _start_feedback(self) -> None:
-        settings, inference = self.settings, self.inference
-        assert inference is not None and self.search is not None
-        self.feedback_runner = AnalysisRunner(self.sessions, self.identity, inference, self.feedback,
-                                              load_taxonomy(settings.feedback_taxonomy),
-                                              embedding_model=self.search.embedding_model,
-                                              cache_dir=settings.data_dir / "cache" / "feedback")
-
-    def start_feedback_workers(self, concurrency: int = 1) -> None:
-        """The feedback app's analyses, on workers of their own: a long analysis never holds up an ingestion."""
-        assert self.feedback_runner is not None
-        self.feedback_workers = JobWorkers(self.jobs, self.feedback_runner.handlers, concurrency=concurrency,
-                                           lease_s=self.settings.job_lease_s, on_give_up=self.feedback_runner.give_up)
-        self.feedback.on_enqueue = self.feedback_workers.notify
-        self.feedback_workers.start()
-
-    def start_compliance_workers(self) -> None:
-        """The daily retention run: scheduled here (once a day across every process), run by a worker."""
-        self.compliance_workers = JobWorkers(self.jobs, self.retention.handlers, concurrency=1,
-                                             lease_s=self.settings.job_lease_s)
-        self.compliance_workers.start()
-        self._retention_schedule = asyncio.create_task(self.retention.keep_scheduled(), name="retention-schedule")
+        if self.mode == Mode.SERVE:
+            self._tasks.append(asyncio.create_task(self.retention.keep_scheduled(), name="retention-schedule"))
 
     async def close(self) -> None:
-        if self.watchdog is not None:
-            await self.watchdog.stop()
-        if self._retention_schedule is not None:
-            self._retention_schedule.cancel()
-        if self.compliance_workers is not None:
-            await self.compliance_workers.stop()
-        if self.feedback_workers is not None:
-            await self.feedback_workers.stop()
-        if self.workers is not None:
-            await self.workers.stop()
-        if self.sandbox is not None:
-            self.sandbox.close()
-        if self.inference is not None:
-            await self.inference.registry.close()
-        if self.recorder is not None:
+        await self.watchdog.stop()
+        for task in self._tasks:
+            task.cancel()
+        for workers in self._running:
+            await workers.stop()
+        self.sandbox.close()
+        if self._started:
+            await self.registry.close()
             await self.recorder.close()  # writes what is still waiting
         await self.engine.dispose()
+
+
+def _embedding_model(registry: ModelRegistry, name: str) -> str | None:
+    """The catalogue's model that indexes and searches documents; none: documents are searched by their words."""
+    models = [served for served in registry.models if name in (served.id, *served.config.aliases)]
+    if not models:
+        log.warning("no embeddings model %r in the catalogue: documents are searched by their words only", name)
+        return None
+    return models[0].id
+
+
+def _periods(settings: Settings) -> Periods:
+    return Periods(conversations=settings.retention_conversations_days, usage=settings.retention_usage_days,
+                   documents=settings.retention_documents_days, audit=settings.retention_audit_days,
+                   sessions=settings.retention_sessions_days)
+
+
+def _identity_provider(settings: Settings) -> OidcClient | None:
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
+        return None
+    return OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id,
+                      client_secret=settings.oidc_client_secret.get_secret_value(), scopes=settings.oidc_scopes,
+                      timeout_s=settings.oidc_timeout_s, require_email_verified=settings.oidc_require_email_verified)
+

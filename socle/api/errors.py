@@ -40,6 +40,8 @@ def error_payload(exc: SocleError) -> dict[str, Any]:
 
 
 def status_of(exc: SocleError) -> int:
+    """The one rule from a domain error to an HTTP status, for the API and the web UI alike: a backend's own
+    refusal (its 4xx) keeps the backend's status, anything unknown is a 500."""
     if isinstance(exc, UpstreamRejected):
         return exc.status
     return STATUS_BY_KIND.get(exc.kind, 500)

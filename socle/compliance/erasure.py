@@ -3,7 +3,7 @@
 In one transaction: their conversations and messages; their collections — those they shared with a group
 or published too, since they are the owner's data and nobody else can manage them — with their documents
 and chunks, vectors and full-text entries (through the chunk store, which knows its engine's indexes);
-their feedback datasets and analyses with their messages and annotations; their API keys and web
+what each installed app keeps of them (its :class:`~socle.apps.base.PersonalData`); their API keys and web
 sessions; the quota rules that name them or one of their keys; and their account with its group
 memberships. Their usage rows are kept for accounting but pseudonymised: the user id becomes a random
 negative number that nothing maps back to the person, the key id is cleared; the role and the group ids
@@ -18,20 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle.apps.base import PersonalData
 from socle.audit.service import Action, AuditTrail
 from socle.db.models import (
     ApiKey,
     Collection,
     Conversation,
     Document,
-    FeedbackAnalysis,
-    FeedbackDataset,
     LoginSession,
     Quota,
     UsageRecord,
@@ -48,7 +48,7 @@ from socle.rag.stores import ChunkStore
 log = logging.getLogger("socle.compliance")
 # The tables whose deleted rows held the person's words (usage rows only change ids: not vacuumed, they are big).
 ERASED_TABLES = ("users", "api_keys", "login_sessions", "conversations", "messages", "collections", "documents",
-                 "chunks", "feedback_datasets", "feedback_messages", "feedback_analyses", "feedback_annotations")
+                 "chunks")  # and the tables of the apps' personal data
 
 
 @dataclass(slots=True)
@@ -60,25 +60,26 @@ class Erased:
     collections: int = 0
     documents: int = 0
     chunks: int = 0
-    feedback_datasets: int = 0
-    feedback_analyses: int = 0
     api_keys: int = 0
     sessions: int = 0
     quotas: int = 0
     usage_pseudonymised: int = 0
+    apps: dict[str, int] = field(default_factory=dict)  # what the apps' personal data counted, by name
     files: list[Path] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in (
-            "conversations", "collections", "documents", "chunks", "feedback_datasets", "feedback_analyses",
-            "api_keys", "sessions", "quotas", "usage_pseudonymised")}
+        return {**{name: getattr(self, name) for name in ("conversations", "collections", "documents", "chunks")},
+                **self.apps, **{name: getattr(self, name) for name in (
+                    "api_keys", "sessions", "quotas", "usage_pseudonymised")}}
 
 
 class ErasureService:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], store: ChunkStore,
                  documents: DocumentService, identity: IdentityService, quotas: QuotaService,
-                 audit: AuditTrail) -> None:
+                 audit: AuditTrail, personal_data: Sequence[PersonalData]) -> None:
         self._engine = engine
+        self._personal_data = personal_data
+        self._tables = (*ERASED_TABLES, *(table for kind in personal_data for table in kind.tables))
         self._sessions = sessions
         self._store = store
         self._documents = documents
@@ -98,7 +99,7 @@ class ErasureService:
             await self._audit.record_in(session, Action.USER_ERASED, actor=actor, target=("user", user_id),
                                         details=erased.counts())  # ids and counts: the record names no one
         await asyncio.to_thread(unlink_all, erased.files)  # only once the rows are gone for good
-        await scrub(self._engine, ERASED_TABLES)
+        await scrub(self._engine, self._tables)
         self._identity.forget_all()
         self._quotas.forget()
         log.info("user %d erased: %s", user_id, erased.counts())
@@ -115,10 +116,8 @@ class ErasureService:
         erased.chunks = await self._store.erase(session, collection_ids=collection_ids)
         erased.collections = await _count(session, delete(Collection).where(Collection.id.in_(collection_ids)))
         erased.conversations = await _count(session, delete(Conversation).where(Conversation.user_id == user_id))
-        erased.feedback_analyses = await _count(session, delete(FeedbackAnalysis)
-                                                .where(FeedbackAnalysis.owner_id == user_id))
-        erased.feedback_datasets = await _count(session, delete(FeedbackDataset)
-                                                .where(FeedbackDataset.owner_id == user_id))
+        for kind in self._personal_data:
+            erased.apps.update(await kind.erase(session, user_id))
         erased.quotas = await _count(session, delete(Quota).where(or_(
             and_(Quota.scope == "user", Quota.subject == str(user_id)),
             and_(Quota.scope == "key", Quota.subject.in_([str(key_id) for key_id in key_ids])))))

@@ -2,11 +2,11 @@
 
 ``donnees.json`` holds their profile (role, groups), their API keys (metadata: never a secret or its hash),
 their web sessions (dates only), the quota rules that bind them, their conversations with every message,
-their collections with their documents and the text the platform extracted from them, their feedback
-datasets with their messages and their analyses, their usage rows, and the audit trail's entries about
-them (as actor or as target). ``fichiers/`` holds the uploads still kept on disk (a file is kept only until
-it is ingested; its text is in the JSON). Everything is read a batch at a time and written to a file as it
-comes, off the event loop: the archive's size never sits in memory.
+their collections with their documents and the text the platform extracted from them, what each installed
+app keeps of them (its :class:`~socle.apps.base.PersonalData`, under the names it gives), their usage rows,
+and the audit trail's entries about them (as actor or as target). ``fichiers/`` holds the uploads still kept
+on disk (a file is kept only until it is ingested; its text is in the JSON). Everything is read a batch at a
+time and written to a file as it comes, off the event loop: the archive's size never sits in memory.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +22,7 @@ from typing import IO, Any
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from socle.apps.base import PersonalData
 from socle.audit import store as audit_store
 from socle.audit.service import Action, AuditTrail
 from socle.audit.store import AuditFilter
@@ -31,9 +32,6 @@ from socle.db.models import (
     Collection,
     Conversation,
     Document,
-    FeedbackAnalysis,
-    FeedbackDataset,
-    FeedbackMessage,
     LoginSession,
     Message,
     Quota,
@@ -55,10 +53,11 @@ _FLUSH_BYTES = 1024 * 1024
 
 class ExportService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], documents: DocumentService,
-                 audit: AuditTrail) -> None:
+                 audit: AuditTrail, personal_data: Sequence[PersonalData]) -> None:
         self._sessions = sessions
         self._documents = documents
         self._audit = audit
+        self._personal_data = personal_data
 
     async def write(self, actor: Principal, user_id: int, target: Path) -> None:
         """Write the archive of ``user_id`` to ``target``: one's own, or anyone's with ``users:admin``
@@ -73,7 +72,8 @@ class ExportService:
         try:
             handle = await asyncio.to_thread(archive.open, DATA_FILE, "w", force_zip64=True)
             try:
-                files = await _Person(self._sessions, self._documents, user_id).write(_Json(handle))
+                files = await _Person(self._sessions, self._documents, self._personal_data,
+                                      user_id).write(_Json(handle))
             finally:
                 await asyncio.to_thread(handle.close)
             for path, name in files:
@@ -99,6 +99,14 @@ class _Json:
 
     async def value(self, value: Any) -> None:
         await self.raw(json.dumps(value, ensure_ascii=False, default=_plain))
+
+    async def streamed(self, row: dict[str, Any]) -> None:
+        """An object whose values may be async iterators of objects: each such value a nested list, streamed."""
+        await self.raw("{")
+        for index, (name, value) in enumerate(row.items()):
+            await self.raw(("," if index else "") + json.dumps(name) + ":")
+            await (self.items(value, self.streamed) if isinstance(value, AsyncIterator) else self.value(value))
+        await self.raw("}")
 
     async def flush(self) -> None:
         data, self._parts, self._size = "".join(self._parts).encode(), [], 0
@@ -128,9 +136,10 @@ class _Person:
     """One person's data, read in batches and written section after section."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], documents: DocumentService,
-                 user_id: int) -> None:
+                 personal_data: Sequence[PersonalData], user_id: int) -> None:
         self._sessions = sessions
         self._documents = documents
+        self._personal_data = personal_data
         self._user_id = user_id
         self._files: list[tuple[Path, str]] = []
 
@@ -170,15 +179,10 @@ class _Person:
         await out.raw(',"collections":')
         await out.items(self._rows(select(Collection).where(Collection.owner_id == uid), Collection.id),
                         lambda c: self._collection(out, c))
-        await out.raw(',"feedback_datasets":')
-        await out.items(self._rows(select(FeedbackDataset).where(FeedbackDataset.owner_id == uid),
-                                   FeedbackDataset.id), lambda d: self._dataset(out, d))
-        await out.raw(',"feedback_analyses":')
-        await out.items(self._rows(select(FeedbackAnalysis).where(FeedbackAnalysis.owner_id == uid),
-                                   FeedbackAnalysis.id),
-                        lambda a: out.value(_columns(a, "id", "dataset_id", "engine", "model", "options", "status",
-                                                     "error", "total", "done", "failed", "tokens", "topics",
-                                                     "created_at", "started_at", "finished_at")))
+        for kind in self._personal_data:
+            async for name, rows in kind.export(uid):
+                await out.raw(f",{json.dumps(name)}:")
+                await out.items(rows, out.streamed)
         await out.raw(',"usage":')
         await out.items(self._rows(select(UsageRecord).where(UsageRecord.user_id == uid), UsageRecord.id),
                         lambda u: out.value(_columns(u, "id", "created_at", "key_id", "role", "group_ids", "model",
@@ -196,18 +200,8 @@ class _Person:
         await out.flush()
         return self._files
 
-    async def _rows(self, query: Select[Any], key: Any) -> AsyncIterator[Any]:
-        """The rows of ``query`` in ``key`` order, a batch per short-lived session (keyset paging)."""
-        after: Any = None
-        while True:
-            page = query if after is None else query.where(key > after)
-            async with self._sessions() as session:
-                rows = list(await session.scalars(page.order_by(key).limit(_BATCH)))
-            for row in rows:
-                yield row
-            if len(rows) < _BATCH:
-                return
-            after = getattr(rows[-1], key.key)
+    def _rows(self, query: Select[Any], key: Any) -> AsyncIterator[Any]:
+        return in_batches(self._sessions, query, key)
 
     async def _conversation(self, out: _Json, conversation: Conversation) -> None:
         await out.raw(json.dumps(_columns(conversation, "id", "title", "model", "collection_ids", "created_at",
@@ -238,14 +232,19 @@ class _Person:
                         lambda c: out.value({"index": c.idx, "page": c.page, "title": c.title, "text": c.text}))
         await out.raw("}")
 
-    async def _dataset(self, out: _Json, dataset: FeedbackDataset) -> None:
-        await out.raw(json.dumps(_columns(dataset, "id", "name", "source", "source_format", "messages", "labelled",
-                                          "created_at"), ensure_ascii=False, default=_plain)[:-1] + ',"items":')
-        await out.items(self._rows(select(FeedbackMessage).where(FeedbackMessage.dataset_id == dataset.id),
-                                   FeedbackMessage.id),
-                        lambda m: out.value(_columns(m, "external_id", "text", "written_on", "service", "channel",
-                                                     "rating", "labels", "extra")))
-        await out.raw("}")
+async def in_batches(sessions: async_sessionmaker[AsyncSession], query: Select[Any], key: Any) -> AsyncIterator[Any]:
+    """The rows of ``query`` in ``key`` order, a batch per short-lived session (keyset paging): what an export
+    streams, however many rows there are."""
+    after: Any = None
+    while True:
+        page = query if after is None else query.where(key > after)
+        async with sessions() as session:
+            rows = list(await session.scalars(page.order_by(key).limit(_BATCH)))
+        for row in rows:
+            yield row
+        if len(rows) < _BATCH:
+            return
+        after = getattr(rows[-1], key.key)
 
 
 def _columns(row: Any, *names: str) -> dict[str, Any]:

@@ -1,22 +1,27 @@
 """The register of processing activities (GDPR art. 30), produced from the platform's actual configuration.
 
 Every recipient is a configured backend, named by its model and the host that serves it (never a URL's
-credentials or path); the retention periods are the ``SOCLE_RETENTION_*`` settings; the security measures
-say what this installation does, including where it falls short of the recommendation (TLS, cookies).
+credentials or path); the retention periods are the ``SOCLE_RETENTION_*`` settings (and each installed
+app's for its own data); the security measures say what this installation does, including where it falls
+short of the recommendation (TLS, cookies). Each installed app's personal data adds its activity.
 """
 from __future__ import annotations
 
 import json
 import urllib.parse
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socle.settings import ModelConfig, Settings
 
-KINDS = ("conversations", "usage", "documents", "feedback", "audit", "sessions")
+if TYPE_CHECKING:
+    from socle.apps.base import PersonalData
+
+KINDS = ("conversations", "usage", "documents", "audit", "sessions")  # the platform's; then the apps'
 _KIND_LABELS = {"conversations": "Conversations", "usage": "Lignes d'usage", "documents": "Documents déposés",
-                "feedback": "Jeux d'avis des usagers", "audit": "Journal d'audit", "sessions": "Sessions web"}
+                "audit": "Journal d'audit", "sessions": "Sessions web"}
 _IN_PROCESS = "sur ce serveur, dans le processus de la plateforme (aucune donnée ne sort)"
 _PUBLIC_TASK = "Mission d'intérêt public (RGPD art. 6.1.e)"
 _AGENTS = "Agents publics de l'administration qui utilisent la plateforme"
@@ -54,9 +59,16 @@ class Register:
     retention: dict[str, str]
     security: list[str]
     transfers: str = _TRANSFERS
+    labels: dict[str, str] = field(default_factory=dict)  # the apps' kinds of data, in French
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        del found["labels"]
+        return found
+
+    def kind_label(self, kind: str) -> str:
+        """A kind of data, in French."""
+        return self.labels.get(kind) or kind_label(kind)
 
     def as_json(self) -> str:
         return json.dumps(self.as_dict(), ensure_ascii=False, indent=2)
@@ -71,9 +83,11 @@ def host_of(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def retention_periods(settings: Settings) -> dict[str, int | None]:
-    """Days each kind of data is kept, from ``SOCLE_RETENTION_<KIND>_DAYS`` (None: no such setting)."""
-    return {kind: getattr(settings, f"retention_{kind}_days", None) for kind in KINDS}
+def retention_periods(settings: Settings, personal_data: Sequence[PersonalData] = ()) -> dict[str, int | None]:
+    """Days each kind of data is kept, from ``SOCLE_RETENTION_<KIND>_DAYS`` (None: no such setting), then the
+    apps' kinds, from their own settings."""
+    return {**{kind: getattr(settings, f"retention_{kind}_days", None) for kind in KINDS},
+            **{data.kind: data.retention_days for data in personal_data}}
 
 
 def kind_label(kind: str) -> str:
@@ -111,7 +125,8 @@ def _storage(settings: Settings) -> list[str]:
     return places
 
 
-def _activities(settings: Settings, recipients: list[Recipient]) -> list[Activity]:
+def _activities(settings: Settings, recipients: list[Recipient],
+                personal_data: Sequence[PersonalData]) -> list[Activity]:
     periods = {kind: _days(days) for kind, days in retention_periods(settings).items()}
     chat = sorted({r.model for r in recipients if r.type == "chat"})
     every_model = sorted({r.model for r in recipients})
@@ -138,17 +153,13 @@ def _activities(settings: Settings, recipients: list[Recipient]) -> list[Activit
                  ["Identifiants de l'utilisateur et de la clé", "Modèle, jetons, durée, coût, énergie"], [],
                  f"Lignes d'usage : {periods['usage']} ; après effacement d'un compte, conservées "
                  "pseudonymisées pour la comptabilité"),
-        Activity("Analyse des avis des usagers", "Caractériser les avis laissés sur les services publics "
-                 "(thèmes, tonalité, urgence) ; les données personnelles détectées sont pseudonymisées",
-                 _PUBLIC_TASK, ["Usagers des services publics (auteurs des avis)"],
-                 ["Texte des avis, service concerné, date, note"], every_model,
-                 f"Jeux d'avis : {periods['feedback']}"),
         Activity("Journal d'audit", "Tracer les actions sensibles pour la sécurité (connexions, clés, "
                  "droits, exports, effacements) et en prouver l'intégrité", "Obligation de sécurité (RGPD art. 32)",
                  [_AGENTS, "Administrateurs"],
                  ["Identifiants de l'auteur et de la cible (jamais de nom ni d'adresse électronique)",
                   "Adresse IP du client", "Action, date et heure"], [],
                  f"Entrées du journal : {periods['audit']}"),
+        *(data.activity(_days(data.retention_days), every_model) for data in personal_data),
     ]
 
 
@@ -175,15 +186,16 @@ def _security(settings: Settings, models: list[ModelConfig]) -> list[str]:
     ]
 
 
-def build(settings: Settings, *, controller: str = "") -> Register:
-    """The register for this configuration (the catalogue is read and validated)."""
+def build(settings: Settings, personal_data: Sequence[PersonalData], *, controller: str = "") -> Register:
+    """The register for this configuration (the catalogue is read and validated) and the installed apps'
+    personal data."""
     models = settings.catalogue().models
     recipients = _recipients(models)
     return Register(generated_at=datetime.now(UTC).isoformat(timespec="seconds"), controller=controller,
-                    storage=_storage(settings), activities=_activities(settings, recipients),
+                    storage=_storage(settings), activities=_activities(settings, recipients, personal_data),
                     recipients=recipients,
-                    retention={kind: _days(days) for kind, days in retention_periods(settings).items()},
-                    security=_security(settings, models))
+                    retention={kind: _days(days) for kind, days in retention_periods(settings, personal_data).items()},
+                    security=_security(settings, models), labels={data.kind: data.label for data in personal_data})
 
 
 def as_markdown(register: Register) -> str:
@@ -205,7 +217,7 @@ def as_markdown(register: Register) -> str:
     lines += [f"| {r.model} | {r.type} | {r.backend} | {r.where} | {r.provider or '—'} |"
               for r in register.recipients]
     lines += ["", "## Durées de conservation", "",
-              *(f"- {kind_label(kind)} : {days}" for kind, days in register.retention.items()), ""]
+              *(f"- {register.kind_label(kind)} : {days}" for kind, days in register.retention.items()), ""]
     lines += ["## Transferts", "", register.transfers, "", "## Mesures de sécurité", "",
               *(f"- {measure}" for measure in register.security), ""]
     return "\n".join(lines)

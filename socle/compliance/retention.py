@@ -4,29 +4,30 @@ Every hour, every process that runs workers enqueues ``compliance.retention`` wi
 ``retention:<day>`` unless that day's run is recorded: whichever process and however many, the day's run
 happens once, and a run cut short by a crash is taken up again by the queue. A run deletes what is older
 than its period: conversations unused, usage rows, uploaded documents (with their chunks, through the
-chunk store, and files), feedback datasets (with their analyses), web sessions expired, and the audit
-trail's oldest entries (through the audit trail, which records the pruning so that its chain still
-verifies). A period of 0 keeps that kind; the audit trail's is at least a year. Each run is recorded with
-its counts.
+chunk store, and files), web sessions expired, the audit trail's oldest entries (through the audit trail,
+which records the pruning so that its chain still verifies), and each installed app's personal data (its
+:class:`~socle.apps.base.PersonalData`, with its own period). A period of 0 keeps that kind; the audit
+trail's is at least a year. Each run is recorded with its counts.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle.apps.base import PersonalData
 from socle.audit.service import AuditTrail
 from socle.compliance.erasure import unlink_all
 from socle.db.models import (
     Collection,
     Conversation,
     Document,
-    FeedbackDataset,
     LoginSession,
     RetentionRun,
     UsageRecord,
@@ -34,30 +35,35 @@ from socle.db.models import (
 )
 from socle.db.scrub import scrub
 from socle.identity.permissions import Permission, Principal, require
+from socle.jobs.kinds import JobKind, Kind
 from socle.jobs.queue import JobQueue
-from socle.jobs.worker import Handler
 from socle.rag.documents import DocumentService
 from socle.rag.stores import ChunkStore
 
 log = logging.getLogger("socle.compliance")
 KIND = "compliance.retention"
-KINDS = ("conversations", "usage", "documents", "feedback", "audit", "sessions")
+KINDS = ("conversations", "usage", "documents", "audit", "sessions")  # the platform's; then the apps'
 _BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Periods:
-    """Days each kind is kept (0: until deleted by hand); the defaults are the settings'."""
+    """Days each kind is kept (0: until deleted by hand): the platform's kinds from its settings, the installed
+    apps' from theirs (``apps``, by kind)."""
 
     conversations: int
     usage: int
     documents: int
-    feedback: int
     audit: int
     sessions: int
+    apps: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (*KINDS, *self.apps)
 
     def of(self, kind: str) -> int:
-        return int(getattr(self, kind))
+        return self.apps[kind] if kind in self.apps else int(getattr(self, kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +74,20 @@ class Overview:
 
 class Retention:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
-                 store: ChunkStore, documents: DocumentService, audit: AuditTrail, periods: Periods) -> None:
+                 store: ChunkStore, documents: DocumentService, audit: AuditTrail, periods: Periods,
+                 personal_data: Sequence[PersonalData]) -> None:
         self._engine = engine
+        self.personal_data = personal_data
         self._sessions = sessions
         self._queue = queue
         self._store = store
         self._documents = documents
         self._audit = audit
-        self.periods = periods
+        self.periods = replace(periods, apps={kind.kind: kind.retention_days for kind in personal_data})
 
     @property
-    def handlers(self) -> dict[str, Handler]:
-        return {KIND: self._handle}
+    def kinds(self) -> list[JobKind]:
+        return [Kind(KIND, self._handle)]
 
     async def schedule(self, now: datetime | None = None) -> int | None:
         """Enqueue the day's run unless it already ran; the job's id (None: already done)."""
@@ -106,16 +114,15 @@ class Retention:
         started = now or utcnow()
         counts: dict[str, int] = {}
         deleters = {"conversations": self._old_conversations, "usage": self._old_usage,
-                    "documents": self._old_documents, "feedback": self._old_feedback, "audit": self._audit.prune,
-                    "sessions": self._old_sessions}
-        for kind in KINDS:
+                    "documents": self._old_documents, "audit": self._audit.prune, "sessions": self._old_sessions,
+                    **{kind.kind: kind.expire for kind in self.personal_data}}
+        for kind in self.periods.kinds:
             days = self.periods.of(kind)
             if days > 0:
                 counts[kind] = await deleters[kind](started - timedelta(days=days))
         if any(counts.values()):
-            await scrub(self._engine, ("conversations", "messages", "usage", "documents", "chunks",
-                                       "feedback_datasets", "feedback_messages", "feedback_analyses",
-                                       "feedback_annotations", "login_sessions", "audit_events"))
+            await scrub(self._engine, ("conversations", "messages", "usage", "documents", "chunks", "login_sessions",
+                                       "audit_events", *(t for kind in self.personal_data for t in kind.tables)))
         async with self._sessions() as session, session.begin():
             run = RetentionRun(day=day, started_at=started, finished_at=utcnow(), counts=counts)
             session.add(run)
@@ -141,9 +148,6 @@ class Retention:
 
     async def _old_usage(self, cutoff: datetime) -> int:
         return await self._deleted(delete(UsageRecord).where(UsageRecord.created_at < cutoff))
-
-    async def _old_feedback(self, cutoff: datetime) -> int:
-        return await self._deleted(delete(FeedbackDataset).where(FeedbackDataset.created_at < cutoff))
 
     async def _old_sessions(self, cutoff: datetime) -> int:
         return await self._deleted(delete(LoginSession).where(LoginSession.expires_at < cutoff))

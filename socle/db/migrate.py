@@ -3,17 +3,28 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+APPS = Path(__file__).parents[1] / "apps"
 
 
 def alembic_config(database_url: str) -> Config:
+    """The platform's migrations and the apps', on one history: every app shipped under ``socle/apps`` (installed
+    or not, so that the history stays whole when one is taken off the list) and every installed one."""
+    from socle.apps import installed_apps
+
+    shipped = sorted(path for path in APPS.glob("*/migrations") if path.is_dir())
+    installed = [app.migrations for app in installed_apps() if app.migrations and app.migrations not in shipped]
+    folders = [MIGRATIONS / "versions", *shipped, *installed]
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(folder) for folder in folders))
     config.set_main_option("sqlalchemy.url", database_url)
     return config
 

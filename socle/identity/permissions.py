@@ -1,10 +1,12 @@
 """Permissions and the caller's identity, as seen by every service.
 
-Roles are rows in the database that hold lists of these permission names; code only ever asks
+Roles are rows in the database that hold lists of permission names (these, and those the installed apps
+add: :class:`Catalogue`); code only ever asks
 "may this principal do X?" through :meth:`Principal.can` or :func:`require`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,11 +26,58 @@ class Permission(StrEnum):
     QUOTAS_ADMIN = "quotas:admin"
     METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
-    FEEDBACK_USE = "feedback:use"  # import and analyse citizens' feedback (the feedback app)
     AUDIT_READ = "audit:read"  # read and export the audit trail and the register of processing activities
 
 
-KNOWN_PERMISSIONS = frozenset(p.value for p in Permission)
+LABELS: dict[str, str] = {
+    Permission.ALL: "Toutes les permissions, y compris celles à venir (administrateur)",
+    Permission.MODELS_READ: "Voir la liste des modèles",
+    Permission.MODELS_USE: "Utiliser les modèles (chat, complétions, embeddings)",
+    Permission.KEYS_OWN: "Créer et révoquer ses propres clés d'API",
+    Permission.KEYS_ALL: "Gérer les clés d'API de tout le monde",
+    Permission.USERS_ADMIN: "Administrer les comptes et les groupes",
+    Permission.ROLES_ADMIN: "Administrer les rôles",
+    Permission.COLLECTIONS_OWN: "Créer des collections de documents et les alimenter",
+    Permission.COLLECTIONS_PUBLISH: "Publier une collection pour tous les utilisateurs",
+    Permission.QUOTAS_ADMIN: "Administrer les quotas",
+    Permission.METRICS_READ: "Lire l'état de santé et les métriques de la plateforme",
+    Permission.USAGE_READ_ALL: "Lire la consommation de tout le monde (tableau de bord)",
+    Permission.AUDIT_READ: "Lire et exporter le journal d'audit et le registre des traitements",
+}
+"""What each of the platform's own permissions allows, in French (the roles page shows it)."""
+assert set(LABELS) == set(Permission)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """Every permission a role may hold: the platform's own and those the installed apps add (``<app>:<verb>``),
+    each with what it allows in French, in the order the roles page lists them."""
+
+    labels: dict[str, str]
+
+    @classmethod
+    def of(cls, added: Iterable[tuple[str, str]] = ()) -> Catalogue:
+        """The platform's permissions, then ``added`` (name, label) pairs; a name given twice is refused."""
+        labels: dict[str, str] = {str(name): label for name, label in LABELS.items()}
+        for name, label in added:
+            if name in labels:
+                raise ValueError(f"the permission {name!r} is declared twice")
+            labels[name] = label
+        return cls(labels)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.labels
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.labels)
+
+    def label(self, name: str) -> str:
+        """What ``name`` allows, in French (its technical name for a permission no longer known)."""
+        return self.labels.get(name, name)
+
+
+PLATFORM_PERMISSIONS = Catalogue.of()
+"""The platform's permissions alone (what a service built without the installed apps knows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +99,7 @@ SYSTEM = Principal(user_id=0, email="system", role="admin", permissions=frozense
 """The operator at the console (CLI): every permission."""
 
 
-def require(principal: Principal, permission: Permission) -> None:
+def require(principal: Principal, permission: Permission | str) -> None:
+    """An app checks its own permissions by name (``"<app>:<verb>"``), the platform by its enum."""
     if not principal.can(permission):
-        raise PermissionDenied(f"This action requires the permission '{permission.value}'.")
+        raise PermissionDenied(f"This action requires the permission '{permission}'.")

@@ -26,7 +26,7 @@ from socle.db.models import ApiKey, Group, LoginSession, Role, User, utcnow
 from socle.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from socle.identity import keys
 from socle.identity.names import canonical_email, lookup_name, new_email, readable_name
-from socle.identity.permissions import KNOWN_PERMISSIONS, SYSTEM, Permission, Principal, require
+from socle.identity.permissions import PLATFORM_PERMISSIONS, SYSTEM, Catalogue, Permission, Principal, require
 
 _BAD_KEY = "Invalid API key: provide a valid key as 'Authorization: Bearer sk-socle-…'."
 _BAD_CREDENTIALS = "Wrong e-mail or password."
@@ -53,13 +53,21 @@ class IssuedKey:
 
 class IdentityService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, *,
-                 cache_ttl_s: float = 5.0) -> None:
+                 permissions: Catalogue = PLATFORM_PERMISSIONS, cache_ttl_s: float = 5.0) -> None:
         self._sessions = sessions
         self._audit = audit
+        self.permissions = permissions  # what a role may hold: the platform's, and the installed apps'
         # Verified keys by public id: keeps the database off the hot path for a few seconds.
         self._cache: TTLCache[str, _CachedKey] | None = (
             TTLCache(maxsize=100_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
         )
+
+    def _checked(self, permissions: list[str]) -> list[str]:
+        unknown = sorted(set(permissions) - set(self.permissions))
+        if unknown:
+            raise InvalidRequest(f"Unknown permissions: {', '.join(unknown)}. "
+                                 f"Known: {', '.join(sorted(self.permissions))}.", param="permissions")
+        return sorted(set(permissions))
 
     # ---- authentication -------------------------------------------------------------------------
 
@@ -367,7 +375,7 @@ class IdentityService:
         if not _ROLE_NAME.fullmatch(name):
             raise InvalidRequest("A role's name has 1 to 64 lowercase letters, digits, '_' or '-'.", param="name",
                                  code="invalid_role_name")
-        role = Role(name=name, description=description, permissions=_checked(permissions), builtin=False)
+        role = Role(name=name, description=description, permissions=self._checked(permissions), builtin=False)
         async with self._sessions() as session, session.begin():
             session.add(role)
             try:
@@ -389,7 +397,7 @@ class IdentityService:
                 if role.name == "admin" and Permission.ALL not in permissions:
                     raise InvalidRequest("The admin role keeps every permission ('*').", param="permissions",
                                          code="admin_keeps_all")
-                role.permissions = _checked(permissions)
+                role.permissions = self._checked(permissions)
             if description is not None:
                 role.description = description
             await self._audit.record_in(session, Action.ROLE_UPDATED, actor=actor, target=("role", role_id),
@@ -479,14 +487,6 @@ def _password_matches(stored_hash: str | None, password: str) -> bool:
         return _HASHER.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _checked(permissions: list[str]) -> list[str]:
-    unknown = sorted(set(permissions) - KNOWN_PERMISSIONS)
-    if unknown:
-        raise InvalidRequest(f"Unknown permissions: {', '.join(unknown)}. Known: {', '.join(sorted(KNOWN_PERMISSIONS))}.",
-                             param="permissions")
-    return sorted(set(permissions))
 
 
 async def _role_by_name(session: AsyncSession, name: str) -> Role:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from socle.errors import NotFound
-from socle.inference.backends import build_backend
 from socle.inference.backends.base import Backend
+from socle.inference.catalogue import build_backend
 from socle.inference.manifest import ModelManifest
 from socle.inference.routing import BackendPool
 from socle.settings import Catalogue, ModelConfig
@@ -36,6 +36,11 @@ class ModelRegistry:
         self._by_name = {name: served for served in self.models for name in (served.id, *served.config.aliases)}
         self._health_interval_s = health_interval_s
         self._checker: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        """The backends are loaded or connected (:meth:`start`), and watched."""
+        return self._checker is not None
 
     def get(self, name: str) -> ServedModel:
         served = self._by_name.get(name)

@@ -15,22 +15,16 @@ from contextlib import aclosing
 
 import orjson
 
+from socle.endpoints import ENDPOINTS_BY_TYPE, GENERATIONS, Endpoint, Json
 from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, SocleError
 from socle.identity.permissions import Permission, Principal, require
-from socle.inference.backends.base import Endpoint, Json
 from socle.inference.registry import ModelRegistry, ServedModel
 from socle.inference.routing import BackendState
 from socle.quotas.limiter import UNLIMITED, Admission, QuotaLimiter
 from socle.usage.events import CallRecord, UsageSink
 
-_ENDPOINTS_BY_TYPE = {
-    "chat": frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
-    "embeddings": frozenset({Endpoint.EMBEDDINGS}),
-    "rerank": frozenset({Endpoint.RERANK}),
-}
 # What another backend may cure: the backend is down, failing or full.
 _RETRYABLE = (BackendError, BackendTimeout, BackendUnavailable)
-_GENERATIONS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 def _status(exc: BaseException) -> str:
@@ -100,7 +94,7 @@ class InferenceService:
         served = self._admit(principal, endpoint, body)
         record = CallRecord(principal, served.id, endpoint.value)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        if endpoint in _GENERATIONS:  # always ask for usage: accounting needs it, whatever the client wants
+        if endpoint in GENERATIONS:  # always ask for usage: accounting needs it, whatever the client wants
             body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         admission = UNLIMITED
         error: SocleError | None = None
@@ -175,7 +169,7 @@ class InferenceService:
         def estimate() -> tuple[int, float]:
             text = body.get("messages") or body.get("prompt") or body.get("input") or ""
             prompt = len(orjson.dumps(text)) // 3 + 16  # about 4 bytes per token: a safe margin
-            completion = 0 if endpoint not in _GENERATIONS else _outputs(endpoint, body) * (
+            completion = 0 if endpoint not in GENERATIONS else _outputs(endpoint, body) * (
                 body.get("max_completion_tokens") or body.get("max_tokens") or self.default_completion_tokens)
             return prompt + completion, served.config.pricing.cost(prompt, completion)
         return estimate
@@ -198,7 +192,7 @@ class InferenceService:
     def _admit(self, principal: Principal, endpoint: Endpoint, body: Json) -> ServedModel:
         require(principal, Permission.MODELS_USE)
         served = self.registry.get(body["model"])
-        if endpoint not in _ENDPOINTS_BY_TYPE[served.config.type]:
+        if endpoint not in ENDPOINTS_BY_TYPE[served.config.type]:
             raise InvalidRequest(
                 f"The model '{served.id}' is a {served.config.type} model: it does not serve /v1/{endpoint}.",
                 param="model", code="model_not_supported")

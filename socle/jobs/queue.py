@@ -9,11 +9,12 @@ serialises writers, which gives the same guarantee: a job is leased by one worke
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,6 +53,17 @@ _WAITING_SINCE = case((Job.status == "queued", Job.run_after), else_=Job.locked_
 class JobQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+
+    def listen(self, kinds: Iterable[str], wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever a job of these kinds is enqueued in this process and committed: its workers
+        look at once rather than at their next poll (other processes find it by polling)."""
+        for kind in kinds:
+            self._listeners.setdefault(kind, []).append(wake)
+
+    def _wake(self, kind: str) -> None:
+        for wake in self._listeners.get(kind, ()):
+            wake()
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, dedupe_key: str | None = None,
                       max_attempts: int = 5, session: AsyncSession | None = None) -> int:
@@ -61,9 +73,13 @@ class JobQueue:
         a duplicate of work already done. Given a ``session``, the job is written in the caller's transaction
         (accepted together)."""
         if session is not None:
+            # Workers are woken when the caller's transaction commits: before, they could not see the job.
+            event.listen(session.sync_session, "after_commit", lambda _: self._wake(kind), once=True)
             return await self._insert(session, kind, payload, dedupe_key, max_attempts)
         async with self._sessions() as own, own.begin():
-            return await self._insert(own, kind, payload, dedupe_key, max_attempts)
+            job_id = await self._insert(own, kind, payload, dedupe_key, max_attempts)
+        self._wake(kind)
+        return job_id
 
     async def _insert(self, session: AsyncSession, kind: str, payload: dict[str, Any], dedupe_key: str | None,
                       max_attempts: int) -> int:

@@ -11,14 +11,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Sequence
 
+from socle.jobs.kinds import JobKind
 from socle.jobs.queue import JobQueue, LeasedJob
 
 log = logging.getLogger("socle.jobs")
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
-GiveUp = Callable[[str, dict[str, Any], str], Awaitable[None]]  # (kind, payload, error): a job failed for good
 
 
 class PermanentError(Exception):
@@ -26,27 +24,26 @@ class PermanentError(Exception):
 
 
 class JobWorkers:
-    def __init__(self, queue: JobQueue, handlers: dict[str, Handler], *, concurrency: int = 2,
-                 lease_s: float = 60.0, poll_s: float = 0.5, backoff_s: float = 2.0,
-                 on_give_up: GiveUp | None = None) -> None:
+    def __init__(self, queue: JobQueue, kinds: Sequence[JobKind], *, concurrency: int = 2,
+                 lease_s: float = 60.0, poll_s: float = 0.5, backoff_s: float = 2.0) -> None:
         self._queue = queue
-        self._handlers = handlers
-        self._on_give_up = on_give_up
+        self._kinds = {kind.name: kind for kind in kinds}
         self._concurrency = concurrency
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._backoff_s = backoff_s
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        queue.listen(self._kinds, self._wake.set)  # a job of ours enqueued in this process: look now
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._kinds)
 
     def start(self) -> None:
         prefix = f"{socket.gethostname()}:{os.getpid()}"
         self._tasks = [asyncio.create_task(self._loop(f"{prefix}:{i}"), name=f"job-worker-{i}")
                        for i in range(self._concurrency)]
-
-    def notify(self) -> None:
-        """A job was just enqueued: look now rather than at the next poll."""
-        self._wake.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -54,7 +51,7 @@ class JobWorkers:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _loop(self, worker: str) -> None:
-        kinds = list(self._handlers)
+        kinds = list(self._kinds)
         while True:
             try:
                 job = await self._queue.claim(worker, kinds, lease_s=self._lease_s)
@@ -71,7 +68,7 @@ class JobWorkers:
     async def _run(self, job: LeasedJob, worker: str) -> None:
         renewal = asyncio.create_task(self._keep_leased(job, worker))
         try:
-            await self._handlers[job.kind](job.payload)
+            await self._kinds[job.kind].run(job.payload)
         except asyncio.CancelledError:
             raise  # stopping: the lease runs out and the job comes back
         except PermanentError as exc:
@@ -91,11 +88,10 @@ class JobWorkers:
 
     async def _give_up(self, job: LeasedJob, error: str) -> None:
         """Tell the job's owner that it will not run again, so that what waits on it can say so."""
-        if self._on_give_up is not None:
-            try:
-                await self._on_give_up(job.kind, job.payload, error)
-            except Exception:
-                log.exception("job %d (%s): could not record its failure", job.id, job.kind)
+        try:
+            await self._kinds[job.kind].give_up(job.payload, error)
+        except Exception:
+            log.exception("job %d (%s): could not record its failure", job.id, job.kind)
 
     async def _keep_leased(self, job: LeasedJob, worker: str) -> None:
         while True:

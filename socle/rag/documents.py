@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -36,12 +35,11 @@ _COPY_BLOCK = 1024 * 1024
 
 class DocumentService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, files: Path, *,
-                 max_bytes: int, on_enqueue: Callable[[], None] = lambda: None) -> None:
+                 max_bytes: int) -> None:
         self._sessions = sessions
         self._queue = queue
         self.files = files
         self._max_bytes = max_bytes
-        self.on_enqueue = on_enqueue
 
     def path(self, document_id: int) -> Path:
         """Where an accepted document's file waits for its ingestion."""
@@ -120,7 +118,6 @@ class DocumentService:
             if existing is None:
                 raise
             return existing, False
-        self.on_enqueue()
         return document, True
 
     async def list(self, actor: Principal, *, collection_id: int | None = None, limit: int = 100,

@@ -16,9 +16,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Chunk, Collection, Document, utcnow
+from socle.endpoints import Endpoint
 from socle.identity.permissions import Permission, Principal
-from socle.inference.backends.base import Endpoint
 from socle.inference.service import InferenceService
+from socle.jobs.kinds import JobKind, Kind
 from socle.jobs.queue import JobQueue
 from socle.jobs.worker import PermanentError
 from socle.rag.chunking import chunk_document
@@ -52,17 +53,18 @@ class Ingestion:
         self._batching = asyncio.Lock()
 
     @property
-    def handlers(self) -> dict[str, Any]:
-        return {INGEST: self.ingest, EMBED: self.embed}
+    def kinds(self) -> list[JobKind]:
+        """Parsing a document, then embedding its chunks (an embedding job that gives up leaves its document
+        found by its words)."""
+        return [Kind(INGEST, self.ingest, self.give_up), Kind(EMBED, self.embed)]
 
-    async def give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+    async def give_up(self, payload: dict[str, Any], error: str) -> None:
         """An ingestion job whose attempts are spent fails its document, with the reason, rather than leaving
-        it processing for ever (an embedding job that gives up leaves its document found by its words)."""
-        if kind == INGEST:
-            async with self._sessions() as session, session.begin():
-                await session.execute(update(Document).where(
-                    Document.id == int(payload["document_id"]), Document.status.in_(("queued", "processing")))
-                    .values(status="failed", error=error[:2000], updated_at=utcnow()))
+        it processing for ever."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(Document).where(
+                Document.id == int(payload["document_id"]), Document.status.in_(("queued", "processing")))
+                .values(status="failed", error=error[:2000], updated_at=utcnow()))
 
     async def ingest(self, payload: dict[str, Any]) -> None:
         document_id = int(payload["document_id"])

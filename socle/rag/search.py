@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Chunk, Collection, Document
+from socle.endpoints import Endpoint
 from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
 from socle.identity.permissions import Principal
-from socle.inference.backends.base import Endpoint
 from socle.inference.service import InferenceService
 from socle.rag.collections import readable
 from socle.rag.lexical import query_terms

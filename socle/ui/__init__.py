@@ -3,20 +3,24 @@ servants who never see the API.
 
 HTTP only, like ``socle.api``: each page acts as the signed-in user's :class:`Principal` through the
 platform's services, so the UI obeys exactly the API's rules. The DSFR's assets are installed by the build
-(``make install``) under ``static/dsfr``: nothing is loaded from elsewhere at run time.
+(``make install``) under ``static/dsfr``: nothing is loaded from elsewhere at run time. Installed apps add
+their pages, templates, static files and menu entries (:class:`socle.apps.base.Web`).
 """
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from socle.apps.base import App, NavLink
+from socle.identity.permissions import Principal
 from socle.ui.routes import (
     admin,
     audit,
     auth,
-    avis,
     chat,
     compliance,
     documents,
@@ -26,20 +30,38 @@ from socle.ui.routes import (
     usage,
 )
 from socle.ui.security import SecurityHeaders
-from socle.ui.web import EXCEPTION_HANDLERS, STATIC_DIR
+from socle.ui.web import EXCEPTION_HANDLERS, STATIC_DIR, TEMPLATES
 
 UPLOAD_PATH = "/ui/api/documents"
-FEEDBACK_UPLOAD_PATH = avis.IMPORT_PATH  # a file of citizens' feedback: the upload limit too
 log = logging.getLogger("socle.ui")
 
 
-def install(app: FastAPI) -> None:
-    """Routes, static assets, security headers and the UI's own error handling."""
+def _menu(links: Sequence[NavLink], principal: Principal) -> list[tuple[str, str]]:
+    """The apps' entries of the main menu that this person may open."""
+    return [(link.path, link.label) for link in links if principal.can(link.permission)]
+
+
+def install(app: FastAPI, apps: Sequence[App]) -> None:
+    """Routes, static assets, security headers and the UI's own error handling; the apps' pages after the
+    platform's."""
     if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
         log.warning("the DSFR's assets are missing from %s: run `make install` (pages will be unstyled)",
                     STATIC_DIR / "dsfr")
-    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, avis, compliance, audit):
+    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit):
         app.include_router(module.router)
+    links = []
+    for installed in apps:
+        web = installed.web()
+        for router in web.ui:
+            app.include_router(router)
+        searchpath: list[str] = TEMPLATES.env.loader.searchpath  # type: ignore[union-attr]
+        if web.templates is not None and str(web.templates) not in searchpath:
+            searchpath.append(str(web.templates))
+        if web.static is not None:
+            app.mount(f"/ui/static/{installed.name}", StaticFiles(directory=web.static),
+                      name=f"ui-static-{installed.name}")
+        links.extend(web.nav)
+    TEMPLATES.env.globals["app_menu"] = functools.partial(_menu, links)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     for exception, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)

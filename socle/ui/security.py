@@ -15,7 +15,6 @@ import hmac
 import re
 import urllib.parse
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,9 +26,8 @@ from socle.api.origin import forwarded_client, trusted_proxies
 from socle.errors import Unauthenticated
 from socle.identity.oidc import OidcClient
 from socle.identity.permissions import Principal
+from socle.identity.sessions import OpenSession, SessionStore
 from socle.identity.throttle import SignInThrottle
-from socle.quotas.limiter import storage_for
-from socle.ui.sessions import OpenSession, SessionStore
 
 COOKIE = "socle_session"
 LOGIN_COOKIE = "socle_connexion"
@@ -61,43 +59,18 @@ class Visitor:
 
 
 def session_store(request: Request) -> SessionStore:
-    """One store per app, built on first use (the platform is opened in the app's lifespan)."""
-    store: SessionStore | None = getattr(request.app.state, "ui_sessions", None)
-    if store is None:
-        p = platform(request)
-        store = SessionStore(p.sessions, lifetime=timedelta(hours=p.settings.ui_session_hours),
-                             idle=timedelta(minutes=p.settings.ui_session_idle_minutes))
-        request.app.state.ui_sessions = store
-    return store
+    """The web sessions, built with the platform."""
+    return platform(request).web_sessions
 
 
 def sign_in_throttle(request: Request) -> SignInThrottle:
-    """The counters of failed password sign-ins, in the quotas' storage (memory, or Redis when configured)."""
-    throttle: SignInThrottle | None = getattr(request.app.state, "ui_sign_in_throttle", None)
-    if throttle is None:
-        settings = platform(request).settings
-        throttle = SignInThrottle(storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix,
-                                              timeout_s=settings.redis_timeout_s),
-                                  per_account=settings.ui_sign_in_failures_per_account,
-                                  per_address=settings.ui_sign_in_failures_per_ip,
-                                  window_minutes=settings.ui_sign_in_window_minutes)
-        request.app.state.ui_sign_in_throttle = throttle
-    return throttle
+    """The counters of failed password sign-ins, built with the platform."""
+    return platform(request).sign_in_throttle
 
 
 def identity_provider(request: Request) -> OidcClient | None:
     """ProConnect's client when it is configured (``SOCLE_OIDC_ISSUER``), else None: no button, no routes."""
-    state = request.app.state
-    if not hasattr(state, "ui_oidc"):
-        settings = platform(request).settings
-        state.ui_oidc = None
-        if settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret:
-            state.ui_oidc = OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id,
-                                       client_secret=settings.oidc_client_secret.get_secret_value(),
-                                       scopes=settings.oidc_scopes, timeout_s=settings.oidc_timeout_s,
-                                       require_email_verified=settings.oidc_require_email_verified)
-    client: OidcClient | None = state.ui_oidc
-    return client
+    return platform(request).identity_provider
 
 
 def public_url(request: Request, path: str) -> str:
@@ -165,7 +138,6 @@ async def current_session(request: Request) -> OpenSession | None:
 
 async def visitor(request: Request) -> Visitor:
     """Deny by default: every page but sign-in takes this dependency."""
-    identity_provider(request)  # built before the page: its sign-out form may lead to the provider
     opened = await current_session(request)
     if opened is None:
         raise SignInRequired()
@@ -177,7 +149,9 @@ async def visitor(request: Request) -> Visitor:
     if request.method not in _SAFE_METHODS:
         if not same_origin(request) or not tokens_match(await presented_token(request), opened.csrf_token):
             raise CsrfRejected()
-    return Visitor(principal, opened)
+    present = Visitor(principal, opened)
+    request.state.visitor = present  # the error page still shows who is signed in, should the page fail
+    return present
 
 
 SignedIn = Annotated[Visitor, Depends(visitor)]
@@ -236,7 +210,8 @@ class SecurityHeaders:
 def _policy(scope: Scope) -> tuple[bytes, bytes]:
     """The content security policy, letting forms lead to the identity provider's origins (read when the
     response starts: the request may just have discovered them)."""
-    client: OidcClient | None = getattr(getattr(scope.get("app"), "state", None), "ui_oidc", None)
+    built = getattr(getattr(scope.get("app"), "state", None), "platform", None)
+    client: OidcClient | None = getattr(built, "identity_provider", None)
     origins = sorted(o for o in client.origins() if _ORIGIN.fullmatch(o)) if client is not None else []
     targets = "".join(f" {origin}" for origin in origins)
     return b"content-security-policy", _POLICY.format(targets=targets).encode()

@@ -1,8 +1,15 @@
-"""Rendering pages: the templates, the French wording of errors and notices, and the error pages."""
+"""Rendering pages: the templates, the French wording of errors and notices, and the error pages.
+
+A :class:`SocleError` that a page lets through is the UI's exception handler's: the DSFR error page in French
+(JSON for the pages' own fetches under ``/ui/api/``), with the status the API would answer
+(``socle.api.errors.status_of``, the one rule). A page catches an error only to show it on the form that
+caused it (:func:`inline`).
+"""
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -13,9 +20,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from socle import __version__
 from socle.api.errors import HANDLERS as API_HANDLERS
-from socle.api.errors import STATUS_BY_KIND
+from socle.api.errors import status_of
 from socle.api.strict import UnreadableInput
-from socle.errors import SocleError
+from socle.errors import RateLimited, SocleError
+from socle.formats import french_number
 from socle.identity.permissions import Permission
 from socle.ui import markdown
 from socle.ui.security import CsrfRejected, SignInRequired, Visitor
@@ -25,7 +33,7 @@ STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .html template
 TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
 TEMPLATES.env.filters["markdown"] = lambda text: Markup(markdown.to_html(text))  # raw HTML escaped by to_html
-TEMPLATES.env.filters["nombre"] = lambda value: f"{value:,}".replace(",", "\u202f")  # 12 345, the French way
+TEMPLATES.env.filters["nombre"] = french_number  # 12 345, the French way
 API_PREFIX = "/ui/api/"
 
 # Notices after a redirect are named by a fixed code, never by text taken from the URL.
@@ -111,11 +119,20 @@ def french(exc: SocleError) -> str:
         return _MESSAGES_BY_KIND[exc.kind]
     if exc.kind == "invalid_request":
         return f"Demande invalide : {exc.message}"
+    if exc.kind == "upstream_rejected":
+        return f"Le modèle a refusé la demande : {exc.message}"
     return "Une erreur est survenue. Réessayez ; si elle persiste, prévenez l'équipe qui administre la plateforme."
 
 
-def status_of(exc: SocleError) -> int:
-    return STATUS_BY_KIND.get(exc.kind, 500)
+class Inline(TypedDict):
+    status_code: int
+    error: str
+
+
+def inline(exc: SocleError) -> Inline:
+    """A refusal shown on the form that caused it, the page re-rendered around it: the API's status, the French
+    words (``**inline(exc)`` into the page's own renderer)."""
+    return {"status_code": status_of(exc), "error": french(exc)}
 
 
 def page(request: Request, template: str, visitor: Visitor | None, *, title: str, status_code: int = 200,
@@ -134,6 +151,19 @@ def error_page(request: Request, visitor: Visitor | None, status_code: int, mess
     if request.url.path.startswith(API_PREFIX):
         return JSONResponse({"error": {"message": message}}, status_code=status_code)
     return page(request, "erreur.html", visitor, title="Erreur", status_code=status_code, message=message)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """Any :class:`SocleError` a page lets through, under the API's status rule; the API's routes keep their
+    error envelope."""
+    assert isinstance(exc, SocleError)
+    if not request.url.path.startswith("/ui/"):
+        return await API_HANDLERS[SocleError](request, exc)
+    visitor: Visitor | None = getattr(request.state, "visitor", None)  # set once the session is resolved
+    response = error_page(request, visitor, status_of(exc), french(exc))
+    if isinstance(exc, RateLimited):
+        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
 
 
 async def sign_in_required(request: Request, _: Exception) -> Response:
@@ -158,5 +188,5 @@ async def invalid_input(request: Request, exc: Exception) -> Response:
                       "valeur que la plateforme ne peut pas accepter. Revenez à la page précédente et corrigez-la.")
 
 
-EXCEPTION_HANDLERS = {SignInRequired: sign_in_required, CsrfRejected: csrf_rejected,
+EXCEPTION_HANDLERS = {SocleError: refused, SignInRequired: sign_in_required, CsrfRejected: csrf_rejected,
                       RequestValidationError: invalid_input, UnreadableInput: invalid_input}

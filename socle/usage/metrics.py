@@ -16,12 +16,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from socle.endpoints import Endpoint
 from socle.inference.registry import ModelRegistry
 from socle.jobs.watchdog import JobWatchdog
 from socle.usage.events import CallRecord
 
-_OPERATIONS = {"chat/completions": "chat", "completions": "text_completion", "embeddings": "embeddings",
-               "rerank": "rerank"}
+# OpenTelemetry's gen_ai.operation.name of each endpoint
+_OPERATIONS = {Endpoint.CHAT: "chat", Endpoint.COMPLETIONS: "text_completion", Endpoint.EMBEDDINGS: "embeddings",
+               Endpoint.RERANK: "rerank"}
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from socle.apps.feedback.models import FeedbackDataset, FeedbackMessage
 from socle.audit import store as audit_store
 from socle.audit.chain import Sealed
 from socle.compliance.retention import KIND
@@ -20,8 +21,6 @@ from socle.db.models import (
     Collection,
     Conversation,
     Document,
-    FeedbackDataset,
-    FeedbackMessage,
     Job,
     LoginSession,
     Message,
@@ -33,7 +32,7 @@ from socle.db.models import (
 )
 from socle.identity.permissions import SYSTEM
 from socle.jobs.worker import JobWorkers
-from socle.platform import Platform
+from socle.platform import Mode, Platform
 from socle.settings import Settings
 
 NOW = utcnow()
@@ -47,9 +46,9 @@ async def platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     migrate.upgrade(url)
     settings = Settings(data_dir=tmp_path, database_url=url, retention_documents_days=30,
                         retention_audit_days=365, _env_file=None)  # type: ignore[call-arg]
-    opened = Platform.open(settings)
+    opened = Platform.build(settings, Mode.ADMIN)
     yield opened
-    await opened.engine.dispose()
+    await opened.close()
 
 
 async def seed(p: Platform) -> dict[str, int]:
@@ -101,7 +100,7 @@ async def run_the_job(p: Platform) -> None:
     """As the platform does it: the day's job enqueued, then run by a worker."""
     job_id = await p.retention.schedule()
     assert job_id is not None
-    workers = JobWorkers(p.jobs, p.retention.handlers, concurrency=1, poll_s=0.05)
+    workers = JobWorkers(p.jobs, p.retention.kinds, concurrency=1, poll_s=0.05)
     workers.start()
     try:
         for _ in range(600):
@@ -162,7 +161,7 @@ async def test_a_period_of_zero_keeps_that_kind(tmp_path: Path) -> None:
     migrate.upgrade(url)
     settings = Settings(data_dir=tmp_path, database_url=url, retention_conversations_days=0,
                         retention_usage_days=0, _env_file=None)  # type: ignore[call-arg]
-    p = Platform.open(settings)
+    p = Platform.build(settings, Mode.ADMIN)
     try:
         await seed(p)
         run = await p.retention.run(NOW.date().isoformat())

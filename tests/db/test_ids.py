@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Integer, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from socle.apps import installed_apps
 from socle.db import migrate
 from socle.db.models import Base
 from socle.db.session import create_engine
@@ -30,7 +31,9 @@ async def engine(url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def _id_tables() -> list[Table]:
-    """Every table whose key is one integer id (the ORM's, so that a table added later is checked too)."""
+    """Every table whose key is one integer id (the ORM's, so that a table added later is checked too; the
+    installed apps' tables join the metadata when their modules are imported)."""
+    installed_apps()
     return [table for table in Base.metadata.sorted_tables
             if len(table.primary_key.columns) == 1 and isinstance(table.primary_key.columns[0].type, Integer)]
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from socle.jobs.kinds import Kind
 from socle.jobs.queue import JobQueue
 from socle.jobs.worker import JobWorkers, PermanentError
 
@@ -66,11 +68,13 @@ async def test_workers_retry_then_fail_and_stop_at_a_permanent_error(queue: JobQ
 
     given_up: list[tuple[str, dict[str, Any], str]] = []
 
-    async def give_up(kind: str, payload: dict[str, Any], error: str) -> None:
-        given_up.append((kind, payload, error))
+    def kind(name: str, run: Callable[[dict[str, Any]], Awaitable[None]]) -> Kind:
+        async def give_up(payload: dict[str, Any], error: str) -> None:
+            given_up.append((name, payload, error))
+        return Kind(name, run, give_up)
 
-    workers = JobWorkers(queue, {"flaky": flaky, "broken": broken, "corrupt": corrupt}, concurrency=2,
-                         lease_s=10, poll_s=0.05, backoff_s=0.05, on_give_up=give_up)
+    workers = JobWorkers(queue, [kind("flaky", flaky), kind("broken", broken), kind("corrupt", corrupt)],
+                         concurrency=2, lease_s=10, poll_s=0.05, backoff_s=0.05)
     ids = {kind: await queue.enqueue(kind, {"kind": kind}, max_attempts=3) for kind in calls}
     workers.start()
     try:

@@ -1,4 +1,6 @@
 """An OpenAI-compatible backend whose every answer tries to inject HTML: the web UI must show it as text.
+Like a real model, it refuses (HTTP 400, OpenAI's error envelope) a conversation longer than its context,
+and its refusal tries the same.
 
     python -m tests.ui.hostile_backend --port 19002
 """
@@ -18,6 +20,8 @@ from starlette.routing import Route
 ANSWER = ("Voici **la réponse** <script>window.__pwned = 1</script> et "
           "<img src=x onerror=\"window.__pwned = 2\"> puis [un lien](javascript:window.__pwned=3).")
 PIECES = [ANSWER[i:i + 12] for i in range(0, len(ANSWER), 12)]  # tags cut across chunks, as a model would
+CONTEXT_CHARS = 40_000
+REFUSAL = "context too long <img src=x onerror=\"window.__pwned = 4\">"
 
 
 def _chunk(content: str | None, finish: str | None = None) -> dict:
@@ -37,6 +41,9 @@ async def _events() -> AsyncIterator[bytes]:
 
 async def chat(request: Request) -> Response:
     body = await request.json()
+    if sum(len(str(message.get("content") or "")) for message in body.get("messages") or ()) > CONTEXT_CHARS:
+        return JSONResponse({"error": {"message": REFUSAL, "type": "invalid_request_error",
+                                       "code": "context_length_exceeded"}}, status_code=400)
     if body.get("stream"):
         return StreamingResponse(_events(), media_type="text/event-stream")
     return JSONResponse({"id": "chatcmpl-hostile", "object": "chat.completion", "created": int(time.time()),

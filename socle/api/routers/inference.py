@@ -19,8 +19,8 @@ from socle.api.schemas import (
     result_out,
 )
 from socle.api.strict import StrictRoute
+from socle.endpoints import Endpoint, Json
 from socle.errors import SocleError
-from socle.inference.backends.base import Endpoint, Json
 from socle.rag.answering import search_option
 
 router = APIRouter(prefix="/v1", tags=["inference"], route_class=StrictRoute)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +18,7 @@ from openpyxl import load_workbook
 
 from socle.apps.feedback.taxonomy import SENTIMENTS
 from socle.errors import InvalidRequest
+from socle.text import compact
 
 MAX_TEXT = 20_000  # characters kept of one message
 FIELDS = ("text", "id", "date", "service", "channel", "rating")
@@ -58,8 +58,7 @@ class Parsed:
 
 
 def _key(name: object) -> str:
-    folded = unicodedata.normalize("NFKD", str(name or "").casefold())
-    return re.sub(r"[^a-z0-9]", "", "".join(c for c in folded if not unicodedata.combining(c)))
+    return compact(str(name or ""))
 
 
 def parse(filename: str, data: bytes, mapping: Mapping[str, str] | None = None, *,

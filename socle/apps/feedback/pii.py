@@ -20,7 +20,7 @@ import phonenumbers
 from stdnum import iban as _iban
 from stdnum.fr import nir as _nir
 
-from socle.rag.lexical import fold
+from socle.text import fold
 
 KINDS = ("email", "iban", "nir", "identifier", "phone", "address", "name")  # overlaps: the first kind wins
 LABELS = {"name": "NOM", "email": "EMAIL", "phone": "TELEPHONE", "nir": "NIR", "iban": "IBAN",

@@ -8,8 +8,8 @@ import orjson
 
 from socle.apps.feedback.engines.base import EngineContext
 from socle.apps.feedback.schema import REPLY_MAX
-from socle.apps.feedback.topics import Namer
-from socle.inference.backends.base import Endpoint
+from socle.endpoints import Endpoint
+from socle.rag.topics import Namer
 
 MAX_TOKENS = 300
 _TONE = ("Tu rédiges, pour un agent d'une administration française, le brouillon d'une réponse à un usager qui a "

@@ -8,12 +8,11 @@ followed by the table of its figures for those who cannot see it.
 """
 from __future__ import annotations
 
-import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,12 @@ import pygal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from pygal.etree import etree
-from pygal.style import Style
 
+from socle import charts
+from socle.apps.feedback.models import FeedbackAnalysis, FeedbackDataset
 from socle.apps.feedback.service import AnnotatedMessage
 from socle.apps.feedback.taxonomy import SENTIMENT_FR, SENTIMENTS, Taxonomy
-from socle.db.models import FeedbackAnalysis, FeedbackDataset
+from socle.formats import french_number
 
 TEMPLATES = Path(__file__).with_name("templates")
 ENGINES_FR = {"embedding": "plongements sémantiques (embedding), hors ligne",
@@ -40,10 +40,7 @@ EXAMPLES = 3  # irritant sentences shown per group
 EXCERPT = 600  # characters of a message shown beside its irritant
 URGENT_SHOWN = 200  # the most recent; the CSV has them all
 
-# The DSFR's illustrative colours (the web UI's), contrasted enough against white; sentiments by meaning.
-PALETTE = ("#000091", "#009081", "#c3992a", "#ce614a", "#a558a0", "#417dc4", "#716043", "#3a3a3a")
-SENTIMENT_COLOURS = {"negative": "#ce0500", "neutral": "#666666", "positive": "#18753c"}
-_SVG = "{http://www.w3.org/2000/svg}"
+SENTIMENT_COLOURS = {"negative": "#ce0500", "neutral": "#666666", "positive": "#18753c"}  # by meaning
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +143,7 @@ def render_report_fragment(analysis: FeedbackAnalysis, dataset: FeedbackDataset,
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters["nombre"] = french_number
+    env.filters["nombre"] = partial(french_number, decimals=0)  # counts
     env.filters["jour"] = french_day
     return env
 
@@ -218,7 +215,7 @@ def _themes_over_time(valid: Valid, taxonomy: Taxonomy) -> Chart | None:
     svg = _chart(kind, "Messages par mois et par thème",
                  "Nombre de messages de chaque thème, mois par mois (un message peut relever de plusieurs "
                  "thèmes).",
-                 labels, series, colours=PALETTE, height=400)
+                 labels, series, colours=charts.PALETTE, height=400)
     return Chart("themes-par-mois", "Messages par mois et par thème",
                  "Un message peut relever de plusieurs thèmes : il compte alors dans chacun.", svg,
                  ["Mois", *themes, "Messages du mois"],
@@ -269,7 +266,7 @@ def _counts_chart(id_: str, title: str, counts: Counter[str], keys: list[str], n
     drawn = list(reversed(keys))
     svg = _chart("hbar", title,
                  f"{title} : nombre de messages où l'analyse l'a relevé, du plus au moins fréquent.",
-                 [names[k] for k in drawn], [("Messages", [counts[k] for k in drawn])], colours=PALETTE,
+                 [names[k] for k in drawn], [("Messages", [counts[k] for k in drawn])], colours=charts.PALETTE,
                  height=120 + 34 * max(len(drawn), 1))
     return Chart(id_, title, "Un message peut en relever plusieurs, ou aucun.", svg,
                  [header, "Messages", "Part des messages analysés"],
@@ -315,15 +312,6 @@ def _topic(raw: dict[str, Any]) -> Topic:
 
 # -- charts -------------------------------------------------------------------------------------------
 
-def _style(colours: Sequence[str], *, values_inside: bool) -> Style:
-    return Style(value_colors=("#ffffff",) * len(colours) if values_inside else (),  # on the dark bars
-                 background="transparent", plot_background="transparent", foreground="#3a3a3a",
-                 foreground_strong="#161616", foreground_subtle="#dddddd", opacity="0.9", opacity_hover="1",
-                 font_family="Marianne, Arial, sans-serif", label_font_size=13, major_label_font_size=13,
-                 legend_font_size=14, value_font_size=12, tooltip_font_size=13, no_data_font_size=18,
-                 colors=tuple(colours))
-
-
 _KINDS = {"line": pygal.Line, "bar": pygal.Bar, "hbar": pygal.HorizontalBar,
           "hstacked": pygal.HorizontalStackedBar}
 
@@ -332,18 +320,18 @@ def _chart(kind: str, title: str, description: str, x_labels: Sequence[str],
            series: Sequence[tuple[str, Sequence[int]]], *, colours: Sequence[str], height: int) -> Markup:
     every = max(1, len(x_labels) // 12)
     chart = _KINDS[kind](
-        style=_style(colours, values_inside=kind in ("hbar", "hstacked")),
+        style=charts.style(colours, values_inside=kind in ("hbar", "hstacked")),
         js=[],  # pygal's default tooltip script comes from a CDN: none
         disable_xml_declaration=True, width=900, height=max(height, 220), explicit_size=False,
         legend_at_bottom=True, legend_at_bottom_columns=3, truncate_legend=40, truncate_label=45,
         x_label_rotation=0, show_minor_x_labels=every == 1, x_labels_major_every=every,
         print_values=kind in ("hbar", "hstacked"), print_zeroes=False, show_legend=len(series) > 1,
-        no_data_text="Aucune donnée", value_formatter=french_number, dots_size=3, min_scale=1, max_scale=6)
+        no_data_text="Aucune donnée", value_formatter=charts.value_text, dots_size=3, min_scale=1, max_scale=6)
     chart.x_labels = list(x_labels)
     top = max((sum(column) if kind == "hstacked" else max(column)
                for column in zip(*(values for _, values in series), strict=True)), default=0)
     if top:
-        chart.y_labels = whole_numbers(top)  # pygal's own marks may be fractions of a message
+        chart.y_labels = charts.whole_numbers(top)  # pygal's own marks may be fractions of a message
     for name, values in series:
         chart.add(name, list(values))
     return _accessible(chart.render_tree(), title, description)
@@ -352,12 +340,9 @@ def _chart(kind: str, title: str, description: str, x_labels: Sequence[str],
 def _accessible(tree: Any, title: str, description: str) -> Markup:
     """No script (pygal's configuration and tooltips), no comment; a ``<title>`` and a ``<desc>`` that name the
     image for screen readers and browsers alike."""
-    for parent in list(tree.iter()):
-        for child in list(parent):
-            if child.tag in (f"{_SVG}script", "script") or not isinstance(child.tag, str):
-                parent.remove(child)
+    tree = charts.without_scripts(tree)
     chart_id = tree.get("id") or "graphique"
-    name, desc = etree.Element(f"{_SVG}title"), etree.Element(f"{_SVG}desc")
+    name, desc = etree.Element(f"{charts.SVG}title"), etree.Element(f"{charts.SVG}desc")
     name.text, desc.text = title, description
     name.set("id", f"{chart_id}-titre")
     desc.set("id", f"{chart_id}-description")
@@ -370,21 +355,7 @@ def _accessible(tree: Any, title: str, description: str) -> Markup:
     return Markup(etree.tostring(tree, encoding="unicode"))  # lxml escapes every text it writes
 
 
-def whole_numbers(top: float) -> list[int]:
-    """Axis marks: whole numbers, at most six, on a 1-2-5 scale."""
-    step, factors = 1, itertools.cycle((2, 2.5, 2))
-    while top / step > 5:
-        step = int(step * next(factors))
-    return list(range(0, int(top) + step, step))
-
-
 # -- French formats ------------------------------------------------------------------------------------
-
-def french_number(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:,.0f}".replace(",", "\u202f")
-
 
 def french_day(day: str | None) -> str:
     parsed = _day(day)

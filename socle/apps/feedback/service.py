@@ -4,7 +4,7 @@ it, and reading its annotations."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,9 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.apps.feedback.importing import parse
-from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage, utcnow
+from socle.apps.feedback.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage
+from socle.apps.feedback.permissions import USE
+from socle.db.models import utcnow
 from socle.errors import Conflict, InvalidRequest, NotFound
 from socle.identity.permissions import Permission, Principal, require
 from socle.jobs.queue import JobQueue
@@ -50,20 +52,18 @@ def owned(column: Any, principal: Principal) -> ColumnElement[bool]:
 
 class FeedbackService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, *,
-                 max_messages: int = 100_000, max_upload_bytes: int = 100 * 1024 * 1024,
-                 on_enqueue: Callable[[], None] = lambda: None) -> None:
+                 max_messages: int = 100_000, max_upload_bytes: int = 100 * 1024 * 1024) -> None:
         self._sessions = sessions
         self._queue = queue
         self.max_messages = max_messages
         self.max_upload_bytes = max_upload_bytes
-        self.on_enqueue = on_enqueue
 
     # -- datasets ---------------------------------------------------------------------------------
     async def import_file(self, actor: Principal, name: str, filename: str, data: bytes,
                           mapping: Mapping[str, str] | None = None) -> Imported:
         """Add a file's messages to the dataset ``name`` (created if new); a message already there (same
         id) is kept as it is, so importing the same export again adds only what is new."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidRequest("A dataset needs a name of 1 to 200 characters.", param="name")
@@ -92,14 +92,14 @@ class FeedbackService:
         return Imported(dataset, len(fresh), len(parsed.records) - len(fresh), parsed.skipped)
 
     async def list_datasets(self, actor: Principal) -> list[FeedbackDataset]:
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session:
             return list(await session.scalars(select(FeedbackDataset).where(owned(FeedbackDataset.owner_id, actor))
                                               .order_by(FeedbackDataset.id.desc())))
 
     async def get_dataset(self, actor: Principal, dataset: int | str) -> FeedbackDataset:
         """By id, or by name (what the CLI is given)."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session:
             return await self._dataset(session, actor, dataset)
 
@@ -112,7 +112,7 @@ class FeedbackService:
         return found
 
     async def delete_dataset(self, actor: Principal, dataset_id: int) -> None:
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session, session.begin():
             dataset = await self._dataset(session, actor, dataset_id)
             running = await session.scalar(select(func.count()).select_from(FeedbackAnalysis).where(
@@ -123,7 +123,7 @@ class FeedbackService:
 
     async def messages(self, actor: Principal, dataset_id: int) -> list[FeedbackMessage]:
         """Every message of a dataset, in import order (evaluation and estimates read them all)."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session:
             dataset = await self._dataset(session, actor, dataset_id)
             return list(await session.scalars(select(FeedbackMessage).where(FeedbackMessage.dataset_id == dataset.id)
@@ -133,7 +133,7 @@ class FeedbackService:
     async def start(self, actor: Principal, dataset_id: int, *, engine: str, model: str,
                     token_budget: int | None = None, options: dict[str, Any] | None = None) -> FeedbackAnalysis:
         """Accept an analysis and its job together: from then on it runs, and resumes after a crash."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         require(actor, Permission.MODELS_USE)
         if token_budget is not None and token_budget < 1:
             raise InvalidRequest("token_budget must be a positive number of tokens.", param="token_budget")
@@ -149,12 +149,11 @@ class FeedbackService:
             await session.flush()
             await self._queue.enqueue(ANALYZE, {"analysis_id": analysis.id, "run": 0},
                                       dedupe_key=f"{ANALYZE}:{analysis.id}:0", max_attempts=10, session=session)
-        self.on_enqueue()
         return analysis
 
     async def resume(self, actor: Principal, analysis_id: int, *, token_budget: int | None = None) -> FeedbackAnalysis:
         """Start a stopped analysis again (its budget or quota ran out): only the messages left are done."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session, session.begin():
             analysis = await self._analysis(session, actor, analysis_id)
             if analysis.status in ACTIVE or analysis.status == "done":
@@ -166,16 +165,15 @@ class FeedbackService:
                 analysis.token_budget = token_budget
             await self._queue.enqueue(ANALYZE, {"analysis_id": analysis.id, "run": runs},
                                       dedupe_key=f"{ANALYZE}:{analysis.id}:{runs}", max_attempts=10, session=session)
-        self.on_enqueue()
         return analysis
 
     async def get(self, actor: Principal, analysis_id: int) -> FeedbackAnalysis:
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session:
             return await self._analysis(session, actor, analysis_id)
 
     async def list_analyses(self, actor: Principal, dataset_id: int | None = None) -> list[FeedbackAnalysis]:
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         query = select(FeedbackAnalysis).where(owned(FeedbackAnalysis.owner_id, actor))
         if dataset_id is not None:
             query = query.where(FeedbackAnalysis.dataset_id == dataset_id)
@@ -192,7 +190,7 @@ class FeedbackService:
 
     async def annotations(self, actor: Principal, analysis_id: int) -> list[AnnotatedMessage]:
         """An analysis' annotations with their messages, in import order."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session:
             analysis = await self._analysis(session, actor, analysis_id)
             rows = await session.execute(
@@ -203,7 +201,7 @@ class FeedbackService:
 
     async def cancel(self, actor: Principal, analysis_id: int) -> FeedbackAnalysis:
         """Stop an analysis at its next batch; what is annotated stays, and it can be resumed."""
-        require(actor, Permission.FEEDBACK_USE)
+        require(actor, USE)
         async with self._sessions() as session, session.begin():
             analysis = await self._analysis(session, actor, analysis_id)
             if analysis.status in ACTIVE:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from socle.errors import InvalidRequest
-from socle.rag.lexical import fold
+from socle.text import fold
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
 SENTIMENTS = ("negative", "neutral", "positive")

@@ -6,9 +6,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from socle.apps import installed_apps
 from socle.db.models import Base
 from socle.db.session import create_engine
 
+installed_apps()  # their tables join the shared metadata
 target_metadata = Base.metadata
 
 

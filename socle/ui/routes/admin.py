@@ -20,7 +20,7 @@ from socle.identity.permissions import Permission, require
 from socle.quotas.service import PERIODS, SCOPES
 from socle.ui.paging import Paging
 from socle.ui.security import SignedIn, Visitor, platform
-from socle.ui.web import error_page, french, page, redirect, status_of
+from socle.ui.web import error_page, inline, page, redirect
 
 router = APIRouter(prefix="/ui/admin", include_in_schema=False, route_class=StrictRoute)
 SCOPE_LABELS = {"user": "Un utilisateur", "group": "Un groupe", "role": "Chaque utilisateur d'un rôle",
@@ -53,7 +53,7 @@ async def create_user(request: Request, visitor: SignedIn, email: Text = "", nam
         await platform(request).identity.create_user(visitor.principal, email=email, name=name.strip(), role=role,
                                                      groups=groups or [])
     except SocleError as exc:
-        return await _users(request, visitor, status_code=status_of(exc), error=french(exc),
+        return await _users(request, visitor, **inline(exc),
                             form={"email": email, "name": name, "role": role, "groups": groups or []})
     return redirect("/ui/admin/utilisateurs?ok=utilisateur-cree")
 
@@ -70,7 +70,7 @@ async def update_user(user_id: Id, request: Request, visitor: SignedIn, name: Na
         await platform(request).identity.update_user(visitor.principal, user_id, name=name.strip(), role=role,
                                                      groups=groups or [])
     except SocleError as exc:
-        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+        return await _user(request, visitor, user_id, **inline(exc))
     return redirect(f"/ui/admin/utilisateurs/{user_id}?ok=utilisateur-modifie")
 
 
@@ -82,7 +82,7 @@ async def set_active(user_id: Id, request: Request, visitor: SignedIn,
             raise InvalidRequest("vous ne pouvez pas désactiver votre propre compte.", param="user_id")
         await platform(request).identity.update_user(visitor.principal, user_id, is_active=active == "1")
     except SocleError as exc:
-        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+        return await _user(request, visitor, user_id, **inline(exc))
     done = "utilisateur-reactive" if active == "1" else "utilisateur-desactive"
     return redirect(f"/ui/admin/utilisateurs/{user_id}?ok={done}")
 
@@ -93,20 +93,17 @@ async def erase_user(user_id: Id, request: Request, visitor: SignedIn) -> Respon
     try:
         await platform(request).erasure.erase_user(visitor.principal, user_id)
     except SocleError as exc:
-        return await _user(request, visitor, user_id, status_code=status_of(exc), error=french(exc))
+        return await _user(request, visitor, user_id, **inline(exc))
     return redirect("/ui/admin/utilisateurs?ok=utilisateur-supprime")
 
 
 async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
                  **context: Any) -> Response:
     identity, actor = platform(request).identity, visitor.principal
-    try:
-        paging = Paging.of(requested, await identity.count_users(actor), per_page=USERS_PER_PAGE,
-                           path="/ui/admin/utilisateurs")
-        users = await identity.list_users(actor, limit=paging.per_page, offset=paging.offset)
-        roles, groups = await identity.list_roles(actor), await identity.list_groups(actor)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    paging = Paging.of(requested, await identity.count_users(actor), per_page=USERS_PER_PAGE,
+                       path="/ui/admin/utilisateurs")
+    users = await identity.list_users(actor, limit=paging.per_page, offset=paging.offset)
+    roles, groups = await identity.list_roles(actor), await identity.list_groups(actor)
     return page(request, "admin_utilisateurs.html", visitor, title="Utilisateurs", status_code=status_code,
                 users=users, roles=roles, groups=groups, paging=paging, **context)
 
@@ -114,12 +111,9 @@ async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, 
 async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code: int = 200,
                 **context: Any) -> Response:
     identity = platform(request).identity
-    try:
-        roles = await identity.list_roles(visitor.principal)
-        user = await identity.get_user(visitor.principal, user_id)
-        groups = await identity.list_groups(visitor.principal)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    roles = await identity.list_roles(visitor.principal)
+    user = await identity.get_user(visitor.principal, user_id)
+    groups = await identity.list_groups(visitor.principal)
     return page(request, "admin_utilisateur.html", visitor, title=f"Utilisateur {user.email}",
                 status_code=status_code, user=user, roles=roles, groups=groups,
                 member_of={g.name for g in user.groups}, **context)
@@ -141,7 +135,7 @@ async def create_group(request: Request, visitor: SignedIn, name: Name = "",
         await platform(request).identity.create_group(visitor.principal, name=name.strip(),
                                                       description=description.strip())
     except SocleError as exc:
-        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _groups(request, visitor, **inline(exc))
     return redirect("/ui/admin/groupes?ok=groupe-cree")
 
 
@@ -152,7 +146,7 @@ async def add_member(group_id: Id, request: Request, visitor: SignedIn, email: T
         user = await identity.find_user(visitor.principal, email)
         await identity.set_membership(visitor.principal, group_id, user.id, member=True)
     except SocleError as exc:
-        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _groups(request, visitor, **inline(exc))
     return redirect("/ui/admin/groupes?ok=membre-ajoute")
 
 
@@ -161,7 +155,7 @@ async def remove_member(group_id: Id, user_id: Id, request: Request, visitor: Si
     try:
         await platform(request).identity.set_membership(visitor.principal, group_id, user_id, member=False)
     except SocleError as exc:
-        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _groups(request, visitor, **inline(exc))
     return redirect("/ui/admin/groupes?ok=membre-retire")
 
 
@@ -171,19 +165,16 @@ async def delete_group(group_id: Id, request: Request, visitor: SignedIn) -> Res
     try:
         await platform(request).identity.delete_group(visitor.principal, group_id)
     except SocleError as exc:
-        return await _groups(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _groups(request, visitor, **inline(exc))
     return redirect("/ui/admin/groupes?ok=groupe-supprime")
 
 
 async def _groups(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
                   **context: Any) -> Response:
     identity, actor = platform(request).identity, visitor.principal
-    try:
-        paging = Paging.of(requested, await identity.count_groups(actor), per_page=GROUPS_PER_PAGE,
-                           path="/ui/admin/groupes")
-        groups = await identity.list_groups(actor, limit=paging.per_page, offset=paging.offset)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    paging = Paging.of(requested, await identity.count_groups(actor), per_page=GROUPS_PER_PAGE,
+                       path="/ui/admin/groupes")
+    groups = await identity.list_groups(actor, limit=paging.per_page, offset=paging.offset)
     return page(request, "admin_groupes.html", visitor, title="Groupes", status_code=status_code, groups=groups,
                 paging=paging, **context)
 
@@ -206,16 +197,13 @@ async def create_quota(request: Request, visitor: SignedIn, scope: Text = "", su
         await platform(request).quotas.create(visitor.principal, scope=scope, subject=subject.strip(),
                                               model=model.strip() or None, budget_period=budget_period, **limits)
     except SocleError as exc:
-        return await _quotas(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _quotas(request, visitor, **inline(exc))
     return redirect("/ui/admin/quotas?ok=quota-cree")
 
 
 @router.post("/quotas/{quota_id}/supprimer")
 async def delete_quota(quota_id: Id, request: Request, visitor: SignedIn) -> Response:
-    try:
-        await platform(request).quotas.delete(visitor.principal, quota_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    await platform(request).quotas.delete(visitor.principal, quota_id)
     return redirect("/ui/admin/quotas?ok=quota-supprime")
 
 
@@ -233,11 +221,8 @@ def _number(name: str, value: str) -> int | float | None:
 async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200, requested: str | None = None,
                   **context: Any) -> Response:
     service, actor = platform(request).quotas, visitor.principal
-    try:
-        paging = Paging.of(requested, await service.count(actor), per_page=QUOTAS_PER_PAGE, path="/ui/admin/quotas")
-        quotas = await service.list(actor, limit=paging.per_page, offset=paging.offset)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    paging = Paging.of(requested, await service.count(actor), per_page=QUOTAS_PER_PAGE, path="/ui/admin/quotas")
+    quotas = await service.list(actor, limit=paging.per_page, offset=paging.offset)
     return page(request, "admin_quotas.html", visitor, title="Quotas", status_code=status_code, quotas=quotas,
                 scopes=SCOPE_LABELS, periods=PERIOD_LABELS, limits=LIMITS, paging=paging,
                 currency=platform(request).usage.currency, **context)
@@ -247,10 +232,7 @@ async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200,
 
 @router.get("/modeles")
 async def backends_page(request: Request, visitor: SignedIn) -> Response:
-    try:
-        require(visitor.principal, Permission.METRICS_READ)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    require(visitor.principal, Permission.METRICS_READ)
     inference = platform(request).inference
     if inference is None:
         return error_page(request, visitor, 503, "Les modèles ne sont pas chargés sur ce serveur.")

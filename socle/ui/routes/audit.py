@@ -14,11 +14,11 @@ from socle.audit.exports import actor_label, csv_chunks
 from socle.audit.service import Action
 from socle.audit.store import AuditFilter
 from socle.compliance import register
-from socle.errors import InvalidRequest, SocleError
+from socle.errors import InvalidRequest
 from socle.identity.permissions import Permission, require
 from socle.ui.paging import Paging
-from socle.ui.security import SignedIn, Visitor, platform
-from socle.ui.web import error_page, french, page, status_of
+from socle.ui.security import SignedIn, platform
+from socle.ui.web import french, page
 
 router = APIRouter(prefix="/ui/admin", include_in_schema=False, route_class=StrictRoute)
 EVENTS_PER_PAGE = 50
@@ -49,7 +49,16 @@ assert set(ACTION_LABELS) == set(Action)
 Text = Annotated[str | None, Query(max_length=64)]
 
 
-def _filters(action: str | None, acteur: str | None, depuis: str | None, jusqu_au: str | None) -> AuditFilter:
+def _vocabulary(request: Request) -> tuple[dict[str, str], dict[str, str]]:
+    """The actions' labels and families: the platform's, then each installed app's (under its name)."""
+    apps = [installed.app for installed in platform(request).apps.values()]
+    labels = {**ACTION_LABELS, **{action: label for app in apps for action, label in app.audit_actions.items()}}
+    families = {**FAMILIES, **{f"{app.name}.": app.title for app in apps if app.audit_actions}}
+    return labels, families
+
+
+def _filters(request: Request, action: str | None, acteur: str | None, depuis: str | None,
+             jusqu_au: str | None) -> AuditFilter:
     """The page's filters (French names, dates as the date fields send them) as the trail's."""
     def day(value: str | None, name: str) -> datetime | None:
         if not value:
@@ -62,7 +71,8 @@ def _filters(action: str | None, acteur: str | None, depuis: str | None, jusqu_a
     if acteur and not acteur.isdigit():
         raise InvalidRequest("l'auteur est désigné par le numéro de son compte.", param="acteur")
     until = day(jusqu_au, "jusqu_au")
-    return AuditFilter(action=action if action in FAMILIES or action in ACTION_LABELS else None,
+    labels, families = _vocabulary(request)
+    return AuditFilter(action=action if action in families or action in labels else None,
                        actor_user_id=int(acteur) if acteur and int(acteur) < 2**63 else None,
                        since=day(depuis, "depuis"),
                        until=until + timedelta(days=1) if until else None)  # the whole of that day
@@ -73,49 +83,38 @@ async def audit_page(request: Request, visitor: SignedIn, action: Text = None, a
                      depuis: Text = None, jusqu_au: Text = None,
                      number: Annotated[str | None, Query(alias="page", max_length=10)] = None) -> Response:
     trail = platform(request).audit
+    labels, families = _vocabulary(request)
     form = {name: value or "" for name, value in
             (("action", action), ("acteur", acteur), ("depuis", depuis), ("jusqu_au", jusqu_au))}
     query = urlencode({name: value for name, value in form.items() if value})
     try:
-        filters = _filters(action, acteur, depuis, jusqu_au)
+        filters = _filters(request, action, acteur, depuis, jusqu_au)
         paging = Paging.of(number, await trail.count(visitor.principal, filters), per_page=EVENTS_PER_PAGE,
                            path="/ui/admin/audit" + (f"?{query}" if query else ""))
         events = await trail.events(visitor.principal, filters, limit=paging.per_page, offset=paging.offset)
-    except SocleError as exc:
-        return _refused(request, visitor, exc, form)
+    except InvalidRequest as exc:  # a filter the page cannot read: the page, empty, says which
+        return page(request, "admin_audit.html", visitor, title="Journal d'audit", status_code=400, events=[],
+                    paging=Paging.of(1, 0, per_page=EVENTS_PER_PAGE, path="/ui/admin/audit"), form=form, query="",
+                    labels=labels, families=families, channels=CHANNELS, actor_label=actor_label,
+                    error=french(exc))
     return page(request, "admin_audit.html", visitor, title="Journal d'audit", events=events, paging=paging,
-                form=form, query=query, labels=ACTION_LABELS, families=FAMILIES, channels=CHANNELS,
+                form=form, query=query, labels=labels, families=families, channels=CHANNELS,
                 actor_label=actor_label)
 
 
 @router.get("/audit.csv")
 async def audit_csv(request: Request, visitor: SignedIn, action: Text = None, acteur: Text = None,
                     depuis: Text = None, jusqu_au: Text = None) -> Response:
-    try:
-        filters = _filters(action, acteur, depuis, jusqu_au)
-        rows = await platform(request).audit.export(visitor.principal, filters)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    filters = _filters(request, action, acteur, depuis, jusqu_au)
+    rows = await platform(request).audit.export(visitor.principal, filters)
     return StreamingResponse(csv_chunks(rows), media_type="text/csv; charset=utf-8",
                              headers={"content-disposition": 'attachment; filename="journal-audit.csv"'})
 
 
 @router.get("/registre")
 async def register_page(request: Request, visitor: SignedIn) -> Response:
-    try:
-        require(visitor.principal, Permission.AUDIT_READ)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
-    built = register.build(platform(request).settings)
+    require(visitor.principal, Permission.AUDIT_READ)
+    built = register.build(platform(request).settings, platform(request).personal_data)
     return page(request, "admin_registre.html", visitor, title="Registre des activités de traitement",
-                register=built, kind_label=register.kind_label)
+                register=built, kind_label=built.kind_label)
 
-
-def _refused(request: Request, visitor: Visitor, exc: SocleError, form: dict[str, str]) -> Response:
-    if exc.kind == "invalid_request":  # a filter the page cannot read: the page, empty, says which
-        return page(request, "admin_audit.html", visitor, title="Journal d'audit", status_code=400, events=[],
-                    paging=Paging.of(1, 0, per_page=EVENTS_PER_PAGE, path="/ui/admin/audit"), form=form,
-                    query="",
-                    labels=ACTION_LABELS, families=FAMILIES, channels=CHANNELS, actor_label=actor_label,
-                    error=french(exc))
-    return error_page(request, visitor, status_of(exc), french(exc))

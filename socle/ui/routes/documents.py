@@ -13,7 +13,7 @@ from socle.db.models import Collection, Document
 from socle.errors import NotFound, SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
-from socle.ui.web import error_page, french, page, redirect, status_of
+from socle.ui.web import inline, page, redirect
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 VISIBILITIES = {"private": "Privée", "group": "Mon groupe", "public": "Publique"}
@@ -43,18 +43,15 @@ async def create_collection(request: Request, visitor: SignedIn, name: Annotated
             visitor.principal, name=name.strip(), description=description.strip(), visibility=visibility,
             group_id=group_id)
     except SocleError as exc:
-        return await _collections(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _collections(request, visitor, **inline(exc))
     return redirect(f"/ui/documents/{collection.id}?ok=collection-creee")
 
 
 @router.get("/documents/{collection_id}")
 async def collection_page(collection_id: Id, request: Request, visitor: SignedIn) -> Response:
     p = platform(request)
-    try:
-        collection = await p.collections.get(visitor.principal, collection_id)
-        documents = await p.documents.list(visitor.principal, collection_id=collection_id, limit=1000)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    collection = await p.collections.get(visitor.principal, collection_id)
+    documents = await p.documents.list(visitor.principal, collection_id=collection_id, limit=1000)
     return page(request, "collection.html", visitor, title=collection.name, collection=collection,
                 documents=documents, writable=writable(visitor, collection), visibilities=VISIBILITIES,
                 accepted=ACCEPTED)
@@ -64,32 +61,23 @@ async def collection_page(collection_id: Id, request: Request, visitor: SignedIn
 async def document_page(collection_id: Id, document_id: Id, request: Request, visitor: SignedIn) -> Response:
     """A document's passages, each with its anchor (``#passage-N``): where the sources of an answer lead."""
     p = platform(request)
-    try:
-        collection = await p.collections.get(visitor.principal, collection_id)
-        document, chunks = await p.documents.chunks(visitor.principal, document_id, limit=PASSAGES)
-        if document.collection_id != collection_id:
-            raise NotFound(f"Document {document_id} not found.", param="document_id")
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    collection = await p.collections.get(visitor.principal, collection_id)
+    document, chunks = await p.documents.chunks(visitor.principal, document_id, limit=PASSAGES)
+    if document.collection_id != collection_id:
+        raise NotFound(f"Document {document_id} not found.", param="document_id")
     return page(request, "document.html", visitor, title=document.name, collection=collection, document=document,
                 chunks=chunks, more=document.chunks > len(chunks))
 
 
 @router.post("/documents/{collection_id}/supprimer")
 async def delete_collection(collection_id: Id, request: Request, visitor: SignedIn) -> Response:
-    try:
-        await platform(request).collections.delete(visitor.principal, collection_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    await platform(request).collections.delete(visitor.principal, collection_id)
     return redirect("/ui/documents?ok=collection-supprimee")
 
 
 @router.post("/documents/{collection_id}/documents/{document_id}/supprimer")
 async def delete_document(collection_id: Id, document_id: Id, request: Request, visitor: SignedIn) -> Response:
-    try:
-        await platform(request).documents.delete(visitor.principal, document_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    await platform(request).documents.delete(visitor.principal, document_id)
     return redirect(f"/ui/documents/{collection_id}?ok=document-supprime")
 
 
@@ -97,20 +85,14 @@ async def delete_document(collection_id: Id, document_id: Id, request: Request, 
 async def upload(request: Request, visitor: SignedIn, file: Annotated[UploadFile, File()],
                  collection: Annotated[Id, Form()]) -> Response:
     """One file (the page sends each file of a selection on its own, to show its progress)."""
-    try:
-        document, created = await platform(request).documents.upload(visitor.principal, collection,
-                                                                     file.filename or "", file.file)
-    except SocleError as exc:
-        return JSONResponse({"error": {"message": french(exc)}}, status_code=status_of(exc))
+    document, created = await platform(request).documents.upload(visitor.principal, collection,
+                                                                 file.filename or "", file.file)
     return JSONResponse(document_json(document), status_code=201 if created else 200)
 
 
 @router.get("/api/documents/{document_id}")
 async def document_state(document_id: Id, request: Request, visitor: SignedIn) -> Response:
-    try:
-        document = await platform(request).documents.get(visitor.principal, document_id)
-    except SocleError as exc:
-        return JSONResponse({"error": {"message": french(exc)}}, status_code=status_of(exc))
+    document = await platform(request).documents.get(visitor.principal, document_id)
     return JSONResponse(document_json(document))
 
 

@@ -13,7 +13,7 @@ from socle.db.models import utcnow
 from socle.errors import SocleError
 from socle.identity.keys import PREFIX
 from socle.ui.security import SignedIn, Visitor, platform
-from socle.ui.web import error_page, french, page, redirect, status_of
+from socle.ui.web import inline, page, redirect
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 EXPIRIES = {"": "Jamais", "30": "Dans 30 jours", "90": "Dans 90 jours", "365": "Dans un an"}
@@ -34,23 +34,17 @@ async def create_key(request: Request, visitor: SignedIn, name: Annotated[str, F
         issued = await platform(request).identity.create_key(visitor.principal, name=name.strip(),
                                                              expires_at=expires_at)
     except SocleError as exc:
-        return await _render(request, visitor, status_code=status_of(exc), error=french(exc))
+        return await _render(request, visitor, **inline(exc))
     return await _render(request, visitor, status_code=201, secret=issued.secret, created=issued.key.name)
 
 
 @router.post("/cles/{key_id}/revoquer")
 async def revoke_key(key_id: Id, request: Request, visitor: SignedIn) -> Response:
-    try:
-        await platform(request).identity.revoke_key(visitor.principal, key_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    await platform(request).identity.revoke_key(visitor.principal, key_id)
     return redirect("/ui/cles?ok=cle-revoquee")
 
 
 async def _render(request: Request, visitor: Visitor, *, status_code: int = 200, **context: object) -> Response:
-    try:
-        keys = await platform(request).identity.list_keys(visitor.principal, user_id=visitor.principal.user_id)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    keys = await platform(request).identity.list_keys(visitor.principal, user_id=visitor.principal.user_id)
     return page(request, "cles.html", visitor, title="Mes clés d'API", status_code=status_code, keys=keys,
                 prefix=PREFIX, expiries=EXPIRIES, now=utcnow(), **context)

@@ -23,7 +23,7 @@ from socle.errors import SocleError, Unauthenticated
 from socle.identity.oidc import Attempt
 from socle.ui import security
 from socle.ui.routes.auth import check_login_token, safe_next, sign_in_page, signed_in
-from socle.ui.web import error_page, french, redirect, status_of
+from socle.ui.web import error_page, inline, redirect
 
 router = APIRouter(prefix="/ui/connexion/proconnect", include_in_schema=False, route_class=StrictRoute)
 log = logging.getLogger("socle.ui")
@@ -51,7 +51,7 @@ async def start(request: Request, csrf_token: Annotated[str, Form(max_length=100
     try:
         url = await provider.authorization_url(attempt, _redirect_uri(request))
     except SocleError as exc:
-        return await sign_in_page(request, suivant, status_code=status_of(exc), error=french(exc))
+        return await sign_in_page(request, suivant, **inline(exc))
     response = redirect(url)
     security.set_cookie(response, request, ATTEMPT_COOKIE, _encode(attempt, safe_next(suivant)),
                         max_age=_ATTEMPT_TTL_S, path=ATTEMPT_PATH)
@@ -77,7 +77,7 @@ async def finish(request: Request) -> Response:
         log.info("ProConnect sign-in refused (%s): %s", exc.code, exc.message)
         await security.platform(request).audit.record(
             Action.SIGN_IN_FAILED, details={"method": "proconnect", "reason": exc.code or exc.kind})
-        response = await sign_in_page(request, target, status_code=status_of(exc), error=french(exc))
+        response = await sign_in_page(request, target, **inline(exc))
     else:
         response = await signed_in(request, principal.user_id, target, id_token=person.id_token)
     security.clear_cookie(response, request, ATTEMPT_COOKIE, path=ATTEMPT_PATH)  # an attempt is used once

@@ -16,12 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from socle import charts
 from socle.api.strict import StrictRoute
-from socle.errors import SocleError
 from socle.spreadsheets import safe_cell
-from socle.ui import charts
 from socle.ui.security import SignedIn, platform
-from socle.ui.web import error_page, french, page, status_of
+from socle.ui.web import page
 from socle.usage.service import UsageFilter
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
@@ -73,11 +72,8 @@ def per_day_and_model(rows: Sequence[dict[str, Any]], days: Sequence[str], field
 async def my_usage(request: Request, visitor: SignedIn, periode: str | None = None) -> Response:
     period = Period.of(periode)
     mine = UsageFilter(user_id=visitor.principal.user_id, since=period.since)  # an admin's own, too
-    try:
-        rows = await platform(request).usage.totals(visitor.principal, mine, ["day", "model"])
-        by_model = await platform(request).usage.totals(visitor.principal, mine, ["model"])
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    rows = await platform(request).usage.totals(visitor.principal, mine, ["day", "model"])
+    by_model = await platform(request).usage.totals(visitor.principal, mine, ["model"])
     return page(request, "consommation.html", visitor, title="Ma consommation", periods=PERIODS, period=period,
                 rows=rows, by_model=by_model, long_day=long_day,
                 requests_chart=charts.bars("Requêtes par jour et par modèle", period.labels,
@@ -91,15 +87,12 @@ async def dashboard(request: Request, visitor: SignedIn, periode: str | None = N
     period = Period.of(periode)
     p, actor = platform(request), visitor.principal
     window = UsageFilter(since=period.since)
-    try:
-        active = await p.usage.active_users(actor, window)  # usage:read_all, or refused here
-        rows = await p.usage.totals(actor, window, ["day", "model"])
-        overall = await p.usage.totals(actor, window, [])
-        documents, new_documents = await p.documents.count_all(actor), await p.documents.count_all(
-            actor, since=period.since)
-        ratings = await p.conversations.ratings(actor, since=period.since)
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    active = await p.usage.active_users(actor, window)  # usage:read_all, or refused here
+    rows = await p.usage.totals(actor, window, ["day", "model"])
+    overall = await p.usage.totals(actor, window, [])
+    documents = await p.documents.count_all(actor)
+    new_documents = await p.documents.count_all(actor, since=period.since)
+    ratings = await p.conversations.ratings(actor, since=period.since)
     weeks = list(active.per_week)
     up = {day: sum(r.up for r in ratings if r.day == day) for day in period.days}
     down = {day: sum(r.down for r in ratings if r.day == day) for day in period.days}
@@ -130,11 +123,8 @@ async def usage_csv(request: Request, visitor: SignedIn, periode: str | None = N
     period = Period.of(periode)
     actor = visitor.principal
     filters = UsageFilter(since=period.since, user_id=None if perimetre == "plateforme" else actor.user_id)
-    try:
-        rows = await platform(request).usage.totals(actor, filters, ["day", "model", "user"])
-        emails = await platform(request).usage.emails(actor, {int(row["user"]) for row in rows})
-    except SocleError as exc:
-        return error_page(request, visitor, status_of(exc), french(exc))
+    rows = await platform(request).usage.totals(actor, filters, ["day", "model", "user"])
+    emails = await platform(request).usage.emails(actor, {int(row["user"]) for row in rows})
     name = f"consommation-{'plateforme' if filters.user_id is None else 'moi'}-{period.days[-1]}.csv"
     return Response(to_csv(rows, emails), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{name}"'})

@@ -24,10 +24,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from socle.apps.feedback.exports import annotations_csv
+from socle.apps.feedback.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage
 from socle.apps.feedback.report import render_report, render_report_fragment
 from socle.apps.feedback.service import AnnotatedMessage
 from socle.apps.feedback.taxonomy import load_taxonomy
-from socle.db.models import FeedbackAnalysis, FeedbackAnnotation, FeedbackDataset, FeedbackMessage
 from tests.support.servers import ROOT, Server, start_server, stop
 from tests.ui.conftest import ENV, Account, check_page, chromium, csrf_of, http_sign_in, new_account, sign_in
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from socle.endpoints import Endpoint
 from socle.errors import BackendError, InvalidRequest
-from socle.inference.backends.base import Endpoint
-from socle.inference.backends.llamacpp import LlamaCppBackend
-from socle.settings import LlamaCppBackendConfig
+from socle.inference.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig
 from tests.support.gguf_files import FORBIDDEN, LOOPING, REFUSING, with_chat_template
 
 HELLO = {"messages": [{"role": "user", "content": "Bonjour"}], "max_tokens": 2}

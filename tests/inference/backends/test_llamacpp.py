@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from socle.endpoints import Endpoint
 from socle.errors import BackendTimeout, BackendUnavailable, InvalidRequest
-from socle.inference.backends.base import Endpoint
-from socle.inference.backends.llamacpp import LlamaCppBackend, bundled_smollm2
-from socle.settings import LlamaCppBackendConfig
+from socle.inference.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig, bundled_smollm2
 
 # SmolLM2's special tokens (<|endoftext|>, <|im_start|>, <|im_end|>) forbidden: a generation runs its length.
 NO_END = {"0": -100, "1": -100, "2": -100}
@@ -99,8 +98,7 @@ async def test_a_prompt_longer_than_the_context_is_a_clear_error(backend: LlamaC
 # overlapping would leave them there (in about one round in two).
 LOAD_AT_ONCE = """
 import asyncio, os
-from socle.inference.backends.llamacpp import LlamaCppBackend
-from socle.settings import LlamaCppBackendConfig
+from socle.inference.backends.llamacpp import LlamaCppBackend, LlamaCppBackendConfig
 
 async def main() -> None:
     for turn in range(5):

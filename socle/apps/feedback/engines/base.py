@@ -12,8 +12,8 @@ import numpy as np
 from socle.apps.feedback.pii import without_placeholders
 from socle.apps.feedback.schema import AnnotationValidator
 from socle.apps.feedback.taxonomy import Taxonomy
+from socle.endpoints import Endpoint
 from socle.identity.permissions import Principal
-from socle.inference.backends.base import Endpoint
 from socle.inference.service import InferenceService
 
 

@@ -25,7 +25,7 @@ from cachetools import LRUCache
 from socle.apps.feedback.engines.base import EngineContext, Example, Item, Outcome
 from socle.apps.feedback.schema import IRRITANT_MAX, MAX_LABELS
 from socle.apps.feedback.taxonomy import SENTIMENTS, Taxonomy
-from socle.rag.lexical import fold, terms
+from socle.text import fold, terms
 
 if TYPE_CHECKING:  # scikit-learn is imported when a classifier is first fitted: not at every start-up
     from sklearn.linear_model import LogisticRegression

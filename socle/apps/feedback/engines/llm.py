@@ -13,8 +13,8 @@ import orjson
 from socle.apps.feedback.engines.base import EngineContext, Example, Interrupted, Item, Outcome
 from socle.apps.feedback.schema import AnnotationValidator
 from socle.apps.feedback.taxonomy import Taxonomy
+from socle.endpoints import Endpoint
 from socle.errors import RateLimited
-from socle.inference.backends.base import Endpoint
 
 MAX_COMPLETION_TOKENS = 400
 CONCURRENCY = 8  # calls in flight per batch: a served model batches them

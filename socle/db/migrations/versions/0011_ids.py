@@ -6,8 +6,9 @@ kept), and each table's counter starts past the ids that rows of other tables st
 quota rules of deleted users and keys). PostgreSQL: ids, their sequences and every column pointing at an
 id become 64-bit.
 
-Finished jobs release their dedupe key (a key now dedupes only among jobs still to run), and a document or
-analysis whose job was dropped as a duplicate of a finished job of the same id gets its job.
+Finished jobs release their dedupe key (a key now dedupes only among jobs still to run), and a document
+whose job was dropped as a duplicate of a finished job of the same id gets its job (an app's work that was
+dropped the same way is given its job by the app's own migration).
 
 Revision ID: 0011
 Revises: 0010
@@ -25,30 +26,9 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-# Every table with an integer id (frozen: later tables are created with their options).
-ID_TABLES = ("roles", "users", "groups", "api_keys", "usage", "quotas", "jobs", "collections", "documents",
-             "chunks", "conversations", "messages", "feedback_datasets", "feedback_messages",
-             "feedback_analyses", "feedback_annotations")
-# The 32-bit columns that hold an id on PostgreSQL, by table (the others were 64-bit already).
-INT_ID_COLUMNS = {
-    "roles": ("id",),
-    "users": ("id", "role_id"),
-    "groups": ("id",),
-    "group_members": ("group_id", "user_id"),
-    "api_keys": ("id", "user_id"),
-    "usage": ("user_id", "key_id"),
-    "quotas": ("id",),
-    "collections": ("id", "group_id", "owner_id"),
-    "documents": ("id", "collection_id"),
-    "chunks": ("document_id", "collection_id"),
-    "login_sessions": ("user_id",),
-    "conversations": ("id", "user_id"),
-    "messages": ("conversation_id",),
-    "feedback_datasets": ("id", "owner_id"),
-    "feedback_messages": ("dataset_id",),
-    "feedback_analyses": ("id", "dataset_id", "owner_id"),
-    "feedback_annotations": ("analysis_id",),
-}
+# Columns that hold an id without a foreign key (usage outlives the users and keys it names); every other
+# column holding an id points at its table with a foreign key, and is found by reflection.
+_IDS_WITHOUT_FOREIGN_KEY = {"usage": ("user_id", "key_id")}
 # Ids that rows of other tables may still name after their own row was deleted.
 _QUOTA_SUBJECTS = ("SELECT max(CAST(subject AS INTEGER)) FROM quotas "
                    "WHERE scope = '{}' AND length(subject) < 19")  # an id's digits, within 64 bits
@@ -74,8 +54,6 @@ _JOBS = sa.table("jobs", sa.column("id", sa.Integer), sa.column("kind", sa.Strin
                  sa.column("attempts", sa.Integer), sa.column("max_attempts", sa.Integer),
                  sa.column("run_after", UTCDateTime), sa.column("created_at", UTCDateTime))
 _DOCUMENTS = sa.table("documents", sa.column("id", sa.Integer), sa.column("status", sa.String))
-_ANALYSES = sa.table("feedback_analyses", sa.column("id", sa.Integer), sa.column("status", sa.String),
-                     sa.column("options", sa.JSON))
 
 
 def upgrade() -> None:
@@ -86,16 +64,56 @@ def upgrade() -> None:
     _release_finished_keys()
 
 
+def _id_tables() -> list[str]:
+    """Every table whose key is one integer ``id``, found by reflection (the platform's and the installed apps'
+    alike); SQLite's virtual tables and their shadow tables are not tables of ours."""
+    bind = op.get_bind()
+    inspector = sa.inspect(bind)
+    names, virtual = inspector.get_table_names(), set[str]()
+    if bind.dialect.name == "sqlite":  # in the order they were created: each is rebuilt as it was
+        found = bind.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY rowid").all()
+        names = [name for name, _ in found if not name.startswith("sqlite_")]
+        virtual = {name for name, sql in found if sql.startswith("CREATE VIRTUAL TABLE")}
+    tables = []
+    for table in names:
+        if table in virtual or any(table.startswith(f"{name}_") for name in virtual):
+            continue
+        columns = {column["name"]: column["type"] for column in inspector.get_columns(table)}
+        if (inspector.get_pk_constraint(table)["constrained_columns"] == ["id"]
+                and isinstance(columns["id"], sa.Integer)):
+            tables.append(table)
+    return tables
+
+
+def _int_id_columns() -> dict[str, list[str]]:
+    """The 32-bit columns that hold an id, by table: ids, the columns whose foreign key points at one, and
+    those that name one without a foreign key (the others were 64-bit already)."""
+    inspector = sa.inspect(op.get_bind())
+    ids = set(_id_tables())
+    found: dict[str, list[str]] = {}
+    for table in inspector.get_table_names():
+        holding = {*_IDS_WITHOUT_FOREIGN_KEY.get(table, ()), *(("id",) if table in ids else ())}
+        for key in inspector.get_foreign_keys(table):
+            if key["referred_table"] in ids and key["referred_columns"] == ["id"]:
+                holding.update(key["constrained_columns"])
+        narrow = [column["name"] for column in inspector.get_columns(table)
+                  if column["name"] in holding and not isinstance(column["type"], sa.BigInteger)]
+        if narrow:
+            found[table] = narrow
+    return found
+
+
 def _sqlite_autoincrement() -> None:
     """Rebuild each table with AUTOINCREMENT (the migration environment turns foreign keys off meanwhile,
     as SQLite's procedure for rebuilding a table requires)."""
     bind = op.get_bind()
-    for table in ID_TABLES:
+    tables = _id_tables()
+    for table in tables:
         with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_autoincrement": True}):
             pass
     for statement in _CHUNKS_FTS_TRIGGERS:
         op.execute(statement)
-    for table in ID_TABLES:
+    for table in tables:
         queries = (f"SELECT max(id) FROM {table}", *_NAMED_ELSEWHERE.get(table, ()))
         highest = max(bind.exec_driver_sql(query).scalar() or 0 for query in queries)
         bind.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
@@ -103,7 +121,7 @@ def _sqlite_autoincrement() -> None:
 
 
 def _postgres_bigint() -> None:
-    for table, columns in INT_ID_COLUMNS.items():
+    for table, columns in _int_id_columns().items():
         op.execute(f'ALTER TABLE "{table}" ' + ", ".join(f'ALTER COLUMN "{c}" TYPE BIGINT' for c in columns))
         if "id" in columns:
             op.execute(f"ALTER SEQUENCE {_sequence(table)} AS BIGINT")  # else it stops at 2^31 - 1
@@ -133,24 +151,17 @@ def _release_finished_keys() -> None:
     for (document_id,) in bind.execute(sa.select(_DOCUMENTS.c.id)
                                        .where(_DOCUMENTS.c.status.in_(("queued", "processing")))):
         need("rag.ingest", {"document_id": document_id}, f"rag.ingest:{document_id}", 5)
-    for analysis_id, options in bind.execute(sa.select(_ANALYSES.c.id, _ANALYSES.c.options)
-                                             .where(_ANALYSES.c.status == "queued")):
-        run = int((options or {}).get("runs", 0))
-        need("feedback.analyze", {"analysis_id": analysis_id, "run": run},
-             f"feedback.analyze:{analysis_id}:{run}", 10)
     if missing:
         bind.execute(_JOBS.insert(), missing)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        for table in ID_TABLES:
-            with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_autoincrement": False}):
-                pass
-        for statement in _CHUNKS_FTS_TRIGGERS:
-            op.execute(statement)
+    """SQLite's tables lose AUTOINCREMENT; PostgreSQL's ids stay 64-bit (narrowing them could fail on ids
+    past 2^31, and every earlier revision works with them)."""
+    if op.get_bind().dialect.name != "sqlite":
         return
-    for table, columns in INT_ID_COLUMNS.items():
-        if "id" in columns:
-            op.execute(f"ALTER SEQUENCE {_sequence(table)} AS INTEGER")
-        op.execute(f'ALTER TABLE "{table}" ' + ", ".join(f'ALTER COLUMN "{c}" TYPE INTEGER' for c in columns))
+    for table in _id_tables():
+        with op.batch_alter_table(table, recreate="always", table_kwargs={"sqlite_autoincrement": False}):
+            pass
+    for statement in _CHUNKS_FTS_TRIGGERS:
+        op.execute(statement)

@@ -10,13 +10,14 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, Response
 
-from socle.api.deps import Caller, Feedback, FeedbackRunner
+from socle.api.deps import Caller
 from socle.api.schemas import ListOf
 from socle.api.strict import StrictRoute
+from socle.apps.feedback.deps import Feedback, FeedbackAnalyses
 from socle.apps.feedback.evaluation import evaluate
+from socle.apps.feedback.models import FeedbackAnalysis
 from socle.apps.feedback.service import DEFAULT_OPTIONS, AnnotatedMessage
 from socle.db.integers import Amount, Id
-from socle.db.models import FeedbackAnalysis
 from socle.errors import InvalidRequest, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], route_class=StrictRoute)
@@ -156,16 +157,16 @@ async def delete_dataset(dataset_id: Id, caller: Caller, feedback: Feedback) -> 
 @router.post("/analyses", response_model=AnalysisOut | EstimateOut, status_code=status.HTTP_202_ACCEPTED,
              summary="Start an analysis (a durable background job), or estimate its tokens (dry_run)",
              responses={200: {"description": "dry_run: the estimate", "model": EstimateOut}})
-async def start_analysis(body: AnalysisRequest, caller: Caller, runner: FeedbackRunner,
+async def start_analysis(body: AnalysisRequest, caller: Caller, analyses: FeedbackAnalyses,
                          response: Response) -> AnalysisOut | EstimateOut:
-    plan = runner.plan(caller, body.engine, body.model, replies=body.replies, reply_model=body.reply_model,
+    plan = analyses.plan(caller, body.engine, body.model, replies=body.replies, reply_model=body.reply_model,
                        learn_from_labels=body.learn_from_labels)
     if body.dry_run:
-        estimate = await runner.estimate(caller, body.dataset, plan)
+        estimate = await analyses.estimate(caller, body.dataset, plan)
         response.status_code = status.HTTP_200_OK
         return EstimateOut(dataset_id=body.dataset, engine=plan.engine, model=plan.model,
                            messages=estimate.messages, tokens=estimate.tokens)
-    return AnalysisOut.model_validate(await runner.start(caller, body.dataset, plan, token_budget=body.token_budget))
+    return AnalysisOut.model_validate(await analyses.start(caller, body.dataset, plan, token_budget=body.token_budget))
 
 
 @router.get("/analyses", response_model=ListOf)
@@ -193,24 +194,24 @@ async def cancel_analysis(analysis_id: Id, caller: Caller, feedback: Feedback) -
 @router.get("/analyses/{analysis_id}/annotations", response_model=ListOf,
             responses={200: {"content": {"text/csv": {}}}},
             summary="One annotation per analysed message (pseudonymised text); format=csv for a spreadsheet")
-async def annotations(analysis_id: Id, caller: Caller, feedback: Feedback, runner: FeedbackRunner,
+async def annotations(analysis_id: Id, caller: Caller, feedback: Feedback, analyses: FeedbackAnalyses,
                       format: Literal["json", "csv"] = Query("json")) -> Any:
     if format == "csv":
-        return Response(await runner.annotations_csv(caller, analysis_id), media_type="text/csv; charset=utf-8",
+        return Response(await analyses.annotations_csv(caller, analysis_id), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": f'attachment; filename="analyse-{analysis_id}.csv"'})
     return ListOf(data=[_annotation_out(r) for r in await feedback.annotations(caller, analysis_id)])
 
 
 @router.get("/analyses/{analysis_id}/report", response_class=HTMLResponse,
             summary="The analysis' report: a self-contained HTML page with its charts")
-async def report(analysis_id: Id, caller: Caller, runner: FeedbackRunner) -> HTMLResponse:
-    _, _, html = await runner.report(caller, analysis_id)
+async def report(analysis_id: Id, caller: Caller, analyses: FeedbackAnalyses) -> HTMLResponse:
+    _, _, html = await analyses.report(caller, analysis_id)
     return HTMLResponse(html, headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                                                   "img-src data:"})
 
 
 @router.get("/analyses/{analysis_id}/evaluation", response_model=ListOf,
             summary="Per-label precision, recall and F1 against the labels the dataset came with")
-async def evaluation(analysis_id: Id, caller: Caller, feedback: Feedback, runner: FeedbackRunner) -> ListOf:
+async def evaluation(analysis_id: Id, caller: Caller, feedback: Feedback, analyses: FeedbackAnalyses) -> ListOf:
     rows = await feedback.annotations(caller, analysis_id)
-    return ListOf(data=[s.as_dict() for s in evaluate(rows, runner.taxonomy)])
+    return ListOf(data=[s.as_dict() for s in evaluate(rows, analyses.taxonomy)])

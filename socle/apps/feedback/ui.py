@@ -2,7 +2,7 @@
 analyses (followed while they run) and the form that estimates or starts one; per analysis, its report in the
 page, and the self-contained report and the annotations (CSV) to download.
 
-Every page acts as the signed-in user through ``platform.feedback`` and ``platform.feedback_runner``: a dataset
+Every page acts as the signed-in user through the feedback app's services: a dataset
 or an analysis of anyone else answers 404, as in the API.
 """
 from __future__ import annotations
@@ -14,12 +14,13 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, Response
 
 from socle.api.strict import StrictRoute
+from socle.apps.feedback.analyses import Analyses
+from socle.apps.feedback.app import FeedbackServices
+from socle.apps.feedback.models import FeedbackAnalysis
 from socle.apps.feedback.report import STATUS_FR
-from socle.apps.feedback.runner import AnalysisRunner
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
 from socle.db.integers import MAX_INTEGER, Id
-from socle.db.models import FeedbackAnalysis
-from socle.errors import BackendUnavailable, SocleError
+from socle.errors import SocleError
 from socle.identity.permissions import Permission
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import error_page, french, page, redirect, status_of
@@ -46,11 +47,12 @@ def _french(exc: SocleError) -> str:
     return _MESSAGES_BY_CODE.get(exc.code or "", "") or french(exc)
 
 
-def _runner(request: Request) -> AnalysisRunner:
-    runner = platform(request).feedback_runner
-    if runner is None:
-        raise BackendUnavailable("The feedback app's analyses are not started.")
-    return runner
+def _services(request: Request) -> FeedbackServices:
+    return platform(request).app(FeedbackServices)
+
+
+def _analyses(request: Request) -> Analyses:
+    return _services(request).analyses
 
 
 def _progress(analysis: FeedbackAnalysis) -> dict[str, Any]:
@@ -72,7 +74,7 @@ async def datasets_page(request: Request, visitor: SignedIn) -> Response:
 async def _datasets(request: Request, visitor: Visitor, *, status_code: int = 200, error: str | None = None,
                     name: str = "") -> Response:
     try:
-        datasets = await platform(request).feedback.list_datasets(visitor.principal)
+        datasets = await _services(request).datasets.list_datasets(visitor.principal)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return page(request, "avis.html", visitor, title="Avis usagers", status_code=status_code, error=error,
@@ -90,7 +92,7 @@ async def import_file(request: Request, visitor: SignedIn, file: Annotated[Uploa
         return await _datasets(request, visitor, status_code=400, error="Choisissez un fichier à importer.",
                                name=name)
     try:
-        imported = await platform(request).feedback.import_file(visitor.principal, name, file.filename,
+        imported = await _services(request).datasets.import_file(visitor.principal, name, file.filename,
                                                                 await file.read())
     except SocleError as exc:
         return await _datasets(request, visitor, status_code=status_of(exc), error=_french(exc), name=name)
@@ -105,7 +107,7 @@ async def dataset_page(dataset_id: Id, request: Request, visitor: SignedIn) -> R
 @router.post("/avis/{dataset_id}/supprimer")
 async def delete_dataset(dataset_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
-        await platform(request).feedback.delete_dataset(visitor.principal, dataset_id)
+        await _services(request).datasets.delete_dataset(visitor.principal, dataset_id)
     except SocleError as exc:
         return await _dataset(request, visitor, dataset_id, status_code=status_of(exc), error=_french(exc))
     return redirect("/ui/avis?fait=jeu-supprime")
@@ -126,12 +128,12 @@ async def _dataset(request: Request, visitor: Visitor, dataset_id: int, *, statu
                    chosen: dict[str, Any] | None = None) -> Response:
     p = platform(request)
     try:
-        dataset = await p.feedback.get_dataset(visitor.principal, dataset_id)
-        analyses = await p.feedback.list_analyses(visitor.principal, dataset_id)
+        dataset = await _services(request).datasets.get_dataset(visitor.principal, dataset_id)
+        analyses = await _services(request).datasets.list_analyses(visitor.principal, dataset_id)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     models = _models(request, visitor)
-    default_model = (p.feedback_runner and p.search and p.search.embedding_model) or next(iter(models["embedding"]), "")
+    default_model = p.search.embedding_model or next(iter(models["embedding"]), "")
     form = {"engine": "embedding", "model": default_model, "reply_model": next(iter(models["llm"]), ""),
             "token_budget": "", "replies": False, "learn": DEFAULT_OPTIONS["learn_from_labels"], **(chosen or {})}
     return page(request, "avis_jeu.html", visitor, title=dataset.name, section="/ui/avis", status_code=status_code,
@@ -170,13 +172,13 @@ async def start_analysis(dataset_id: Id, request: Request, visitor: SignedIn,
     if budget and not (budget.isascii() and budget.isdigit() and 0 < int(budget) <= MAX_INTEGER):
         return await refused("Le budget de jetons est un nombre entier positif (ou rien, pour ne pas en fixer).")
     try:
-        runner = _runner(request)
-        plan = runner.plan(actor, engine, model, replies=bool(replies), reply_model=reply_model,
+        analyses = _analyses(request)
+        plan = analyses.plan(actor, engine, model, replies=bool(replies), reply_model=reply_model,
                            learn_from_labels=bool(learn))
         if action == "estimer":
-            estimate = await runner.estimate(actor, dataset_id, plan)
+            estimate = await analyses.estimate(actor, dataset_id, plan)
             return await _dataset(request, visitor, dataset_id, estimate=estimate, chosen=chosen)
-        await runner.start(actor, dataset_id, plan, token_budget=int(budget) if budget else None)
+        await analyses.start(actor, dataset_id, plan, token_budget=int(budget) if budget else None)
     except SocleError as exc:
         return await refused(_french(exc), status_of(exc))
     return redirect(f"/ui/avis/{dataset_id}?fait=analyse-lancee")
@@ -184,13 +186,13 @@ async def start_analysis(dataset_id: Id, request: Request, visitor: SignedIn,
 
 @router.post("/avis/analyses/{analysis_id}/arreter")
 async def stop_analysis(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
-    return await _act(request, visitor, platform(request).feedback.cancel(visitor.principal, analysis_id),
+    return await _act(request, visitor, _services(request).datasets.cancel(visitor.principal, analysis_id),
                       "analyse-arretee")
 
 
 @router.post("/avis/analyses/{analysis_id}/reprendre")
 async def resume_analysis(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
-    return await _act(request, visitor, platform(request).feedback.resume(visitor.principal, analysis_id),
+    return await _act(request, visitor, _services(request).datasets.resume(visitor.principal, analysis_id),
                       "analyse-reprise")
 
 
@@ -207,7 +209,7 @@ async def _act(request: Request, visitor: Visitor, action: Awaitable[FeedbackAna
 async def analysis_state(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     """An analysis' progress, polled by its dataset's page while it runs."""
     try:
-        analysis = await platform(request).feedback.get(visitor.principal, analysis_id)
+        analysis = await _services(request).datasets.get(visitor.principal, analysis_id)
     except SocleError as exc:
         return JSONResponse({"error": {"message": _french(exc)}}, status_code=status_of(exc))
     return JSONResponse(_progress(analysis))
@@ -218,7 +220,7 @@ async def analysis_state(analysis_id: Id, request: Request, visitor: SignedIn) -
 @router.get("/avis/analyses/{analysis_id}")
 async def report_page(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
-        analysis, dataset, report = await _runner(request).report(visitor.principal, analysis_id, fragment=True)
+        analysis, dataset, report = await _analyses(request).report(visitor.principal, analysis_id, fragment=True)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return page(request, "avis_rapport.html", visitor, title=f"Rapport : {dataset.name}", section="/ui/avis",
@@ -229,7 +231,7 @@ async def report_page(analysis_id: Id, request: Request, visitor: SignedIn) -> R
 async def report_file(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     """The report as one file that needs nothing else (to keep, send or print to PDF)."""
     try:
-        analysis, _, html = await _runner(request).report(visitor.principal, analysis_id)
+        analysis, _, html = await _analyses(request).report(visitor.principal, analysis_id)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return Response(html, media_type="text/html; charset=utf-8",
@@ -239,7 +241,7 @@ async def report_file(analysis_id: Id, request: Request, visitor: SignedIn) -> R
 @router.get("/avis/analyses/{analysis_id}/annotations.csv")
 async def annotations_file(analysis_id: Id, request: Request, visitor: SignedIn) -> Response:
     try:
-        body = await _runner(request).annotations_csv(visitor.principal, analysis_id)
+        body = await _analyses(request).annotations_csv(visitor.principal, analysis_id)
     except SocleError as exc:
         return error_page(request, visitor, status_of(exc), _french(exc))
     return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8",

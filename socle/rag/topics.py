@@ -1,8 +1,10 @@
-"""Emerging topics: groups of similar messages found by clustering their embeddings, each named and shown
-with the messages closest to its centre. A group the taxonomy explains poorly (its messages' best theme is
-weakly held) is flagged as outside the taxonomy: what the team did not think of asking.
+"""Emerging topics: groups of similar texts found by clustering their embeddings, each named and shown
+with the texts closest to its centre. A shared service: the citizens' messages of an analysis, the needs
+that administrations declare, any set of short French texts with their vectors. When the caller knows how
+well a taxonomy explains each text (its best class's confidence), a group it explains poorly is flagged as
+outside the taxonomy: what the team did not think of asking.
 
-The embeddings are centred first: every French message about public services is close to every other in
+The embeddings are centred first: every French text about public services is close to every other in
 e5's space, and what sets groups apart is the difference from that common part. Average-linkage clustering
 on cosine distances, cut at a fixed distance, then keeps groups that mean one thing, whatever their number
 (on the repository's dataset, centred average linkage gave coherent groups where HDBSCAN put most messages
@@ -17,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socle.apps.feedback.pii import without_placeholders
-from socle.rag.lexical import fold, terms
+from socle.text import fold, terms
 
 REPRESENTATIVES = 3
 OUTSIDE_TAXONOMY = 0.5  # a group whose messages' mean best-theme confidence is below this
@@ -33,7 +34,7 @@ class Topic:
     name: str
     size: int
     keywords: list[str]
-    examples: list[str]  # the pseudonymised messages closest to the group's centre
+    examples: list[str]  # the texts closest to the group's centre
     message_ids: list[int]
     theme_fit: float
     outside_taxonomy: bool
@@ -45,10 +46,13 @@ class Topic:
 
 
 Namer = Callable[[list[str], list[str]], Awaitable[str | None]]  # (examples, keywords) → a name
+Cleaner = Callable[[str], str]  # what of a text its keywords may come from (placeholders blanked, ...)
 
 
-def clusters(vectors: np.ndarray, *, min_size: int | None = None) -> np.ndarray:
-    """A group label per message; -1 for a message in no group large enough."""
+def clusters(vectors: np.ndarray, *, min_size: int | None = None, distance: float = DISTANCE) -> np.ndarray:
+    """A group label per text; -1 for a text in no group large enough (``min_size``: by default a sixtieth
+    of the texts, at least 5). ``distance``: where groups stop merging; centring spreads a small set more,
+    so a few dozen texts need a wider cut than thousands."""
     count = len(vectors)
     size = min_size or max(5, count // 60)
     if count < 2 * size:
@@ -59,7 +63,7 @@ def clusters(vectors: np.ndarray, *, min_size: int | None = None) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering  # here: scikit-learn is too heavy for every start-up
 
     model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                    distance_threshold=DISTANCE)
+                                    distance_threshold=distance)
     labels = np.full(count, -1)
     labels[sample] = model.fit_predict(centred[sample])
     kept = [label for label, n in Counter(labels[sample].tolist()).items() if n >= size * len(sample) / count]
@@ -70,15 +74,18 @@ def clusters(vectors: np.ndarray, *, min_size: int | None = None) -> np.ndarray:
         rest = np.setdiff1d(np.arange(count), sample)
         similarity = centred[rest] @ centres.T
         nearest = similarity.argmax(axis=1)
-        close = similarity[np.arange(len(rest)), nearest] >= 1 - DISTANCE
+        close = similarity[np.arange(len(rest)), nearest] >= 1 - distance
         labels[rest[close]] = np.asarray(kept)[nearest[close]]
     return labels
 
 
-async def emerging_topics(ids: list[int], texts: list[str], vectors: np.ndarray, theme_fit: list[float], *,
-                          namer: Namer | None = None, limit: int = 12) -> list[Topic]:
-    labels = clusters(vectors)
-    words = [_words(text) for text in texts]
+async def emerging_topics(ids: list[int], texts: list[str], vectors: np.ndarray, theme_fit: list[float] | None = None,
+                          *, namer: Namer | None = None, limit: int = 12, min_size: int | None = None,
+                          distance: float = DISTANCE, clean: Cleaner | None = None) -> list[Topic]:
+    """The largest groups first. Without ``theme_fit`` no group is said to be outside a taxonomy."""
+    labels = clusters(vectors, min_size=min_size, distance=distance)
+    fits = theme_fit if theme_fit is not None else [1.0] * len(texts)
+    words = [_words(clean(text) if clean else text) for text in texts]
     corpus = Counter(w for ws in words for w in set(ws))
     topics = []
     for label, _ in Counter(labels[labels >= 0].tolist()).most_common(limit):
@@ -88,14 +95,14 @@ async def emerging_topics(ids: list[int], texts: list[str], vectors: np.ndarray,
         keywords = _keywords([words[i] for i in members], corpus, len(texts))
         examples = [texts[i] for i in closest]
         name = (await namer(examples, keywords) if namer else None) or " · ".join(keywords[:3])
-        fit = float(np.mean([theme_fit[i] for i in members]))
+        fit = float(np.mean([fits[i] for i in members]))
         topics.append(Topic(name, len(members), keywords, examples, [ids[i] for i in members], round(fit, 3),
                             fit < OUTSIDE_TAXONOMY))
     return topics
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in terms(without_placeholders(text)) if len(w) > 2 and not w.isdigit() and w not in _COURTESY]
+    return [w for w in terms(text) if len(w) > 2 and not w.isdigit() and w not in _COURTESY]
 
 
 def _keywords(groups: list[list[str]], corpus: Counter[str], documents: int, count: int = 6) -> list[str]:

@@ -17,10 +17,10 @@ from socle.db import migrate
 from socle.db.models import LoginSession, Role, User, utcnow
 from socle.db.session import create_engine, session_factory
 from socle.errors import RateLimited
+from socle.identity.sessions import SessionStore, _digest
 from socle.identity.throttle import SignInThrottle
 from socle.settings import Settings
 from socle.ui.paging import Paging
-from socle.ui.sessions import SessionStore, _digest
 
 
 def _throttle() -> SignInThrottle:

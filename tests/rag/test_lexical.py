@@ -1,7 +1,8 @@
 """The lexical analyser: the same terms for a passage and for a question about it."""
 from __future__ import annotations
 
-from socle.rag.lexical import analyse, fold, query_terms
+from socle.rag.lexical import analyse, query_terms
+from socle.text import fold
 
 
 def test_accents_case_and_ligatures_are_folded() -> None:

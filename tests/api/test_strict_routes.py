@@ -1,4 +1,4 @@
-"""Every router of the API and of the web UI reads its requests under the one rule for text and integers."""
+"""Every router of the API and of the web UI, the installed apps' included, reads its requests under the one rule for text and integers."""
 from __future__ import annotations
 
 import importlib
@@ -9,6 +9,7 @@ from fastapi import APIRouter
 import socle.api.routers
 import socle.ui.routes
 from socle.api.strict import StrictRoute
+from socle.apps import installed_apps
 
 
 def test_every_router_is_strict() -> None:
@@ -18,6 +19,9 @@ def test_every_router_is_strict() -> None:
             router = getattr(importlib.import_module(module.name), "router", None)
             if isinstance(router, APIRouter):
                 routers[module.name] = router
+    for app in installed_apps():  # and the installed apps' pages and routes
+        web = app.web()
+        routers.update({f"{app.name} {router.prefix}": router for router in (*web.api, *web.ui)})
     assert len(routers) > 15
     assert [name for name, router in routers.items() if router.route_class is not StrictRoute
             or not all(isinstance(route, StrictRoute) for route in router.routes)] == []
