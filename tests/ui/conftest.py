@@ -183,17 +183,17 @@ def http_sign_in_attempt(http: httpx.Client, email: str, password: str,
                      headers=headers)
 
 
-def check_page(page: Page, name: str) -> None:
-    """Screenshot the page, then run axe-core on it: no serious or critical violation."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+def check_page(page: Page, name: str, shots: Path = ARTIFACTS) -> None:
+    """Screenshot the page into ``shots``, then run axe-core on it: no serious or critical violation."""
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=shots / f"{name}.png", full_page=True)
     page.evaluate(AXE.read_text())
     violations: list[dict[str, Any]] = page.evaluate("""async () => {
         const results = await axe.run(document, {resultTypes: ["violations"]});
         return results.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
                                                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
     }""")
-    (ARTIFACTS / f"{name}.axe.json").write_text(json.dumps(violations, indent=2, ensure_ascii=False))
+    (shots / f"{name}.axe.json").write_text(json.dumps(violations, indent=2, ensure_ascii=False))
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"
 

@@ -5,8 +5,6 @@ carries (the citizen's own feeling, the engagements tagged) are kept as ground t
 columns of any file (themes, subthemes, sentiment, urgent)."""
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,10 +12,10 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from openpyxl import load_workbook
 
 from socle.apps.feedback.taxonomy import SENTIMENTS
 from socle.errors import InvalidRequest
+from socle.spreadsheets import csv_rows, text_of, xlsx_rows
 from socle.text import compact
 
 MAX_TEXT = 20_000  # characters kept of one message
@@ -69,9 +67,9 @@ def parse(filename: str, data: bytes, mapping: Mapping[str, str] | None = None, 
         rows: Iterable[dict[str, Any]] = _jsonl(data)
         source_format = "jsonl"
     elif suffix in ("xlsx", "xlsm"):
-        rows, source_format = _xlsx(data), "xlsx"
+        rows, source_format = xlsx_rows(data), "xlsx"
     elif suffix in ("csv", "tsv", "txt"):
-        rows, source_format = _csv(data), "csv"
+        rows, source_format = csv_rows(data), "csv"
     else:
         raise InvalidRequest(f"Unsupported feedback file {filename!r}: give a .csv, .jsonl or .xlsx file.",
                              param="file", code="unsupported_file_type")
@@ -116,27 +114,8 @@ def _columns(header: list[str], mapping: Mapping[str, str] | None) -> tuple[dict
     return columns, all(k in by_key for k in _SPP_HEADER) and not mapping
 
 
-def _csv(data: bytes) -> Iterator[dict[str, Any]]:
-    text = _decode(data)
-    sample = text[:64_000]
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=";,\t|")
-    except csv.Error:
-        dialect = csv.excel
-    yield from csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
-
-
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):  # Excel's "CSV" in France is often Windows-1252
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidRequest("The file is neither UTF-8 nor Windows-1252 text.", param="file", code="bad_encoding")
-
-
 def _jsonl(data: bytes) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(_decode(data).splitlines(), start=1):
+    for number, line in enumerate(text_of(data).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -147,21 +126,6 @@ def _jsonl(data: bytes) -> Iterator[dict[str, Any]]:
         if not isinstance(row, dict):
             raise InvalidRequest(f"Line {number} is not a JSON object.", param="file", code="invalid_jsonl")
         yield row
-
-
-def _xlsx(data: bytes) -> Iterator[dict[str, Any]]:
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-        raise InvalidRequest(f"Not a readable Excel workbook: {exc}", param="file", code="invalid_xlsx") from exc
-    try:
-        rows = book.worksheets[0].iter_rows(values_only=True)
-        header = [str(c) if c is not None else f"colonne {i + 1}" for i, c in enumerate(next(rows, ()))]
-        for values in rows:
-            if any(v is not None and str(v).strip() for v in values):
-                yield dict(zip(header, values, strict=False))
-    finally:
-        book.close()
 
 
 def _cell(row: Mapping[str, Any], column: str | None) -> str | None:

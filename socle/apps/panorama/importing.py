@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from openpyxl import load_workbook
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from socle.apps.panorama.vocabulary import FAMILIES, HOSTINGS, MATURITIES
 from socle.errors import InvalidRequest
-from socle.spreadsheets import safe_cell
+from socle.spreadsheets import csv_rows, safe_cell, unescaped, xlsx_rows
 from socle.text import compact, fold
 
 SAMPLE = Path(__file__).parent / "data" / "solutions.yaml"
@@ -119,9 +118,9 @@ def parse(filename: str, data: bytes) -> list[SolutionFields]:
     if suffix in ("yaml", "yml"):
         rows = _yaml(data)
     elif suffix in ("csv", "tsv", "txt"):
-        rows = _csv(data)
+        rows = [{k: unescaped(v) for k, v in row.items()} for row in csv_rows(data)]
     elif suffix in ("xlsx", "xlsm"):
-        rows = _xlsx(data)
+        rows = list(xlsx_rows(data))
     else:
         raise InvalidRequest(f"Unsupported catalogue file {filename!r}: give a .yaml, .csv or .xlsx file.",
                              param="file", code="unsupported_file_type")
@@ -174,43 +173,6 @@ def _yaml(data: bytes) -> list[Mapping[str, Any]]:
         raise InvalidRequest("A YAML catalogue is a list of solutions, or a mapping with a 'solutions' list.",
                              param="file", code="bad_yaml")
     return rows
-
-
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):  # Excel's "CSV" in France is often Windows-1252
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidRequest("The file is neither UTF-8 nor Windows-1252 text.", param="file", code="bad_encoding")
-
-
-def _csv(data: bytes) -> list[Mapping[str, Any]]:
-    text = _decode(data)
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=";,\t|")
-    except csv.Error:
-        dialect = csv.excel
-    return [{k: _unescaped(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""),
-                                                                                  dialect=dialect)]
-
-
-def _unescaped(value: str | None) -> str | None:
-    """A cell as written, without the apostrophe an export put before what would start a formula."""
-    return value[1:] if value and value[:1] == "'" and value[1:2] in ("=", "+", "-", "@") else value
-
-
-def _xlsx(data: bytes) -> list[Mapping[str, Any]]:
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds on a damaged file
-        raise InvalidRequest(f"Unreadable Excel file: {type(exc).__name__}", param="file", code="bad_xlsx") from None
-    try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
-        header = [str(c) if c is not None else "" for c in next(rows, ())]
-        return [dict(zip(header, row, strict=False)) for row in rows if any(c not in (None, "") for c in row)]
-    finally:
-        workbook.close()
 
 
 def to_csv(solutions: Iterable[Mapping[str, Any]]) -> str:

@@ -25,6 +25,7 @@ from socle.errors import Conflict, InvalidRequest, PermissionDenied
 from socle.identity.permissions import SYSTEM, Principal
 from socle.platform import Mode, Platform
 from socle.settings import Settings
+from tests.apps.panorama.conftest import fresh_database
 
 T = TypeVar("T")
 # What a Panorama entry's details may hold: ids, names of things, counts, dates, states.
@@ -35,15 +36,7 @@ DETAIL_KEYS = {"slug", "name", "family", "fields", "source", "solutions", "creat
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 async def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     tmp = tmp_path_factory.mktemp("panorama-audit")
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp / 'socle.db'}"
-    else:
-        from tests.conftest import _on_postgres, database_url
-
-        admin = request.getfixturevalue("postgres_admin")
-        name = f"socle_panorama_audit_{secrets.token_hex(4)}"
-        _on_postgres(admin, f'CREATE DATABASE "{name}"')
-        url = database_url(admin, name)
+    url = fresh_database(request, tmp)
     migrate.upgrade(url)
     settings = Settings(data_dir=tmp, database_url=url, _env_file=None)  # type: ignore[call-arg]
     opened = Platform.build(settings, Mode.ADMIN)

@@ -34,6 +34,7 @@ from socle.identity.permissions import SYSTEM, Principal
 from socle.jobs.queue import JobQueue
 from socle.platform import Mode, Platform
 from socle.settings import Settings
+from tests.apps.panorama.conftest import fresh_database
 
 MODELS = "models:\n  - {id: multilingual-e5-small, type: embeddings, backends: [{type: e5}]}\n"
 TOP3_FLOOR = 0.8
@@ -42,15 +43,7 @@ TOP3_FLOOR = 0.8
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 async def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     tmp = tmp_path_factory.mktemp("panorama")
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp / 'socle.db'}"
-    else:
-        from tests.conftest import _on_postgres, database_url
-
-        admin = request.getfixturevalue("postgres_admin")
-        name = f"socle_panorama_{secrets.token_hex(4)}"
-        _on_postgres(admin, f'CREATE DATABASE "{name}"')
-        url = database_url(admin, name)
+    url = fresh_database(request, tmp)
     (tmp / "models.yaml").write_text(MODELS)
     migrate.upgrade(url)
     settings = Settings(data_dir=tmp, database_url=url, config=tmp / "models.yaml", _env_file=None)  # type: ignore[call-arg]

@@ -4,33 +4,21 @@ a selected product's indicators. Every page is screenshotted under the test's te
 with axe-core: no serious or critical violation."""
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from pathlib import Path
-from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.servers import Server
-from tests.ui.conftest import AXE, Account, new_account, page_on, sign_in
+from tests.ui.conftest import Account, check_page, new_account, page_on, sign_in
 
 SLOW = 180_000  # ms: the first search embeds the catalogue on a busy machine
 
 
 def check(page: Page, shots: Path, name: str) -> None:
-    """A full-page screenshot, then axe-core: no serious or critical violation."""
-    shots.mkdir(exist_ok=True)
-    page.screenshot(path=shots / f"{name}.png", full_page=True)
-    page.evaluate(AXE.read_text())
-    violations: list[dict[str, Any]] = page.evaluate("""async () => {
-        const results = await axe.run(document, {resultTypes: ["violations"]});
-        return results.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
-                                               nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
-    }""")
-    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
-    assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"
+    check_page(page, name, shots)
 
 
 def _account(server: Server, admin_api: httpx.Client, *permissions: str) -> Account:
