@@ -278,14 +278,19 @@ class CallService:
             raise Conflict("Only a selected product records impact indicators.", code="not_selected")
         return project
 
+    async def _indicator(self, session: AsyncSession, principal: Principal, project_id: int,
+                         kind: Kind) -> PanoramaIndicator | None:
+        """A selected product's indicator of this kind (None: not defined yet), for a change by its team."""
+        await self._selected(session, principal, project_id, write=True)
+        return await session.scalar(select(PanoramaIndicator).where(
+            PanoramaIndicator.project_id == project_id, PanoramaIndicator.kind == kind))
+
     async def define_indicator(self, principal: Principal, project_id: int, kind: Kind,
                                fields: IndicatorFields) -> PanoramaIndicator:
         """A product's quantitative or qualitative indicator (one of each); defining it again renames it."""
         require(principal, READ)
         async with self._sessions() as session, session.begin():
-            await self._selected(session, principal, project_id, write=True)
-            indicator = await session.scalar(select(PanoramaIndicator).where(
-                PanoramaIndicator.project_id == project_id, PanoramaIndicator.kind == kind))
+            indicator = await self._indicator(session, principal, project_id, kind)
             if indicator is None:
                 indicator = PanoramaIndicator(project_id=project_id, kind=kind)
                 session.add(indicator)
@@ -302,9 +307,7 @@ class CallService:
                       fields: MeasureFields) -> PanoramaMeasure:
         require(principal, READ)
         async with self._sessions() as session, session.begin():
-            await self._selected(session, principal, project_id, write=True)
-            indicator = await session.scalar(select(PanoramaIndicator).where(
-                PanoramaIndicator.project_id == project_id, PanoramaIndicator.kind == kind))
+            indicator = await self._indicator(session, principal, project_id, kind)
             if indicator is None:
                 raise NotFound(f"The project has no {kind} indicator yet: define it first.", param="kind")
             if kind == "quantitative" and fields.value is None:
