@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     """The HTTP app, with the installed apps (or ``apps``)."""
     settings = settings or get_settings()
     apps = installed_apps() if apps is None else apps
-    faces = [app.web() for app in apps]
+    faces = {app.name: app.web() for app in apps}
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     access_log.install()
 
@@ -71,13 +71,13 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
                                 for path in ("/v1/documents", ui.UPLOAD_PATH,
-                                             *(path for web in faces for path in web.upload_paths))})
+                                             *(path for web in faces.values() for path in web.upload_paths))})
     for module in (health, models, inference, identity, exports, usage, quotas, collections, conversations,
                    documents, audit):
         app.include_router(module.router)
-    for web in faces:
+    for web in faces.values():
         for router in web.api:
             app.include_router(router)
-    ui.install(app, apps)
+    ui.install(app, faces)
     app.add_middleware(RequestOrigin, trusted=settings.ui_trusted_proxies)  # for the audit trail
     return app

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from socle.apps.base import App, NavLink
+from socle.apps.base import NavLink, Web
 from socle.identity.permissions import Principal
 from socle.ui.routes import (
     admin,
@@ -41,25 +41,23 @@ def _menu(links: Sequence[NavLink], principal: Principal) -> list[tuple[str, str
     return [(link.path, link.label) for link in links if principal.can(link.permission)]
 
 
-def install(app: FastAPI, apps: Sequence[App]) -> None:
-    """Routes, static assets, security headers and the UI's own error handling; the apps' pages after the
-    platform's."""
+def install(app: FastAPI, faces: Mapping[str, Web]) -> None:
+    """Routes, static assets, security headers and the UI's own error handling; the apps' pages (``faces``, by
+    app name) after the platform's."""
     if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
         log.warning("the DSFR's assets are missing from %s: run `make install` (pages will be unstyled)",
                     STATIC_DIR / "dsfr")
     for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit):
         app.include_router(module.router)
     links = []
-    for installed in apps:
-        web = installed.web()
+    for name, web in faces.items():
         for router in web.ui:
             app.include_router(router)
         searchpath: list[str] = TEMPLATES.env.loader.searchpath  # type: ignore[union-attr]
         if web.templates is not None and str(web.templates) not in searchpath:
             searchpath.append(str(web.templates))
         if web.static is not None:
-            app.mount(f"/ui/static/{installed.name}", StaticFiles(directory=web.static),
-                      name=f"ui-static-{installed.name}")
+            app.mount(f"/ui/static/{name}", StaticFiles(directory=web.static), name=f"ui-static-{name}")
         links.extend(web.nav)
     TEMPLATES.env.globals["app_menu"] = functools.partial(_menu, links)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
