@@ -3,16 +3,16 @@ storage and loads the models."""
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from socle import __version__, ui
-from socle.api import access_log, docs, errors
+from socle import __version__, logs, ui
+from socle.api import docs, errors
 from socle.api.limits import BodySizeLimit
 from socle.api.origin import RequestOrigin
+from socle.api.readiness import Readiness
 from socle.api.routers import (
     audit,
     collections,
@@ -45,8 +45,7 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     settings = settings or get_settings()
     apps = installed_apps() if apps is None else apps
     faces = {app.name: app.web() for app in apps}
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    access_log.install()
+    logs.configure(kind=settings.log_format, level=settings.log_level, static=settings.log_static)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +53,7 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
         app.state.platform = platform
         try:
             await platform.start()
+            app.state.readiness = Readiness(platform.engine)
             _settle_the_heap()
             yield
         finally:
@@ -80,4 +80,7 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
             app.include_router(router)
     ui.install(app, faces)
     app.add_middleware(RequestOrigin, trusted=settings.ui_trusted_proxies)  # for the audit trail
+    build = app.build_middleware_stack
+    # Outermost, around Starlette's own error middleware: the 500 of an unhandled error carries the id too.
+    app.build_middleware_stack = lambda: logs.RequestId(build())  # type: ignore[method-assign]
     return app

@@ -15,11 +15,11 @@ import uvicorn
 from rich.table import Table
 
 from socle import console as console_
+from socle import logs
 from socle.apps import installed_apps
-from socle.db import migrate
 from socle.db.models import utcnow
 from socle.errors import SocleError
-from socle.identity.keys import PREFIX
+from socle.identity.keys import PREFIX, new_key
 from socle.identity.permissions import SYSTEM
 from socle.platform import Platform
 from socle.settings import Settings, get_settings
@@ -52,7 +52,8 @@ console, err = console_.console, console_.err
 def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] = None,
           port: Annotated[int | None, typer.Option(help="Default: SOCLE_PORT")] = None,
           workers: Annotated[int | None, typer.Option(help="Default: SOCLE_WORKERS")] = None) -> None:
-    """Prepare the database and the first admin, then serve the platform."""
+    """Prepare the database and the first admin (or wait for the schema), then serve the platform; on SIGTERM,
+    finish the requests in flight (SOCLE_SHUTDOWN_GRACE_S at most) and stop."""
     settings = console_.settings()
     console_.prepare(settings)
     workers = workers or settings.workers
@@ -63,7 +64,28 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     uvicorn.run("socle.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, backlog=settings.backlog, log_level=settings.log_level, proxy_headers=False,
-                server_header=False)
+                server_header=False, log_config=logs.config(kind=settings.log_format, level=settings.log_level,
+                                                            static=settings.log_static),
+                timeout_graceful_shutdown=settings.shutdown_grace_s)
+
+
+@app.command()
+def worker(pool: Annotated[list[str] | None, typer.Option(
+        "--pool", help="Run only this job pool (repeat for several); default: every pool")] = None) -> None:
+    """Run the job pools (document ingestion, retention, the apps' jobs) apart from the API; on SIGTERM, take no
+    new job, let the running ones finish (SOCLE_SHUTDOWN_GRACE_S at most) and hand the others back."""
+    import asyncio
+
+    from socle.jobs.process import UnknownPool, run_worker
+
+    settings = console_.settings()
+    console_.prepare(settings, bootstrap=False)
+    logs.configure(kind=settings.log_format, level=settings.log_level, static=settings.log_static)
+    try:
+        asyncio.run(run_worker(settings, pool or []))
+    except UnknownPool as exc:
+        err.print(f"[bold red]Error:[/] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -107,9 +129,11 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files and folders (
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
-    """Apply the migrations up to REVISION."""
+    """Apply the migrations up to REVISION under the database's migration lock, then create the first admin if
+    there is none (safe to run again, and from several places at once: the migrations job)."""
     settings = console_.settings()
-    migrate.upgrade(settings.resolved_database_url, revision)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    console_.upgrade(settings, revision)
     console.print(f"Database at revision {revision}.")
 
 
@@ -281,6 +305,12 @@ def roles_create(name: str, permission: Annotated[list[str], typer.Option(help="
 
 # ---- keys ------------------------------------------------------------------------------------------
 
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key of the platform's form, stored nowhere: a secret for SOCLE_ADMIN_API_KEY."""
+    console.print(new_key()[0], soft_wrap=True, highlight=False)
+
+
 @keys_app.command("create")
 def keys_create(email: Annotated[str, typer.Option("--user", help="Owner's e-mail")], name: str = "",
                 expires_days: Annotated[int | None, typer.Option(min=1)] = None) -> None:
@@ -412,6 +442,39 @@ def compliance_register(
     sys.stdout.write((built.as_json() if format == "json" else register.as_markdown(built)) + "\n")
 
 
+
+
+# ---- backups ---------------------------------------------------------------------------------------
+
+@app.command()
+def backup(out: Annotated[Path, typer.Argument(help="The archive to write (.tar.gz); must not exist")]) -> None:
+    """Back up the database and the uploaded documents into one archive, while the platform serves."""
+    from socle import backup as backups
+
+    try:
+        manifest = backups.backup(console_.settings(), out)
+    except backups.BackupError as exc:
+        err.print(f"[bold red]Backup failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Backup written to {out}: {manifest['database']} database at revision "
+                  f"{', '.join(manifest['alembic_revisions'])}, {len(manifest['files'])} files.")
+
+
+@app.command()
+def restore(archive: Annotated[Path, typer.Argument(help="An archive written by 'socle backup'")],
+            force: Annotated[bool, typer.Option("--force", help="Replace the data and database there are "
+                                                "(stop the platform first)")] = False) -> None:
+    """Restore an archive into this platform's data directory and database, then migrate to the current
+    schema; refused when they hold data, unless --force."""
+    from socle import backup as backups
+
+    try:
+        manifest = backups.restore(console_.settings(), archive, force=force)
+    except backups.BackupError as exc:
+        err.print(f"[bold red]Restore refused:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Restored {archive} (made {manifest['created_at']} by version {manifest['platform_version']}); "
+                  "schema migrated to the current version.")
 
 
 

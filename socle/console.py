@@ -52,20 +52,55 @@ def with_platform(action: Callable[[Platform], Awaitable[T]], *, mode: Mode = Mo
         raise typer.Exit(1) from exc
 
 
-def prepare(checked: Settings) -> None:
-    """Data directory, schema, and the first admin (its key printed once, and kept in admin.key)."""
+def prepare(checked: Settings, *, bootstrap: bool = True) -> None:
+    """Data directory, then the schema: migrated here (``migrate_on_start``), or waited for while another
+    process migrates it (exit 1 when it is still not current after ``schema_wait_s``: a replica never runs on
+    a schema it was not written for). Then the first admin, where this process migrates."""
     checked.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(checked.resolved_database_url)
+    if checked.migrate_on_start:
+        upgrade(checked, bootstrap=bootstrap)
+    else:
+        wait_for_schema(checked)
+
+
+def upgrade(checked: Settings, revision: str = "head", *, bootstrap: bool = True) -> None:
+    """Migrate and create the first admin under the migration lock: of replicas starting together, one does
+    both and the others find them done."""
+    url = checked.resolved_database_url
+    with migrate.locked(url):
+        migrate.upgrade_unlocked(url, revision)
+        if bootstrap and revision == "head":
+            _bootstrap(checked)
+
+
+def wait_for_schema(checked: Settings) -> None:
+    def told(state: str) -> None:
+        err.print(f"Waiting up to {checked.schema_wait_s:g} s for the database schema ({state}); `socle db "
+                  "upgrade` migrates it.")
+
+    state = migrate.wait_until_current(checked.resolved_database_url, checked.schema_wait_s, on_wait=told)
+    if state is not None:
+        err.print(f"[bold red]Database schema not current[/] after {checked.schema_wait_s:g} s ({state}): run "
+                  "`socle db upgrade` (the migrations job), or set SOCLE_MIGRATE_ON_START=true.")
+        raise typer.Exit(1)
+
+
+def _bootstrap(checked: Settings) -> None:
+    """The first admin, its key printed once to a terminal and kept in admin.key (or the deployment's own)."""
+    given = checked.admin_api_key.get_secret_value() if checked.admin_api_key else None
 
     async def bootstrap(platform: Platform) -> str | None:
-        return await platform.identity.bootstrap_admin(checked.admin_email, checked.admin_key_file)
+        return await platform.identity.bootstrap_admin(checked.admin_email, checked.admin_key_file, key=given)
 
     key = with_platform(bootstrap)
-    if key:
-        console.print(f"[bold green]First administrator created[/] ({checked.admin_email}).")
-        if sys.stdout.isatty():  # a person is reading, not a log collector
-            console.print(f"API key (shown once, also written to {checked.admin_key_file}, mode 0600):")
-            console.print(key, soft_wrap=True, highlight=False)
-        else:
-            console.print(f"Its API key is in {checked.admin_key_file} (mode 0600); it is printed only to a "
-                          "terminal, never to a log.")
+    if not key:
+        return
+    console.print(f"[bold green]First administrator created[/] ({checked.admin_email}).")
+    if given:
+        console.print("Its API key is the one of SOCLE_ADMIN_API_KEY.")
+    elif sys.stdout.isatty():  # a person is reading, not a log collector
+        console.print(f"API key (shown once, also written to {checked.admin_key_file}, mode 0600):")
+        console.print(key, soft_wrap=True, highlight=False)
+    else:
+        console.print(f"Its API key is in {checked.admin_key_file} (mode 0600); it is printed only to a "
+                      "terminal, never to a log.")

@@ -126,11 +126,12 @@ class Platform:
         registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s,
                                  manifest=ModelManifest.in_data_dir(settings.data_dir))
         watchdog = JobWatchdog(jobs, stall_s=settings.job_stall_s)
-        metrics = Metrics(registry, watchdog)
+        metrics = Metrics(registry, watchdog, jobs=jobs, engine=engine)
         counters = storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix,
                                timeout_s=settings.redis_timeout_s)
         limiter = QuotaLimiter(quotas, redis_url=settings.redis_url, key_prefix=settings.redis_key_prefix,
-                               fail_open=settings.quota_fail_open, redis_timeout_s=settings.redis_timeout_s)
+                               fail_open=settings.quota_fail_open, redis_timeout_s=settings.redis_timeout_s,
+                               observe=metrics.redis_call if settings.redis_url else None)
         inference = InferenceService(registry, max_tokens_limit=settings.max_tokens_limit,
                                      usage=Sinks(recorder, metrics), quotas=limiter,
                                      default_completion_tokens=settings.quota_default_completion_tokens,
@@ -148,7 +149,8 @@ class Platform:
             registry=registry, recorder=recorder, watchdog=watchdog, metrics=metrics, inference=inference,
             store=store, collections=CollectionService(sessions, audit), documents=documents, search=search,
             answering=answering, sandbox=sandbox,
-            ingestion=Ingestion(sessions, jobs, documents, sandbox, inference, store, embedding_model=embedding_model),
+            ingestion=Ingestion(sessions, jobs, documents, sandbox, inference, store, embedding_model=embedding_model,
+                                on_ingested=metrics.ingested),
             conversations=conversations, chat_turns=ChatTurns(conversations, inference, answering),
             erasure=ErasureService(engine, sessions, store, documents, identity, quotas, audit, every_kind),
             exports=ExportService(sessions, documents, audit, every_kind),
@@ -164,6 +166,7 @@ class Platform:
             services = app.build(platform, app_settings[app.name])
             platform.apps[app.name] = Installed(app, app_settings[app.name], services, tuple(app.pools(services)),
                                                 personal_data[app.name])
+        metrics.job_kinds(kind.name for pool in platform.pools for kind in pool.kinds)
         return platform
 
     @property
@@ -187,13 +190,15 @@ class Platform:
 
     async def start(self, *, pools: Collection[str] | None = None) -> None:
         """Start what the mode needs. ``pools``: in ``batch`` mode, the job pools to run here (none by default);
-        in ``serve`` mode every pool whose concurrency is not 0 runs unless ``pools`` narrows them."""
+        in ``serve`` mode every pool whose concurrency is not 0 runs (none with ``run_jobs`` false: separate
+        workers run them) unless ``pools`` narrows them."""
         if self.mode == Mode.ADMIN:
             return
         await self.registry.start()  # checks the model files, loads in-process models, opens clients
         self._started = True
         self.recorder.start()
-        wanted = [pool for pool in self.pools if pool.concurrency > 0] if self.mode == Mode.SERVE else []
+        serving_jobs = self.mode == Mode.SERVE and self.settings.run_jobs
+        wanted = [pool for pool in self.pools if pool.concurrency > 0] if serving_jobs else []
         if pools is not None:
             wanted = [pool for pool in self.pools if pool.name in pools]
         for pool in wanted:
@@ -206,12 +211,25 @@ class Platform:
         if self.mode == Mode.SERVE:
             self._tasks.append(asyncio.create_task(self.retention.keep_scheduled(), name="retention-schedule"))
 
-    async def close(self) -> None:
+    def stop_taking_jobs(self) -> None:
+        """The job pools claim nothing more (a stop has begun); the running jobs go on."""
+        for workers in self._running:
+            workers.stop_taking()
+
+    @property
+    def running_jobs(self) -> int:
+        return sum(len(workers.running) for workers in self._running)
+
+    async def drain_jobs(self, grace_s: float) -> None:
+        """Take no more jobs, and wait ``grace_s`` at most for the running ones to finish."""
+        await asyncio.gather(*(workers.drain(grace_s) for workers in self._running))
+
+    async def close(self, *, grace_s: float = 0.0) -> None:
+        """Stop everything; running jobs get ``grace_s`` to finish, then are handed back to the queue."""
+        await asyncio.gather(*(workers.stop(grace_s) for workers in self._running))
         await self.watchdog.stop()
         for task in self._tasks:
             task.cancel()
-        for workers in self._running:
-            await workers.stop()
         self.sandbox.close()
         if self._started:
             await self.registry.close()

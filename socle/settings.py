@@ -7,6 +7,7 @@ fails at start with a :class:`ConfigError` that names the faulty field (``models
 from __future__ import annotations
 
 import functools
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from socle.endpoints import ModelType
+from socle.identity import keys
 from socle.inference.cards import ModelCard
 from socle.inference.catalogue import backend_kinds, config_union
 
@@ -139,6 +141,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     backlog: int = Field(default=8192, ge=64, description="Connections waiting to be accepted (bursts of clients)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(default="text", description="Logs as plain text lines or one "
+                                                "JSON object per line (for a log collector)")
+    log_static: bool = Field(default=False, description="Requests for static assets (the web UI's files) in "
+                             "the access log")
 
     api_docs: bool = Field(default=True, description="Serve the API's documentation: /docs, /redoc and "
                            "/openapi.json (false: none of them)")
@@ -168,6 +174,17 @@ class Settings(BaseSettings):
                                                  "an answer whose request names no max_tokens")
     health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
     admin_email: str = "admin@localhost"
+    admin_api_key: SecretStr | None = Field(default=None, description="The first admin's API key (a secret of "
+                                            "the deployment; `socle keys generate` makes one) instead of one "
+                                            "generated into DATA_DIR/admin.key; only its hash is stored")
+    migrate_on_start: bool = Field(default=True, description="serve and worker migrate the schema at start "
+                                   "(under a database lock); false: they wait for `socle db upgrade` to do it")
+    schema_wait_s: float = Field(default=300.0, ge=0, description="With migrate_on_start false: how long serve "
+                                 "and worker wait for the schema to be current before exiting 1")
+    run_jobs: bool = Field(default=True, description="serve also runs the job pools; false when separate "
+                           "`socle worker` processes run them")
+    shutdown_grace_s: float = Field(default=30.0, ge=0, description="On SIGTERM: how long requests in flight "
+                                    "(serve) and running jobs (worker) get to finish")
 
     rag_embedding_model: str = Field(default="multilingual-e5-small", description="Embeddings model of the "
                                      "catalogue that indexes and searches documents")
@@ -206,8 +223,9 @@ class Settings(BaseSettings):
     ui_sign_in_failures_per_ip: int = Field(default=50, ge=1, description="Failed password sign-ins from one "
                                             "client address in the window, after which its sign-ins are refused")
     ui_sign_in_window_minutes: int = Field(default=15, ge=1, description="The window of the two limits above")
-    ui_trusted_proxies: str = Field(default="", description="Comma-separated addresses of the reverse proxies "
-                                    "whose X-Forwarded-For names the client (for the sign-in limits)")
+    ui_trusted_proxies: str = Field(default="", description="Comma-separated addresses or networks (CIDR) of the "
+                                    "reverse proxies whose X-Forwarded-For names the client (audit trail, "
+                                    "sign-in limits)")
     oidc_issuer: str | None = Field(default=None, description="ProConnect's (or another OpenID provider's) "
                                     "issuer URL, e.g. https://auth.agentconnect.gouv.fr/api/v2; unset: no button")
     oidc_client_id: str | None = None
@@ -225,10 +243,25 @@ class Settings(BaseSettings):
     oidc_timeout_s: float = Field(default=10.0, gt=0, description="Calls to the provider (discovery, token)")
 
     @field_validator("config", "database_url", "redis_url", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
-                     "oidc_redirect_uri", mode="before")
+                     "oidc_redirect_uri", "admin_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _platform_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not keys.well_formed(value.get_secret_value()):
+            raise ValueError(f"must be a key of the platform's form ({keys.PREFIX}<12 hex>_<secret of at least "
+                             f"{keys.MIN_SECRET_LENGTH} characters>): make one with `socle keys generate`")
+        return value
+
+    @field_validator("ui_trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # its ValueError names the bad part
+        return value
 
     @field_validator("oidc_issuer")
     @classmethod

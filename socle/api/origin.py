@@ -2,6 +2,7 @@
 reached (API or UI), made known to the audit trail for the length of the request."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from starlette.datastructures import Headers
@@ -10,12 +11,30 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from socle.audit.context import Origin, current_origin
 
 
-def trusted_proxies(setting: str) -> frozenset[str]:
-    """``SOCLE_UI_TRUSTED_PROXIES``: comma-separated addresses."""
-    return frozenset(part.strip() for part in setting.split(",") if part.strip())
+class TrustedProxies:
+    """``SOCLE_UI_TRUSTED_PROXIES``: comma-separated addresses or networks (``10.42.0.0/16``: an ingress
+    controller's pods change address, their network does not)."""
+
+    def __init__(self, setting: str) -> None:
+        parts = [part.strip() for part in setting.split(",") if part.strip()]
+        self._networks = tuple(ipaddress.ip_network(part, strict=False) for part in parts)  # checked by Settings
+
+    def __contains__(self, address: str) -> bool:
+        if not self._networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
 
 
-def forwarded_client(peer: str, forwarded_for: list[str], trusted: frozenset[str]) -> str:
+@functools.lru_cache(maxsize=8)
+def trusted_proxies(setting: str) -> TrustedProxies:
+    return TrustedProxies(setting)
+
+
+def forwarded_client(peer: str, forwarded_for: list[str], trusted: TrustedProxies) -> str:
     """The connection's address, or, when it is a trusted proxy, the last X-Forwarded-For address that the
     trusted proxies did not add (the ones before it are the client's to make up)."""
     if peer not in trusted:

@@ -101,6 +101,8 @@ class ModelOut(BaseModel):
     max_context_length: int | None = None
     card: ModelCard | None = Field(default=None, description="Provider, licence, intended use, limitations, "
                                    "languages and where the model runs (AI Act transparency)")
+    available: bool = Field(default=True, description="Some backend of the model can take a call now; false "
+                            "while every one is down or taken out of service (a call would fail)")
 
 
 class ListOf(BaseModel):

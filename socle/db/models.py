@@ -148,6 +148,7 @@ class UsageRecord(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
     co2_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # X-Request-Id of the call
 
 
 class Quota(Base):
@@ -192,6 +193,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the request that enqueued it
 
 
 class Collection(Base):

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
 PREFIX = "sk-socle-"
 PUBLIC_ID_LENGTH = 12
 _SECRET_BYTES = 32
+MIN_SECRET_LENGTH = 32  # a key given by the operator (SOCLE_ADMIN_API_KEY): 190 bits at least, url-safe
+_GIVEN = re.compile(rf"{re.escape(PREFIX)}[0-9a-f]{{{PUBLIC_ID_LENGTH}}}_[A-Za-z0-9_-]{{{MIN_SECRET_LENGTH},150}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,20 @@ def new_key() -> tuple[str, str, str]:
     public_id = secrets.token_hex(PUBLIC_ID_LENGTH // 2)
     secret = secrets.token_urlsafe(_SECRET_BYTES)
     return f"{PREFIX}{public_id}_{secret}", public_id, hash_secret(secret)
+
+
+def well_formed(token: str) -> bool:
+    """Whether a key made outside the platform has the form and the strength of the platform's own."""
+    return _GIVEN.fullmatch(token) is not None
+
+
+def adopt(token: str) -> tuple[str, str, str]:
+    """A key made outside the platform (the first admin's, from a secret), as :func:`new_key` returns one."""
+    if not well_formed(token):
+        raise ValueError("not a well-formed key")
+    parsed = parse(token)
+    assert parsed is not None
+    return token, parsed.public_id, hash_secret(parsed.secret)
 
 
 def hash_secret(secret: str) -> str:

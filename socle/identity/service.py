@@ -194,16 +194,20 @@ class IdentityService:
 
     # ---- bootstrap --------------------------------------------------------------------------------
 
-    async def bootstrap_admin(self, email: str, key_file: Path) -> str | None:
+    async def bootstrap_admin(self, email: str, key_file: Path, *, key: str | None = None) -> str | None:
         """Create the first admin and a key for it when the platform has no user yet.
 
-        The key is written to ``key_file`` (mode 0600) and returned, once; None when users exist.
+        The key is ``key`` when the deployment gives one (a secret it keeps itself: only its hash is stored,
+        no file is written); otherwise a new one, written to ``key_file`` (mode 0600). Returned once; None
+        when users exist.
         """
         async with self._sessions() as session:
             if await session.scalar(select(func.count()).select_from(User)):
                 return None
         user = await self.create_user(SYSTEM, email=email, name="Administrator", role="admin")
-        issued = await self.create_key(SYSTEM, name="bootstrap", user_id=user.id)
+        issued = await self.create_key(SYSTEM, name="bootstrap", user_id=user.id, given=key)
+        if key is not None:
+            return issued.secret
         key_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -423,12 +427,13 @@ class IdentityService:
     # ---- API keys ---------------------------------------------------------------------------------
 
     async def create_key(self, actor: Principal, *, name: str = "", user_id: int | None = None,
-                         expires_at: datetime | None = None) -> IssuedKey:
+                         expires_at: datetime | None = None, given: str | None = None) -> IssuedKey:
+        """A new key; ``given``: the key itself, made outside (the first admin's, see ``bootstrap_admin``)."""
         owner_id = actor.user_id if user_id is None else user_id
         require(actor, Permission.KEYS_ALL if owner_id != actor.user_id else Permission.KEYS_OWN)
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at must be in the future.", param="expires_at")
-        secret, public_id, secret_hash = keys.new_key()
+        secret, public_id, secret_hash = keys.new_key() if given is None else keys.adopt(given)
         async with self._sessions() as session, session.begin():
             owner = await session.get(User, owner_id)
             if owner is None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,13 @@ class ServedModel:
     def id(self) -> str:
         return self.config.id
 
+    @property
+    def available(self) -> bool:
+        """Some backend can take a call now: its circuit is closed and its last health check passed. Read
+        from what the circuit breakers and the background checks already know: nothing is probed here."""
+        now = time.monotonic()
+        return any(state.healthy and state.open_until <= now for state in self.pool.states)
+
 
 class ModelRegistry:
     def __init__(self, catalogue: Catalogue, *, health_interval_s: float = 10.0,
@@ -29,7 +37,8 @@ class ModelRegistry:
         self.models = [
             ServedModel(model, BackendPool([build_backend(b, model.id, model.backend_label(i))
                                             for i, b in enumerate(model.backends)], model.routing,
-                                           failure_threshold=model.failure_threshold, cooldown_s=model.cooldown_s))
+                                           failure_threshold=model.failure_threshold, cooldown_s=model.cooldown_s,
+                                           model=model.id))
             for model in catalogue.models
         ]
         self._manifest = manifest

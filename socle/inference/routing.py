@@ -7,11 +7,15 @@ answers its check is brought back at once, one that does not is taken out before
 
 A call gets an ordered list of backends to try: the strategy's choice first, then the others, so a
 retry never lands on the backend that just failed.
+
+Each failure leaves one log line (model, backend label, error kind; never the request or a key), and so does
+each change of a circuit (opened, closed); the request id comes with the record.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 
 from socle.inference.backends.base import Backend
 from socle.settings import RoutingStrategy
+
+log = logging.getLogger("socle.backends")
 
 
 @dataclass(eq=False)
@@ -41,11 +47,12 @@ class BackendPool:
     """The backends of one model, the routing strategy, and the circuit breakers."""
 
     def __init__(self, backends: list[Backend], strategy: RoutingStrategy, *, failure_threshold: int = 3,
-                 cooldown_s: float = 30.0) -> None:
+                 cooldown_s: float = 30.0, model: str = "") -> None:
         self.states = [BackendState(backend, i) for i, backend in enumerate(backends)]
         self.strategy = strategy
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
+        self.model = model
         self._turn = itertools.count()
 
     @property
@@ -88,15 +95,30 @@ class BackendPool:
             state.trial = False  # a trial that ended neither in success nor failure (client gone) is over
 
     def succeeded(self, state: BackendState) -> None:
+        if state.open_until:
+            log.warning("circuit closed: backend %s of model %s is back in service", state.backend.name,
+                        self.model, extra={"event": "circuit_closed", "model": self.model,
+                                           "backend": state.backend.name})
         state.failures = 0
         state.open_until = 0.0
         state.trial = False
 
-    def failed(self, state: BackendState) -> None:
+    def failed(self, state: BackendState, error: BaseException | None = None) -> None:
         state.failures += 1
         state.trial = False
+        kind = _kind(error)
+        log.warning("backend %s of model %s failed: %s", state.backend.name, self.model, kind,
+                    extra={"event": "backend_failed", "model": self.model, "backend": state.backend.name,
+                           "error": kind, "failures": state.failures})
         if state.failures >= self.failure_threshold:
-            state.open_until = time.monotonic() + self.cooldown_s
+            self._open(state, f"{state.failures} failures in a row")
+
+    def _open(self, state: BackendState, why: str) -> None:
+        if not state.open_until:
+            log.warning("circuit opened: backend %s of model %s taken out of service for %.0f s (%s)",
+                        state.backend.name, self.model, self.cooldown_s, why,
+                        extra={"event": "circuit_opened", "model": self.model, "backend": state.backend.name})
+        state.open_until = time.monotonic() + self.cooldown_s
 
     def checked(self, state: BackendState, healthy: bool) -> None:
         """The result of an active health check."""
@@ -105,4 +127,13 @@ class BackendPool:
             self.succeeded(state)
         elif not healthy:
             state.failures = max(state.failures, self.failure_threshold)
-            state.open_until = time.monotonic() + self.cooldown_s
+            self._open(state, "health check failed")
+
+
+def _kind(error: BaseException | None) -> str:
+    """What failed, without the message (which may quote the backend's answer): the error's kind and code."""
+    if error is None:
+        return "unknown"
+    kind = getattr(error, "kind", None) or type(error).__name__
+    code = getattr(error, "code", None)
+    return f"{kind} ({code})" if code and code != kind else str(kind)

@@ -72,7 +72,7 @@ class InferenceService:
                     try:
                         result = await backend.call(endpoint, body)
                     except _RETRYABLE as exc:
-                        served.pool.failed(state)
+                        served.pool.failed(state, exc)
                         error = exc
                         continue
                 served.pool.succeeded(state)
@@ -137,8 +137,8 @@ class InferenceService:
                         record.first_token()
                         chunk["model"] = served.id
                         yield chunk
-            except _RETRYABLE:
-                served.pool.failed(state)
+            except _RETRYABLE as exc:
+                served.pool.failed(state, exc)
                 raise
             served.pool.succeeded(state)
 

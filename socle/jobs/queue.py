@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Job, utcnow
+from socle.logs import request_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class LeasedJob:
     payload: dict[str, Any]
     attempts: int  # this run included
     max_attempts: int
+    request_id: str | None = None  # of the request that enqueued it: its logs carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,20 @@ class Backlog:
     waiting: int
     stalled: int  # of which waiting for longer than the bound
     oldest_since: datetime  # when the longest-waiting one became due
+
+
+@dataclass(frozen=True, slots=True)
+class KindStats:
+    """The queue of one kind of job, as /metrics shows it."""
+
+    kind: str
+    queued: int  # waiting to run, now or later (a retry after a failure waits its backoff)
+    running: int  # leased by a live worker
+    waiting: int  # due and not started (queued and due, or leased by a worker that died)
+    stalled: int  # of which waiting for longer than the bound
+    oldest_wait_s: float  # how long the longest-waiting one has waited (0 when none waits)
+    retrying: int  # queued again after a failed attempt
+    given_up: int  # failed for good (attempts spent, or a permanent error), until retention removes them
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -88,7 +104,7 @@ class JobQueue:
             if existing is not None:
                 return existing
         job = Job(kind=kind, payload=payload, dedupe_key=dedupe_key, status="queued", attempts=0,
-                  max_attempts=max_attempts, run_after=utcnow())
+                  max_attempts=max_attempts, run_after=utcnow(), request_id=request_id.get())
         try:
             async with session.begin_nested():
                 session.add(job)
@@ -113,7 +129,8 @@ class JobQueue:
                 update(Job).where(Job.id == job_id, runnable)
                 .values(status="running", locked_by=worker, locked_until=now + timedelta(seconds=lease_s),
                         attempts=Job.attempts + 1)
-                .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts))).first()
+                .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts,
+                           Job.request_id))).first()
         return LeasedJob(*row) if row is not None else None
 
     async def renew(self, job: LeasedJob, worker: str, *, lease_s: float) -> bool:
@@ -123,6 +140,16 @@ class JobQueue:
                 update(Job).where(Job.id == job.id, Job.locked_by == worker, Job.status == "running")
                 .values(locked_until=utcnow() + timedelta(seconds=lease_s)))
         return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def release(self, job: LeasedJob, worker: str) -> None:
+        """Give an unfinished job back (its worker is stopping): due again at once for any worker, instead of
+        after its lease, and this run is not counted against its attempts."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Job).where(Job.id == job.id, Job.locked_by == worker, Job.status == "running")
+                .values(status="queued", locked_by=None, locked_until=None, run_after=utcnow(),
+                        attempts=func.max(Job.attempts - 1, 0) if session.bind.dialect.name == "sqlite"
+                        else func.greatest(Job.attempts - 1, 0)))
 
     async def complete(self, job: LeasedJob, worker: str) -> None:
         await self._finish(job, worker, status="done", error=None)
@@ -158,6 +185,28 @@ class JobQueue:
             rows = (await session.execute(query)).all()
         return [Backlog(kind, int(waiting), int(stalled or 0), since)
                 for kind, waiting, stalled, since in rows]
+
+    async def stats(self, *, stalled_after_s: float) -> list[KindStats]:
+        """Per kind, everything /metrics says of the queue, in one aggregate query over the jobs not done
+        (finished jobs are the bulk of the table and are left out by the claim index)."""
+        now = utcnow()
+        due = _due(now)
+        bound = now - timedelta(seconds=stalled_after_s)
+
+        def count(condition: ColumnElement[bool]) -> Any:
+            return func.sum(case((condition, 1), else_=0))
+
+        query = (select(Job.kind, count(Job.status == "queued"),
+                        count(and_(Job.status == "running", Job.locked_until >= now)), count(due),
+                        count(and_(due, _WAITING_SINCE < bound)), func.min(case((due, _WAITING_SINCE))),
+                        count(and_(Job.status == "queued", Job.attempts > 0)), count(Job.status == "failed"))
+                 .where(Job.status.in_(("queued", "running", "failed"))).group_by(Job.kind).order_by(Job.kind))
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [KindStats(kind, *(int(n or 0) for n in (queued, running, waiting, stalled)),
+                          max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
+                          int(retrying or 0), int(given_up or 0))
+                for kind, queued, running, waiting, stalled, oldest, retrying, given_up in rows]
 
     async def stalled(self, *, stalled_after_s: float, limit: int = 100) -> list[tuple[int, str, datetime]]:
         """The jobs due for longer than ``stalled_after_s`` and not started: (id, kind, due since)."""

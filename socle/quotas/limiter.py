@@ -72,6 +72,12 @@ class RuleSource(Protocol):
     async def rules(self) -> list[Rule]: ...
 
 
+class StoreObserver(Protocol):
+    """Told how long each admission or settlement spent on the quota store, and whether it failed (metrics)."""
+
+    def __call__(self, operation: str, seconds: float, *, failed: bool = False) -> None: ...
+
+
 @dataclass(slots=True)
 class Admission:
     """A call let through: what it reserved, to be settled when its real use is known."""
@@ -95,8 +101,9 @@ UNLIMITED = Admission(limiter=None)
 
 class QuotaLimiter:
     def __init__(self, rules: RuleSource, *, redis_url: str | None = None, key_prefix: str = "socle",
-                 fail_open: bool = False, redis_timeout_s: float = 0.5) -> None:
+                 fail_open: bool = False, redis_timeout_s: float = 0.5, observe: StoreObserver | None = None) -> None:
         self._rules = rules
+        self._observe = observe
         self.storage: Storage = storage_for(redis_url, key_prefix=key_prefix, timeout_s=redis_timeout_s)
         self._windows = MovingWindowRateLimiter(self.storage)
         self.fail_open = fail_open
@@ -109,14 +116,24 @@ class QuotaLimiter:
         if not rules:
             return UNLIMITED
         tokens, cost = worst_case()
+        started = time.perf_counter()
         try:
-            return await self._admit(rules, principal, tokens, round(cost * _MICRO))
+            admission = await self._admit(rules, principal, tokens, round(cost * _MICRO))
         except StorageError as exc:
+            if self._observe is not None:
+                self._observe("admit", time.perf_counter() - started, failed=True)
             if self.fail_open:
                 log.warning("quota store unreachable, serving without limits: %s", exc)
                 return UNLIMITED
             raise BackendUnavailable("Quotas cannot be checked right now (the quota store is unreachable).",
                                      code="quota_store_unavailable") from exc
+        except RateLimited:
+            if self._observe is not None:
+                self._observe("admit", time.perf_counter() - started)
+            raise
+        if self._observe is not None:
+            self._observe("admit", time.perf_counter() - started)
+        return admission
 
     async def _admit(self, rules: list[Rule], principal: Principal, tokens: int, micro_cost: int) -> Admission:
         now = time.time()
@@ -164,6 +181,8 @@ class QuotaLimiter:
             await self.storage.incr(key, expiry, -reserved)
 
     async def _settle(self, admission: Admission, tokens: int, micro_cost: int) -> None:
+        started = time.perf_counter()
+        failed = False
         try:
             for key, reserved, expiry in admission.budgets:
                 await self.storage.incr(key, expiry, tokens - reserved)
@@ -173,7 +192,10 @@ class QuotaLimiter:
                 if tokens:
                     await self.storage.incr(key, expiry, tokens)
         except StorageError:
+            failed = True
             log.exception("could not settle a call's quotas (tokens=%d)", tokens)
+        if self._observe is not None:
+            self._observe("settle", time.perf_counter() - started, failed=failed)
 
     async def _refusal(self, item: RateLimitItem, counter: str, unit: str) -> RateLimited:
         stats = await self._windows.get_window_stats(item, counter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -40,8 +41,9 @@ def ingestion_principal(owner_id: int) -> Principal:
 class Ingestion:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, documents: DocumentService,
                  sandbox: Sandbox, inference: InferenceService, store: ChunkStore, *, embedding_model: str | None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, on_ingested: Callable[[int], None] | None = None) -> None:
         self._sessions = sessions
+        self._on_ingested = on_ingested  # told the chunks of each document made searchable (metrics)
         self._queue = queue
         self._documents = documents
         self._sandbox = sandbox
@@ -101,6 +103,8 @@ class Ingestion:
                                           session=session)
         path.unlink(missing_ok=True)
         log.info("document %d: %d chunks from %s pages", document_id, len(chunks), parsed.pages or "?")
+        if self._on_ingested is not None:
+            self._on_ingested(len(chunks))
 
     async def embed(self, payload: dict[str, Any]) -> None:
         """Embed the document's chunks. Each batch is filled up with other pending chunks of the same

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from socle.identity.permissions import Principal
+from socle.logs import request_id
 
 
 @dataclass(slots=True)
@@ -24,6 +25,7 @@ class CallRecord:
     latency_ms: float = 0.0
     status: str = "ok"  # "ok", "client_closed", or the error kind ("bad_gateway", "gateway_timeout"...)
     attempts: int = 0
+    request_id: str | None = field(default_factory=request_id.get)  # the request (or job) it was made for
 
     def first_token(self) -> None:
         if self.ttft_ms is None:

@@ -91,4 +91,5 @@ class UsageRecorder:
             "prompt_tokens": call.prompt_tokens, "completion_tokens": call.completion_tokens,
             "latency_ms": round(call.latency_ms, 3), "ttft_ms": None if call.ttft_ms is None else round(call.ttft_ms, 3),
             "attempts": call.attempts, "cost": cost, "energy_kwh": energy, "co2_kg": co2,
+            "request_id": call.request_id,
         }

@@ -7,12 +7,14 @@ Behaviour is chosen by the requested model name, so one process serves every cas
   mock-slow     waits 30 s before answering (the gateway's timeout must fire first)
   mock-midfail  streams two events, then drops the connection
   mock-endless  streams one event every 50 ms for a minute (to test cancellation)
+  mock-paced    streams ten events, one every 300 ms, then ends properly (a stream in flight for 3 s)
   mock-garbage  answers text that is not JSON, even when a ``response_format`` asks for JSON
   mock-flaky    with a ``response_format``: not JSON the first time, a valid instance once corrected
   mock-truncated   streams two events, then ``[DONE]`` with no ``finish_reason``: an answer cut short
   mock-multiline   streams valid SSE the hard way: JSON spread over several ``data:`` lines, CRLF and CR line
                    ends, comments, ``event:`` and ``id:`` fields, a BOM
   mock-huge        streams one event, then one of 600 KB (``HUGE`` repeated), then ends properly
+Embeddings of a model whose name ends with ``-slow`` take 5 s (a job in flight).
 Asked for a ``response_format`` JSON schema, the others answer the simplest instance of that schema.
 ``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
 
@@ -106,13 +108,15 @@ def _instance(schema: dict):  # noqa: ANN202 (any JSON value)
 
 async def _stream(model: str, body: dict) -> AsyncIterator[bytes]:
     STATS["streams_open"] += 1
-    count = 1200 if model.endswith("mock-endless") else CHUNKS
+    count = 1200 if model.endswith("mock-endless") else 10 if model.endswith("mock-paced") else CHUNKS
     try:
         for i in range(count):
             if model.endswith("mock-midfail") and i == 2:
                 raise RuntimeError("backend crashed mid-stream")  # uvicorn drops the connection
             if model.endswith("mock-endless"):
                 await asyncio.sleep(0.05)
+            elif model.endswith("mock-paced"):
+                await asyncio.sleep(0.3)
             yield f"data: {json.dumps(_chunk(model, f'tok{i} '))}\n\n".encode()
         yield f"data: {json.dumps(_chunk(model, None, 'stop'))}\n\n".encode()
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -167,6 +171,8 @@ async def _completion_stream(body: dict) -> AsyncIterator[str]:
 async def embeddings(request: Request) -> Response:
     STATS["requests"] += 1
     body = await request.json()
+    if str(body.get("model", "")).endswith("-slow"):
+        await asyncio.sleep(5)
     given = body["input"]  # a text, texts, a text's token ids, or several texts' token ids
     inputs = given if isinstance(given, list) and given and not isinstance(given[0], int) else [given]
     return JSONResponse({"object": "list", "model": body.get("model"),

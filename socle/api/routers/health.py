@@ -1,12 +1,12 @@
-"""Liveness (``/health``), readiness (``/ready``: database and backends reachable), Prometheus ``/metrics``."""
+"""Liveness (``/health``), readiness (``/ready``: see :mod:`socle.api.readiness`), Prometheus ``/metrics``."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
-from socle.api.deps import Caller, inference_service, platform
+from socle.api.deps import Caller, platform
+from socle.api.readiness import Readiness
 from socle.api.strict import StrictRoute
 from socle.identity.permissions import Permission, require
 
@@ -20,19 +20,15 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    try:
-        async with platform(request).engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        database = True
-    except Exception:
-        database = False
-    backends = await inference_service(request).registry.health()
-    ok = database and all(backends.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "database": database, "backends": backends},
-                        status_code=200 if ok else 503)
+    """200 while this replica can serve; the body says nothing of the topology (no backend, no database)."""
+    readiness: Readiness | None = getattr(request.app.state, "readiness", None)  # set once configuration loaded
+    ok = readiness is not None and await readiness()
+    return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics (a key with metrics:read)")
 async def metrics(request: Request, caller: Caller) -> Response:
     require(caller, Permission.METRICS_READ)
-    return Response(platform(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    metrics_ = platform(request).metrics
+    await metrics_.refresh()  # the job queues, read once per scrape
+    return Response(metrics_.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,8 @@ router = APIRouter(prefix="/v1", tags=["models"], route_class=StrictRoute)
 def _out(served: ServedModel) -> ModelOut:
     config = served.config
     return ModelOut(id=config.id, owned_by=config.owned_by, type=config.type, aliases=config.aliases,
-                    max_context_length=config.max_context_length, card=config.model_card)
+                    max_context_length=config.max_context_length, card=config.model_card,
+                    available=served.available)
 
 
 @router.get("/models", response_model=ListOf)

@@ -35,6 +35,7 @@ class UsageRow(BaseModel):
     cost: float
     energy_kwh: float
     co2_kg: float
+    request_id: str | None = None  # the call's X-Request-Id: finds its lines in the logs
 
 
 class UsageFilters(BaseModel):

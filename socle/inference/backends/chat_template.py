@@ -90,7 +90,8 @@ class TemplateRenderer:
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._kill()
-        process = self._process = subprocess.Popen([sys.executable, "-m", __name__, str(self.memory_mb)],
+        process = self._process = subprocess.Popen([sys.executable, "-m", __name__, str(self.memory_mb),
+                                                     str(os.getpid())],
                                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert process.stdin is not None
         try:
@@ -151,8 +152,8 @@ class BoundedChatFormatter:
 
 # ---- in the child process --------------------------------------------------------------------------
 
-def _serve(memory_mb: int) -> None:
-    _die_with_parent()
+def _serve(memory_mb: int, parent: int) -> None:
+    _die_with_parent(parent)
     import jinja2
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -187,11 +188,12 @@ def _serve(memory_mb: int) -> None:
         replies.flush()
 
 
-def _die_with_parent() -> None:
-    """A render left running by a server that died (killed, crashed) must not burn a core for ever."""
+def _die_with_parent(parent: int) -> None:
+    """A render left running by a server that died (killed, crashed) must not burn a core for ever. The
+    parent's pid is compared, not 1: in a container the server itself is pid 1."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above
+    if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
 
 
@@ -209,4 +211,4 @@ def _short(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -236,7 +236,7 @@ async def backends_page(request: Request, visitor: SignedIn) -> Response:
     inference = platform(request).inference
     if inference is None:
         return error_page(request, visitor, 503, "Les modèles ne sont pas chargés sur ce serveur.")
-    health = await inference.registry.health()  # checks every backend now, as /ready does
+    health = await inference.registry.health()  # checks every backend now (this page is seldom looked at)
     now = time.monotonic()
     models = [{"id": served.id, "type": served.config.type, "routing": served.pool.strategy,
                "backends": [{"index": state.index, "name": state.backend.name,
