@@ -84,3 +84,14 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     # Outermost, around Starlette's own error middleware: the 500 of an unhandled error carries the id too.
     app.build_middleware_stack = lambda: logs.RequestId(build())  # type: ignore[method-assign]
     return app
+
+
+def create_probe_app(platform: Platform) -> FastAPI:
+    """What a ``socle worker`` answers on ``SOCLE_WORKER_PORT``: liveness, readiness and its own metrics (the
+    documents it ingests count there, not on the API's replicas), behind the same key check as the API's."""
+    app = FastAPI(title="Socle IA worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.platform = platform
+    app.state.readiness = Readiness(platform.engine)
+    errors.install(app)
+    app.include_router(health.router)
+    return app

@@ -185,6 +185,9 @@ class Settings(BaseSettings):
                            "`socle worker` processes run them")
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="On SIGTERM: how long requests in flight "
                                     "(serve) and running jobs (worker) get to finish")
+    worker_port: int | None = Field(default=None, ge=1, le=65535, description="`socle worker` answers /health, "
+                                    "/ready and /metrics (a key with metrics:read) on this port of SOCLE_HOST, "
+                                    "for probes and for its own metrics (ingestion); unset: it listens nowhere")
 
     rag_embedding_model: str = Field(default="multilingual-e5-small", description="Embeddings model of the "
                                      "catalogue that indexes and searches documents")

@@ -7,9 +7,13 @@ another worker takes them at once instead of after their lease. A second signal 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+import uvicorn
+from starlette.types import ASGIApp
 
 from socle.platform import Mode, Platform
 from socle.settings import Settings
@@ -30,8 +34,20 @@ def pools_to_run(platform: Platform, names: Sequence[str]) -> list[str]:
     return list(names) or [pool.name for pool in platform.pools if pool.concurrency > 0]
 
 
-async def run_worker(settings: Settings, names: Sequence[str] = ()) -> None:
+class _Probes(uvicorn.Server):
+    """The worker's HTTP port: its own signal handlers decide when the worker stops, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_worker(settings: Settings, names: Sequence[str] = (),
+                     probes: Callable[[Platform], ASGIApp] | None = None) -> None:
+    """Run the pools until a signal; with ``probes`` and ``SOCLE_WORKER_PORT``, answer them on that port."""
     platform = Platform.build(settings, Mode.BATCH)
+    server: _Probes | None = None
+    listening: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     stopping, hurry = asyncio.Event(), asyncio.Event()
 
@@ -48,6 +64,11 @@ async def run_worker(settings: Settings, names: Sequence[str] = ()) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, signalled, signum)
         await platform.start(pools=pools)
+        if probes is not None and settings.worker_port:
+            server = _Probes(uvicorn.Config(probes(platform), host=settings.host, port=settings.worker_port,
+                                            log_config=None, lifespan="off", access_log=False,
+                                            server_header=False))
+            listening = asyncio.create_task(server.serve(), name="worker-probes")
         log.warning("worker running the job pools: %s", ", ".join(pools))
         await stopping.wait()
         grace_s = settings.shutdown_grace_s
@@ -63,5 +84,8 @@ async def run_worker(settings: Settings, names: Sequence[str] = ()) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if server is not None and listening is not None:
+            server.should_exit = True
+            await listening
         await platform.close()  # cancels what still runs: those jobs go back to the queue at once
         log.warning("worker stopped")

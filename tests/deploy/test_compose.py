@@ -86,7 +86,7 @@ def postgres_tcp() -> Iterator[int]:
 @pytest.mark.slow
 def test_compose_migrates_once_serves_and_the_worker_ingests(image: str, postgres_tcp: int, tmp_path: Path) -> None:
     key = run("docker", "run", "--rm", "--network", "host", image, "keys", "generate").stdout.strip()
-    port = free_port()
+    port, worker_port = free_port(), free_port()
     shutil.copy(ROOT / "compose.yaml", tmp_path)
     (tmp_path / "deploy" / "compose").mkdir(parents=True)
     (tmp_path / "deploy" / "compose" / "models.yaml").write_text(CATALOGUE)
@@ -95,7 +95,7 @@ def test_compose_migrates_once_serves_and_the_worker_ingests(image: str, postgre
         SOCLE_IMAGE=image, POSTGRES_PASSWORD="unused",
         SOCLE_DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_tcp}/postgres",
         SOCLE_REDIS_KEY_PREFIX=f"socle-compose-{secrets.token_hex(4)}", SOCLE_PORT=str(port),
-        SOCLE_ADMIN_API_KEY=key, SOCLE_UI_COOKIE_SECURE="false"))
+        SOCLE_ADMIN_API_KEY=key, SOCLE_UI_COOKIE_SECURE="false", WORKER_PORT=str(worker_port)))
     project = f"socletest{secrets.token_hex(4)}"
     compose = ["docker-compose", "-p", project, "-f", "compose.yaml", "-f", "compose.test.yaml"]
     try:
@@ -138,6 +138,8 @@ def test_compose_migrates_once_serves_and_the_worker_ingests(image: str, postgre
         api_log = run(*compose, "logs", "--no-color", "api", cwd=tmp_path).stdout
         # The document was chunked by the worker, never by the API (SOCLE_RUN_JOBS=false); logs are JSON lines.
         assert '"logger": "socle.rag"' in worker_log, worker_log[-4000:]
+        # The worker answers on its own port: its health check and its readiness.
+        assert httpx.get(f"http://127.0.0.1:{worker_port}/ready", timeout=5).json() == {"status": "ready"}
         assert "socle.rag" not in api_log and '"logger": "uvicorn.error"' in api_log
         assert "Traceback" not in api_log + worker_log, (api_log + worker_log)[-6000:]
     finally:

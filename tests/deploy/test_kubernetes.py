@@ -143,6 +143,10 @@ def test_production_splits_the_roles_and_migrates_in_a_job_per_release() -> None
     worker = _container(_one(docs, "Deployment", "socle-worker"))
     assert worker["command"] == ["socle", "worker"]
     assert _env(docs, worker)["SOCLE_MIGRATE_ON_START"] == "false"
+    # The worker answers its probes (and its own metrics) on SOCLE_WORKER_PORT.
+    assert worker["ports"] == [{"name": "probes", "containerPort": int(_env(docs, worker)["SOCLE_WORKER_PORT"])}]
+    assert worker["livenessProbe"]["httpGet"] == worker["startupProbe"]["httpGet"] == {"path": "/health",
+                                                                                          "port": "probes"}
     (job,) = _kinds(docs, "Job")
     assert _container(job)["command"] == ["socle", "db", "upgrade"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"

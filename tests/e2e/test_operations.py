@@ -140,12 +140,21 @@ def test_a_worker_runs_the_jobs_and_hands_them_back_when_stopped(role: Role) -> 
         time.sleep(3)
         assert http.get(f"/documents/{document}").json()["status"] == "queued"  # nobody runs the jobs
 
-        first, first_log = role.spawn("worker", log="worker-1.log", SOCLE_SHUTDOWN_GRACE_S="0.5", **shared)
+        port = free_port()  # the worker's own probes and metrics
+        first, first_log = role.spawn("worker", log="worker-1.log", SOCLE_SHUTDOWN_GRACE_S="0.5",
+                                      SOCLE_WORKER_PORT=str(port), **shared)
         workers.append(first)
         deadline = time.monotonic() + 120
         while http.get(f"/documents/{document}").json()["status"] != "ready":  # parsed; now being embedded (5 s)
             assert time.monotonic() < deadline and first.poll() is None, first_log.read_text(errors="replace")
             time.sleep(0.2)
+        probes = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        assert probes.get("/health").status_code == 200 and probes.get("/ready").json() == {"status": "ready"}
+        refused = probes.get("/metrics")
+        assert refused.status_code == 401 and refused.json()["error"]["type"] == "invalid_request_error"
+        scraped = probes.get("/metrics", headers={"Authorization": f"Bearer {key}"}).text
+        assert "socle_ingested_documents_total 1.0" in scraped  # counted where the document was parsed
+        assert 'socle_jobs_running{kind="rag.embed"} 1.0' in scraped, scraped
         time.sleep(1)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
