@@ -4,6 +4,8 @@
 #   bash bench/gateway.sh                  # full run, ~12 min
 #   QUICK=1 bash bench/gateway.sh          # ~3 min: 1 round of 3 s, 1,000 and 2,000 short streams
 #   PHASES="chat" WORKERS=1 bash bench/gateway.sh
+#   BEFORE=/tmp/before SKIP_LITELLM=1 bash bench/gateway.sh   # also socle from another checkout (a git
+#                                          # worktree of an earlier commit, same .venv), target "before"
 #
 # Starts (on free loopback ports, stopped by a trap): the shared mock backend (models mock-model and
 # mock-embed), `socle serve` with a temporary data directory and a YAML catalogue routing both models
@@ -21,9 +23,12 @@
 # client and mock; default /tmp/bench-venv/bin/python), PYSPY, LITELLM_VENV, SOCLE_BIN, WORKERS
 # (default $SOCLE_WORKERS or 2), LEVELS, ROUNDS, SECONDS_PER_RUN, STREAMS, STREAM_CHUNKS,
 # STREAM_DELAY_MS, RAMP, STREAM_SECONDS, STREAMS_1W, STREAM1_CHUNKS, STREAM1_DELAY_MS, RAMP_1W,
+# STARTUP_SECONDS (how long socle may take to answer /health; default 180: a busy machine is slow),
 # STREAM1_SECONDS, PROFILE_SECONDS, PYSPY_RATE, PYSPY_ARGS, BACKEND_MAX_CONNECTIONS (catalogue max_connections; the default
 # of the openai backend, 256, caps open streams per backend and worker), PHASES, SKIP_LITELLM=1,
-# PROFILE_STREAMS=1 (streams1 with socle only, py-spy from mid-ramp on: profile-streams.txt).
+# PROFILE_STREAMS=1 (streams1 with socle only, py-spy from mid-ramp on: profile-streams.txt), BEFORE (a
+# checkout whose socle/ is served as the target "before" in chat, streams and streams1, from the same
+# virtualenv through PYTHONPATH; the profile phase profiles this checkout only).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -114,8 +119,8 @@ start_mock() {  # PORT CHUNKS DELAY_MS LOG -> sets MOCK_PID
   wait_http "http://127.0.0.1:$1/health" 15 "$MOCK_PID"
 }
 
-start_socle() {  # NAME PORT MOCK_PORT WORKERS -> sets SOCLE_PID, SOCLE_KEY
-  local name="$1" dir="$tmp/$1" v
+start_socle() {  # NAME PORT MOCK_PORT WORKERS [CHECKOUT] -> sets SOCLE_PID, SOCLE_KEY
+  local name="$1" dir="$tmp/$1" v path=()
   mkdir -p "$dir/data"
   cat > "$dir/models.yaml" <<EOF
 models:
@@ -128,12 +133,13 @@ models:
 EOF
   local unset_args=()
   for v in $(compgen -e | grep '^SOCLE_' || true); do unset_args+=(-u "$v"); done
+  [[ -n "${5:-}" ]] && path=(PYTHONPATH="$5")  # found before the editable install of this checkout
   # From the temporary directory: no .env file of the repository is read.
   (cd "$dir" && exec env "${unset_args[@]}" -u VIRTUAL_ENV SOCLE_CONFIG="$dir/models.yaml" \
      SOCLE_DATA_DIR="$dir/data" SOCLE_WORKERS="$4" SOCLE_LOG_LEVEL=warning SOCLE_HOST=127.0.0.1 \
-     SOCLE_PORT="$2" "$SOCLE_BIN" serve > "$OUT/$name.log" 2>&1) &
+     SOCLE_PORT="$2" "${path[@]}" "$SOCLE_BIN" serve > "$OUT/$name.log" 2>&1) &
   SOCLE_PID=$!; started+=("$SOCLE_PID")
-  if ! wait_http "http://127.0.0.1:$2/health" 60 "$SOCLE_PID"; then tail -30 "$OUT/$name.log" >&2; exit 1; fi
+  if ! wait_http "http://127.0.0.1:$2/health" "${STARTUP_SECONDS:-180}" "$SOCLE_PID"; then tail -30 "$OUT/$name.log" >&2; exit 1; fi
   SOCLE_KEY="$(tr -d '[:space:]' < "$dir/data/admin.key")"
   # Same work on every worker before measuring: one authenticated call (also checks the route).
   local code
@@ -181,6 +187,12 @@ if has chat || has streams; then
   start_socle socle "$SOCLE_PORT" "$MOCK_PORT" "$WORKERS"
   targets+=("socle=http://127.0.0.1:$SOCLE_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID")
   SOCLE_MAIN=$SOCLE_PID
+  if [[ -n "${BEFORE:-}" ]]; then
+    BEFORE_PORT=$(free_port)
+    start_socle before "$BEFORE_PORT" "$MOCK_PORT" "$WORKERS" "$BEFORE"
+    targets+=("before=http://127.0.0.1:$BEFORE_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID")
+    BEFORE_MAIN=$SOCLE_PID
+  fi
   if [[ -n "$LITELLM_PID" ]]; then
     wait_http "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 120 "$LITELLM_PID"
     targets+=("litellm=http://127.0.0.1:$LITELLM_PORT,key=$LITELLM_KEY,model=mock-model,pid=$LITELLM_PID")
@@ -222,6 +234,7 @@ fi
 
 # The multi-worker gateways go: the one-worker phases get the machine to themselves.
 [[ -n "${SOCLE_MAIN:-}" ]] && stop "$SOCLE_MAIN"
+[[ -n "${BEFORE_MAIN:-}" ]] && stop "$BEFORE_MAIN"
 [[ -n "${LITELLM_PID:-}" ]] && stop "$LITELLM_PID"
 
 if has profile || has streams1; then
@@ -231,6 +244,13 @@ if has profile || has streams1; then
   SOCLE1_PORT=$(free_port)
   start_socle socle-1worker "$SOCLE1_PORT" "$MOCK_PORT_B" 1
   socle1="socle=http://127.0.0.1:$SOCLE1_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID"
+  SOCLE1_PID=$SOCLE_PID
+  if [[ -n "${BEFORE:-}" ]] && has streams1; then
+    BEFORE1_PORT=$(free_port)
+    start_socle before-1worker "$BEFORE1_PORT" "$MOCK_PORT_B" 1 "$BEFORE"
+    before1="before=http://127.0.0.1:$BEFORE1_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID"
+  fi
+  SOCLE_PID=$SOCLE1_PID
 fi
 
 if has profile; then
@@ -264,7 +284,7 @@ fi
 
 if has streams1; then
   log "streams1: $STREAMS_1W x ($STREAM1_CHUNKS events, ${STREAM1_DELAY_MS} ms apart), ramp ${RAMP_1W}s, one socle worker"
-  s1_targets=("direct=http://127.0.0.1:$MOCK_PORT_B,pid=$MOCK_B" "$socle1")
+  s1_targets=("direct=http://127.0.0.1:$MOCK_PORT_B,pid=$MOCK_B" "$socle1" ${before1:+"$before1"})
   if [[ -n "${PROFILE_STREAMS:-}" && -x "$PYSPY" ]]; then  # socle only, profiled from mid-ramp on
     s1_targets=("$socle1")
     ( sleep $(( RAMP_1W / 2 ))

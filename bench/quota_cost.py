@@ -18,7 +18,12 @@ round trips per call seen with ``MONITOR`` over a few sequential calls (the comm
 connections sent with this run's key prefix, apart from those its scripts ran; with more calls than the
 default 3, lines were lost here: the per-command ``commandstats`` deltas of the rounds are the reference).
 With ``--profile`` (py-spy in ``--pyspy``), one more A round and one B round are recorded and the share of
-samples in the quota path (``socle/quotas``, ``limits``, ``coredis``) given, by layer.
+samples in the quota path (``socle/quotas``, its Redis client, ``limits``) given, by layer. The entries the
+request windows hold at the end are reported too (``window_sizes``: a moving window keeps one per call
+admitted over its span, never more than its limit).
+
+"Before and after" a change of the limiter: run this script twice, the second time with the server importing
+another checkout (``PYTHONPATH=/path/to/checkout``, the same ``.venv``), and compare the A ÷ B ratios.
 
     .venv/bin/python bench/quota_cost.py                    # 5 rounds x 8 s per key, concurrency 32
     .venv/bin/python bench/quota_cost.py --rounds 6 --seconds 10 --profile 15
@@ -51,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HUGE_COUNT = 2**31 - 1          # the largest requests/tokens per minute a rule holds
 HUGE_BUDGET = 2**62             # monthly tokens: never reached
-QUOTA_PATH = ("socle/quotas/", "(limits/", "(coredis/")  # py-spy names frames by package-relative path
+QUOTA_PATH = ("socle/quotas/", "(limits/", "(coredis/", "(redis/", "(hiredis/")  # py-spy: package-relative paths
 
 
 def free_port() -> int:
@@ -100,6 +105,20 @@ def redis_snapshot(url: str) -> tuple[dict[str, int], float]:
              for name, value in redis_info(url, "commandstats").items()}
     cpu = redis_info(url, "cpu")
     return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def window_sizes(url: str, keys: list[str]) -> dict[str, dict[str, int]]:
+    """Entries held by each request window, and its bytes in Redis (``MEMORY USAGE``): `limits`' moving-window
+    lists, or the quota store's."""
+    def ask(*command: str) -> int:
+        out = subprocess.run(["redis-cli", "-u", url, *command], capture_output=True, text=True).stdout
+        return int(out.strip() or 0)
+
+    sizes = {}
+    for key in keys:
+        if "LIMITER" in key or re.search(r":quota:rp[md]:", key):
+            sizes[key] = {"entries": ask("llen", key), "bytes": ask("memory", "usage", key, "samples", "0")}
+    return sizes
 
 
 def load_module(shared: Path) -> ModuleType:
@@ -153,7 +172,7 @@ def pyspy_share(collapsed: Path, cpu_ms_per_req: float) -> dict[str, Any]:
         parts = stack.split(";")
         hits = [p for p in parts if any(q in p for q in QUOTA_PATH)]
         packages = {m.group(1) for p in parts if (m := re.search(r"\(([\w.]+)/", p))}
-        layer = next((name for name in ("coredis", "limits") if name in packages), None)
+        layer = next((name for name in ("coredis", "redis", "hiredis", "limits") if name in packages), None)
         layers[layer or ("socle/quotas" if hits else "aiosqlite" if "aiosqlite" in packages else "other")] += n
         if hits:
             quota += n
@@ -299,9 +318,8 @@ def main() -> None:
             runs, profile = asyncio.run(run())
             keys_in_redis = subprocess.run(["redis-cli", "-u", args.redis_url, "--scan", "--pattern", f"{prefix}*"],
                                            capture_output=True, text=True).stdout.split()
-            lengths = {k: subprocess.run(["redis-cli", "-u", args.redis_url, "llen", k], capture_output=True,
-                                         text=True).stdout.strip() for k in keys_in_redis if "LIMITER" in k}
-            report = {"moving_window_list_lengths": lengths, "started": stamp, "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
+            report = {"window_sizes": window_sizes(args.redis_url, keys_in_redis),
+                      "server_pythonpath": os.environ.get("PYTHONPATH"), "started": stamp, "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
                                                                   "HEAD"], capture_output=True, text=True).stdout.strip(),
                       "loadavg": os.getloadavg(), "concurrency": args.concurrency, "seconds": args.seconds,
                       "rounds": args.rounds, "quotas": {"A": quota, "C": counters_only}, "redis_keys": keys_in_redis,

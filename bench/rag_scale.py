@@ -1,4 +1,4 @@
-"""The chunk stores at scale: writes, search latency and ANN recall at 10k and 100k chunks, and ingestion.
+"""The chunk stores at scale: writes, search latency and ANN recall at 10k to 1M chunks, and ingestion.
 
 For each store (SQLite in a temporary file; PostgreSQL with pgvector, started with ``pgserver`` in a
 short /tmp directory unless ``--database-url`` names a server) and each size, on a fresh database:
@@ -8,15 +8,27 @@ short /tmp directory unless ``--database-url`` names a server) and each size, on
    same transactions: FTS5 triggers, a generated ``tsvector``). Each chunk is a dev-corpus passage,
    cycled, with a distinct suffix (`` [copie 17]``); its vector is the passage's e5 vector plus Gaussian
    noise (sigma 0.02 per dimension), renormalised: clusters of near-duplicates, as real corpora have.
+   With ``--orm-rows N`` (PostgreSQL), the chunks past the first N are loaded with ``COPY`` instead:
+   the same rows, faster, for a million on a small machine; the write rate reported is the ORM's.
    Then ``store.prepare(session, 384)`` (the HNSW index on PostgreSQL), timed on its own, and the
    collection's ``revision`` is bumped (and, on PostgreSQL, the table analysed, as autovacuum would).
-2. **Search latency**, p50/p99 over the 300 dev questions, each in its own transaction as the search
-   service does: lexical (``query_terms``, limit 20), semantic (the question's e5 vector, limit 20) and
-   hybrid (both, fused by ``SearchService._fuse``). The first semantic query after the revision bump is
-   reported apart (cold: SQLite reads the collection's matrix then).
+   ``--build-memory``/``--build-workers`` set ``maintenance_work_mem`` and
+   ``max_parallel_maintenance_workers`` for that transaction: a bulk HNSW build whose graph outgrows
+   ``maintenance_work_mem`` (64 MB by default; ~2 GB at 1M vectors of 384 dimensions) crawls.
+2. **Search latency**, p50/p99 over the dev questions (all 300, or the first ``--queries``), each in its
+   own transaction as the search service does: lexical (``query_terms``, limit 20), semantic (the
+   question's e5 vector, limit 20) and hybrid (both, fused by ``SearchService._fuse``). The first
+   semantic query after the revision bump is reported apart (cold: SQLite reads the collection's matrix
+   then). On PostgreSQL each query is also issued **straight in SQL** with asyncpg on the same database
+   (``DirectSql``: the same statements and the same partitioning predicate, the caller's collections,
+   hand-written, prepared, without the ORM), interleaved with the platform's query by query (alternating
+   which goes first), so both see the same machine and caches: p50/p99 side by side, their ratio, and
+   the share of the platform's top 10 that SQL returns too.
 3. **Recall@10** of ``store.semantic`` against the exact top 10 computed with NumPy over the vectors
-   written (1.0 expected on SQLite, which searches exactly; goal ≥ 0.95 for HNSW). Below the goal,
-   larger ``hnsw.ef_search`` values are tried until it is met.
+   written (1.0 expected on SQLite, which searches exactly; goal ≥ 0.95 for HNSW). Where the store walks
+   the HNSW index (PostgreSQL, ``exact_below`` chunks or more), ``hnsw.ef_search`` values are tried from
+   small to large until the goal is met: the smallest ``ef_search`` that suffices, with its latency.
+   PostgreSQL's table and index sizes are recorded.
 4. **Ingestion through the real server** (``bench/retrieval.py``'s ``start``): 10 PDFs of 30 pages
    (~1,500 characters of dev-corpus text each) uploaded with ``POST /v1/documents``; pages/s and
    chunks/s until every document is ``ready`` (searchable by words) and until every chunk is embedded.
@@ -24,6 +36,7 @@ short /tmp directory unless ``--database-url`` names a server) and each size, on
     .venv/bin/python bench/rag_scale.py [--sizes 10000 100000] [--stores sqlite postgresql]
                                         [--database-url postgresql://USER@HOST:PORT/postgres]
                                         [--ingestion-store sqlite|postgresql|both|none]
+                                        [--queries 300] [--orm-rows N] [--build-memory 4GB] [--build-workers 2]
 
 ``--database-url`` is a libpq URL of a server with pgvector whose user may create databases: one is
 created and dropped per measurement. Results go to ``bench/results/rag_scale.json``; markdown tables
@@ -54,7 +67,7 @@ import asyncpg
 import httpx
 import numpy as np
 from fpdf import FPDF
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,7 +80,7 @@ from socle.identity.permissions import Principal  # noqa: E402
 from socle.rag.lexical import analyse, query_terms  # noqa: E402
 from socle.rag.search import Method, SearchService  # noqa: E402
 from socle.rag.stores import ChunkStore, Hit, store_for  # noqa: E402
-from socle.rag.stores.postgres import PostgresStore  # noqa: E402
+from socle.rag.stores.postgres import PostgresStore, _idf  # noqa: E402
 
 DIMENSIONS = 384
 NOISE = 0.02
@@ -76,7 +89,8 @@ BATCH = 2000
 LIMIT = 20  # the service's hybrid depth
 RECALL_AT = 10
 RECALL_GOAL = 0.95
-EF_SEARCH_TRIED = (400, 800, 1000)  # pgvector's maximum is 1000
+STORE_EXACT_BELOW = 20_000  # PostgresStore's default: fewer chunks are searched exactly, no index
+EF_SEARCH_TRIED = (40, 100, 200, 400, 800, 1000)  # pgvector's default is 40, its maximum 1000
 PDFS, PAGES, PAGE_CHARS = 10, 30, 1500
 INGESTION_DEADLINE_S = 3600
 TUNE_CACHE = Path("/tmp/tune")
@@ -167,19 +181,54 @@ async def create_owner(sessions: async_sessionmaker[AsyncSession]) -> tuple[Prin
         return Principal(user.id, user.email, "user", frozenset()), collection.id
 
 
+@dataclasses.dataclass(frozen=True)
+class Written:
+    chunk_ids: np.ndarray  # in row order
+    orm_rows: int
+    orm_s: float  # documents and the ORM's rows
+    copied_rows: int = 0
+    copy_s: float = 0.0
+
+
 async def write_chunks(sessions: async_sessionmaker[AsyncSession], dev: DevSet, vectors: np.ndarray,
-                       collection_id: int) -> tuple[np.ndarray, float]:
-    """Documents, then chunks in transactions of ``BATCH``: the chunk ids (in row order) and seconds taken."""
+                       collection_id: int, *, orm_rows: int | None = None, url: str = "") -> Written:
+    """Documents, then chunks in transactions of ``BATCH`` through the ORM; past ``orm_rows`` (PostgreSQL
+    only), the rest with ``COPY`` in batches of 10 ``BATCH``: the same rows, loaded faster, so that a
+    million chunks fit in a run on a loaded machine (the write rate reported is the ORM's)."""
     lexical = [analyse(p["text"]) for p in dev.passages]
     started = time.perf_counter()
     documents = await _write_documents(sessions, collection_id, -(-len(vectors) // CHUNKS_PER_DOCUMENT))
     rows = _chunk_rows(dev, lexical, vectors, documents, collection_id)
     insert_chunks = insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True)
     ids: list[int] = []
-    while batch := list(itertools.islice(rows, BATCH)):
+    through_orm = len(vectors) if orm_rows is None else min(orm_rows, len(vectors))
+    while len(ids) < through_orm and (batch := list(itertools.islice(rows, min(BATCH, through_orm - len(ids))))):
         async with sessions() as session, session.begin():
             ids += await session.scalars(insert_chunks, batch)
-    return np.asarray(ids), time.perf_counter() - started
+    orm_s = time.perf_counter() - started
+    if through_orm == len(vectors):
+        return Written(np.asarray(ids), len(ids), orm_s)
+    started = time.perf_counter()
+    ids += await _copy_chunks(url, rows, after=ids[-1] if ids else 0)
+    return Written(np.asarray(ids), through_orm, orm_s, len(vectors) - through_orm, time.perf_counter() - started)
+
+
+async def _copy_chunks(url: str, rows: Iterator[dict[str, Any]], *, after: int) -> list[int]:
+    """``COPY`` ``rows`` into ``chunks`` (the ``tsvector`` is generated, the indexes follow): their ids, which
+    the sequence hands out in row order."""
+    from pgvector.asyncpg import register_vector
+
+    columns = ["document_id", "collection_id", "idx", "text", "title", "lexical", "embedding"]
+    parts = urllib.parse.urlsplit(url)
+    connection = await asyncpg.connect(urllib.parse.urlunsplit(("postgresql", *parts[1:])))
+    try:
+        await register_vector(connection)
+        while batch := list(itertools.islice(rows, 10 * BATCH)):
+            await connection.copy_records_to_table(
+                "chunks", columns=columns, records=[tuple(row[c] for c in columns) for row in batch])
+        return [row[0] for row in await connection.fetch("SELECT id FROM chunks WHERE id > $1 ORDER BY id", after)]
+    finally:
+        await connection.close()
 
 
 async def _write_documents(sessions: async_sessionmaker[AsyncSession], collection_id: int,
@@ -205,13 +254,29 @@ def _chunk_rows(dev: DevSet, lexical: list[str], vectors: np.ndarray, documents:
                "lexical": f"{lexical[source]} {analyse(suffix)}".strip()}
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """PostgreSQL settings for the transaction that builds the HNSW index (``None``: the server's)."""
+    memory: str | None = None  # maintenance_work_mem
+    workers: int | None = None  # max_parallel_maintenance_workers
+
+    async def apply(self, session: AsyncSession) -> None:
+        if session.bind.dialect.name != "postgresql":
+            return
+        for name, value in (("maintenance_work_mem", self.memory), ("max_parallel_maintenance_workers",
+                                                                    self.workers)):
+            if value is not None:
+                await session.execute(select(func.set_config(name, str(value), True)))
+
+
 async def prepare(sessions: async_sessionmaker[AsyncSession], store: ChunkStore, collection_id: int,
-                  chunks: int) -> float:
+                  chunks: int, build: BuildSettings) -> float:
     """``store.prepare`` (seconds returned), then the collection's counters and revision, as ingestion does.
     On PostgreSQL, ``ANALYZE`` as autovacuum would within a minute: the planner, without statistics on
     the fresh table, scans exactly instead of walking the HNSW index."""
     started = time.perf_counter()
     async with sessions() as session, session.begin():
+        await build.apply(session)
         await store.prepare(session, DIMENSIONS)
     elapsed = time.perf_counter() - started
     async with sessions() as session, session.begin():
@@ -256,22 +321,125 @@ class Searcher:
         return [ms for ms, _ in timings], [hits for _, hits in timings]
 
 
+# The caller's partitioning as the store writes it (``socle.rag.collections.readable``, a caller in no group).
+_SCOPE = "c.collection_id = ANY($1::bigint[]) AND (co.owner_id = $2 OR co.visibility = 'public')"
+_CHUNKS = "FROM chunks c JOIN collections co ON co.id = c.collection_id"
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectSql:
+    """The store's PostgreSQL queries written by hand and sent with asyncpg (prepared statements, one
+    transaction per query as the platform does): what the platform's layers cost over PostgreSQL's own
+    work. The statements are the store's own (``PostgresStore``), so the hits must agree."""
+    connection: asyncpg.Connection
+    principal: Principal
+    collection_ids: list[int]
+    queries: list[str]
+    vectors: np.ndarray
+    ef_search: int = 1000
+
+    @classmethod
+    async def connect(cls, url: str, searcher: Searcher) -> DirectSql:
+        from pgvector.asyncpg import register_vector
+
+        parts = urllib.parse.urlsplit(url)  # the SQLAlchemy URL: postgresql+asyncpg://…
+        connection = await asyncpg.connect(urllib.parse.urlunsplit(("postgresql", *parts[1:])))
+        await register_vector(connection)
+        return cls(connection, searcher.principal, searcher.collection_ids, searcher.queries, searcher.vectors)
+
+    async def lexical(self, i: int) -> list[Hit]:
+        """$1 the collections, $2 the caller, $3 any of the terms, then per term its text (and weight)."""
+        terms = query_terms(self.queries[i])
+        if not terms:
+            return []
+        scope = (self.collection_ids, self.principal.user_id, " | ".join(terms))
+        where = f"WHERE c.tsv @@ to_tsquery('simple', $3) AND {_SCOPE}"
+        total = await self.connection.fetchval(
+            "SELECT coalesce(sum(co.chunks), 0) FROM collections co "
+            "WHERE co.id = ANY($1::bigint[]) AND (co.owner_id = $2 OR co.visibility = 'public')", *scope[:2])
+        counts = ", ".join(f"count(*) FILTER (WHERE c.tsv @@ to_tsquery('simple', ${n + 4}))"
+                           for n in range(len(terms)))
+        frequencies = await self.connection.fetchrow(f"SELECT {counts} {_CHUNKS} {where}", *scope, *terms)
+        if not total or not any(frequencies):
+            return []
+        weighted = [(_idf(total, df), term) for term, df in zip(terms, frequencies, strict=True) if df]
+        rank = " + ".join(f"${2 * n + 4}::float8 * ts_rank(c.tsv, to_tsquery('simple', ${2 * n + 5}), 1)"
+                          for n in range(len(weighted)))
+        rows = await self.connection.fetch(
+            f"SELECT c.id, {rank} AS score {_CHUNKS} {where} ORDER BY score DESC LIMIT {LIMIT}",
+            *scope, *itertools.chain.from_iterable(weighted))
+        return [Hit(row[0], float(row[1])) for row in rows]
+
+    async def semantic(self, i: int) -> list[Hit]:
+        await self.connection.execute(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('hnsw.ef_search', $1, true)", str(self.ef_search))
+        rows = await self.connection.fetch(
+            f"SELECT c.id, c.embedding::vector({DIMENSIONS}) <=> $3 AS distance {_CHUNKS} "
+            f"WHERE vector_dims(c.embedding) = {DIMENSIONS} AND {_SCOPE} ORDER BY distance LIMIT {LIMIT}",
+            self.collection_ids, self.principal.user_id, self.vectors[i])
+        return [Hit(row[0], 1.0 - float(row[1])) for row in rows]
+
+    async def hybrid(self, i: int) -> list[Hit]:
+        return _fuse(await self.lexical(i), await self.semantic(i))
+
+    async def timed(self, method: Method, i: int) -> tuple[float, list[Hit]]:
+        started = time.perf_counter()
+        async with self.connection.transaction():
+            hits = await getattr(self, method)(i)
+        return (time.perf_counter() - started) * 1000, hits
+
+
+async def side_by_side(searcher: Searcher, direct: DirectSql,
+                       method: Method) -> tuple[list[float], list[list[Hit]], list[float], float]:
+    """Each query through the platform and straight in SQL, alternating which goes first (the second
+    finds the pages the first read): the platform's milliseconds and hits, SQL's milliseconds, and the
+    mean share of the platform's top 10 that SQL returned too."""
+    platform: list[tuple[float, list[Hit]]] = []
+    sql: list[tuple[float, list[Hit]]] = []
+    for i in range(len(searcher.queries)):
+        if i % 2:
+            sql.append(await direct.timed(method, i))
+            platform.append(await searcher.timed(method, i))
+        else:
+            platform.append(await searcher.timed(method, i))
+            sql.append(await direct.timed(method, i))
+    agreement = np.mean([len(_top(mine) & _top(theirs)) / max(len(_top(mine)), 1)
+                         for (_, mine), (_, theirs) in zip(platform, sql, strict=True)])
+    return [ms for ms, _ in platform], [hits for _, hits in platform], [ms for ms, _ in sql], float(agreement)
+
+
+def _top(hits: list[Hit]) -> set[int]:
+    return {hit.chunk_id for hit in hits[:RECALL_AT]}
+
+
+async def table_sizes(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    """Bytes on disk: the chunks table (with its TOAST) and each of its indexes."""
+    async with sessions() as session:
+        rows = (await session.execute(text(
+            "SELECT 'chunks (table)', pg_table_size('chunks') UNION ALL "
+            "SELECT c.relname::text, pg_relation_size(c.oid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'chunks'::regclass"))).all()
+    return {name: int(size) for name, size in rows}
+
+
 async def ef_search_sweep(searcher: Searcher, exact: np.ndarray,
                           chunk_ids: np.ndarray) -> list[dict[str, float]]:
-    """Recall@10 and semantic latency at larger ``hnsw.ef_search``, up to the first that meets the goal."""
+    """Recall@10 and semantic latency at growing ``hnsw.ef_search``, up to the first that meets the goal."""
     sweep = []
     for ef_search in EF_SEARCH_TRIED:
         wider = dataclasses.replace(searcher, store=PostgresStore(ef_search=ef_search))
         latencies, found = await wider.run("semantic")
         sweep.append({"ef_search": ef_search, "recall_at_10": recall(found, exact, chunk_ids),
                       **latency(latencies)})
-        _log(f"  ef_search {ef_search}: recall@10 {sweep[-1]['recall_at_10']:.3f}")
+        _log(f"  ef_search {ef_search}: {sweep[-1]}")
         if sweep[-1]["recall_at_10"] >= RECALL_GOAL:
             break
     return sweep
 
 
-async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool = False) -> dict[str, Any]:
+async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool = False, queries: int = 300,
+                        build: BuildSettings = BuildSettings(), orm_rows: int | None = None) -> dict[str, Any]:
     migrate.upgrade(url)
     engine = create_engine(url)
     try:
@@ -282,23 +450,50 @@ async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool =
         if index_first:  # as in production: the index exists when chunks arrive, and grows with them
             async with sessions() as session, session.begin():
                 await store.prepare(session, DIMENSIONS)
-        chunk_ids, write_s = await write_chunks(sessions, dev, vectors, collection_id)
-        _log(f"  wrote {size} chunks in {write_s:.1f} s")
-        prepare_s = await prepare(sessions, store, collection_id, size)
+        written = await write_chunks(sessions, dev, vectors, collection_id, orm_rows=orm_rows, url=url)
+        chunk_ids, write_s = written.chunk_ids, written.orm_s
+        _log(f"  wrote {written.orm_rows} chunks through the ORM in {written.orm_s:.1f} s, "
+             f"{written.copied_rows} with COPY in {written.copy_s:.1f} s")
+        prepare_s = await prepare(sessions, store, collection_id, size, build)
         _log(f"  prepared in {prepare_s:.1f} s")
-        searcher = Searcher(sessions, store, principal, [collection_id], dev.queries, dev.query_vectors)
+        postgres = engine.dialect.name == "postgresql"
+        sizes = await table_sizes(sessions) if postgres else {}
+        _log(f"  sizes {sizes}")
+        searcher = Searcher(sessions, store, principal, [collection_id], dev.queries[:queries],
+                            dev.query_vectors[:queries])
         cold_ms, _ = await searcher.timed("semantic", 0)
-        runs = {method: await searcher.run(method) for method in METHODS}
-        exact = exact_top(vectors, dev.query_vectors, RECALL_AT)
-        found_recall = recall(runs["semantic"][1], exact, chunk_ids)
-        sweep = await ef_search_sweep(searcher, exact, chunk_ids) \
-            if engine.dialect.name == "postgresql" and found_recall < RECALL_GOAL else []
+        exact = exact_top(vectors, searcher.vectors, RECALL_AT)
+        runs: dict[str, tuple[list[float], list[list[Hit]]]] = {}
+        sql_ms: dict[str, list[float]] = {}
+        agreement: dict[str, float] = {}
+        direct = await DirectSql.connect(url, searcher) if postgres else None
+        try:
+            for method in ("semantic", "lexical", "hybrid"):  # the cheap first: a long run logs as it goes
+                if direct is None:
+                    runs[method] = await searcher.run(method)
+                else:
+                    platform_ms, hits, sql_ms[method], agreement[method] = \
+                        await side_by_side(searcher, direct, method)
+                    runs[method] = (platform_ms, hits)
+                    _log(f"  {method}: platform {latency(platform_ms)}, SQL {latency(sql_ms[method])}, "
+                         f"same top 10 {agreement[method]:.3f}")
+                if method == "semantic":
+                    found_recall = recall(runs[method][1], exact, chunk_ids)
+                    _log(f"  recall@10 {found_recall:.3f}")
+                    sweep = await ef_search_sweep(searcher, exact, chunk_ids) \
+                        if postgres and size >= STORE_EXACT_BELOW else []
+        finally:
+            if direct is not None:
+                await direct.connection.close()
     finally:
         await engine.dispose()
     return {"store": engine.dialect.name, "chunks": size, "index_first": index_first,
             "documents": -(-size // CHUNKS_PER_DOCUMENT),
-            "write_s": write_s, "chunks_per_s": size / write_s, "prepare_s": prepare_s,
+            "write_s": write_s, "chunks_per_s": written.orm_rows / write_s, "prepare_s": prepare_s,
+            "orm_rows": written.orm_rows, "copied_rows": written.copied_rows, "copy_s": written.copy_s,
+            "build": dataclasses.asdict(build), "queries": len(searcher.queries), "sizes_bytes": sizes,
             "semantic_cold_ms": cold_ms, "latency_ms": {m: latency(ms) for m, (ms, _) in runs.items()},
+            "sql_latency_ms": {m: latency(ms) for m, ms in sql_ms.items()}, "sql_agreement": agreement,
             "recall_at_10": found_recall, "ef_search_sweep": sweep}
 
 
@@ -431,6 +626,22 @@ def tables(report: dict[str, Any]) -> str:
         lines.append(f"| {r['store']} | {r['chunks']:,} | {r['chunks_per_s']:,.0f} | {r['prepare_s']:.1f} | "
                      f"{ms['lexical']} | {r['semantic_cold_ms']:.1f} | {ms['semantic']} | {ms['hybrid']} | "
                      f"{r['recall_at_10']:.3f} |")
+    direct = [r for r in report["stores"] if r.get("sql_latency_ms")]
+    if direct:
+        lines += ["", "| store | chunks | queries | search | platform p50 / p99 ms | SQL p50 / p99 ms | "
+                  "ratio p50 / p99 | same top 10 |", "|---|---|---|---|---|---|---|---|"]
+        for r in direct:
+            for m in METHODS:
+                mine, sql = r["latency_ms"][m], r["sql_latency_ms"][m]
+                lines.append(f"| {r['store']} | {r['chunks']:,} | {r['queries']} | {m} | {mine['p50']:.1f} / "
+                             f"{mine['p99']:.1f} | {sql['p50']:.1f} / {sql['p99']:.1f} | "
+                             f"{mine['p50'] / sql['p50']:.2f} / {mine['p99'] / sql['p99']:.2f} | "
+                             f"{r['sql_agreement'][m]:.3f} |")
+    sized = [r for r in report["stores"] if r.get("sizes_bytes")]
+    if sized:
+        lines += ["", "| store | chunks | relation | size MB |", "|---|---|---|---|"]
+        lines += [f"| {r['store']} | {r['chunks']:,} | {name} | {size / 2**20:,.0f} |"
+                  for r in sized for name, size in r["sizes_bytes"].items()]
     sweeps = [(r, s) for r in report["stores"] for s in r["ef_search_sweep"]]
     if sweeps:
         lines += ["", "| store | chunks | hnsw.ef_search | recall@10 | semantic p50/p99 ms |",
@@ -458,6 +669,13 @@ def main() -> None:
     parser.add_argument("--ingestion-store", choices=[*STORES, "both", "none"], default="sqlite")
     parser.add_argument("--index-first", action="store_true",
                         help="Build the vector index before writing the chunks (as ingestion does), not after")
+    parser.add_argument("--orm-rows", type=int, default=None,
+                        help="PostgreSQL: write the first N chunks through the ORM, the rest with COPY")
+    parser.add_argument("--queries", type=int, default=300, help="Time the first N dev questions only")
+    parser.add_argument("--build-memory", default=None,
+                        help="maintenance_work_mem for the HNSW build, e.g. 4GB (default: the server's)")
+    parser.add_argument("--build-workers", type=int, default=None,
+                        help="max_parallel_maintenance_workers for the HNSW build (default: the server's)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--output", type=Path, default=RESULTS / "rag_scale.json")
     args = parser.parse_args()
@@ -474,7 +692,9 @@ def main() -> None:
             for store in args.stores:
                 _log(f"{store}, {size} chunks")
                 with fresh_database(store, admin) as url:
-                    report["stores"].append(asyncio.run(measure_store(url, dev, size, index_first=args.index_first)))
+                    report["stores"].append(asyncio.run(measure_store(
+                        url, dev, size, index_first=args.index_first, queries=args.queries, orm_rows=args.orm_rows,
+                        build=BuildSettings(args.build_memory, args.build_workers))))
         pdfs = make_pdfs(dev.passages) if ingestion_stores else []
         for store in ingestion_stores:
             _log(f"ingestion on {store}")

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
         telemetry={"tracing": False, "metrics": False, "logs": False},  # no telemetry; /metrics says it all
     )
     errors.install(app)
+    app.add_middleware(inference.PlainRoutes)  # innermost: inside the size limit, the request id, the origin
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
                                 for path in ("/v1/documents", ui.UPLOAD_PATH,

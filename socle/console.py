@@ -3,6 +3,7 @@ platform opened for one action in the mode the command needs."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
@@ -10,6 +11,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
+from socle import logs
 from socle.db import migrate
 from socle.errors import SocleError
 from socle.platform import Mode, Platform
@@ -75,14 +77,26 @@ def upgrade(checked: Settings, revision: str = "head", *, bootstrap: bool = True
 
 def wait_for_schema(checked: Settings) -> None:
     def told(state: str) -> None:
-        err.print(f"Waiting up to {checked.schema_wait_s:g} s for the database schema ({state}); `socle db "
-                  "upgrade` migrates it.")
+        _notice(checked, f"Waiting up to {checked.schema_wait_s:g} s for the database schema ({state}); `socle db "
+                "upgrade` migrates it.")
 
     state = migrate.wait_until_current(checked.resolved_database_url, checked.schema_wait_s, on_wait=told)
     if state is not None:
-        err.print(f"[bold red]Database schema not current[/] after {checked.schema_wait_s:g} s ({state}): run "
-                  "`socle db upgrade` (the migrations job), or set SOCLE_MIGRATE_ON_START=true.")
+        _notice(checked, f"Database schema not current after {checked.schema_wait_s:g} s ({state}): run `socle db "
+                "upgrade` (the migrations job), or set SOCLE_MIGRATE_ON_START=true.", error=True)
         raise typer.Exit(1)
+
+
+def _notice(checked: Settings, message: str, *, error: bool = False) -> None:
+    """A start-up message: a log record when logs are JSON (a collector reads them, one format per line),
+    else a line on the console."""
+    if checked.log_format == "json":
+        logs.configure(kind="json", level=checked.log_level, static=checked.log_static)
+        logging.getLogger("socle.setup").log(logging.ERROR if error else logging.INFO, message)
+    elif error:
+        err.print(f"[bold red]{message}[/]", highlight=False)
+    else:
+        console.print(message, highlight=False)
 
 
 def _bootstrap(checked: Settings) -> None:
@@ -95,12 +109,13 @@ def _bootstrap(checked: Settings) -> None:
     key = with_platform(bootstrap)
     if not key:
         return
-    console.print(f"[bold green]First administrator created[/] ({checked.admin_email}).")
+    created = f"First administrator created ({checked.admin_email})."
     if given:
-        console.print("Its API key is the one of SOCLE_ADMIN_API_KEY.")
+        _notice(checked, f"{created} Its API key is the one of SOCLE_ADMIN_API_KEY.")
     elif sys.stdout.isatty():  # a person is reading, not a log collector
+        _notice(checked, created)
         console.print(f"API key (shown once, also written to {checked.admin_key_file}, mode 0600):")
         console.print(key, soft_wrap=True, highlight=False)
     else:
-        console.print(f"Its API key is in {checked.admin_key_file} (mode 0600); it is printed only to a "
-                      "terminal, never to a log.")
+        _notice(checked, f"{created} Its API key is in {checked.admin_key_file} (mode 0600); it is printed only to "
+                "a terminal, never to a log.")

@@ -29,6 +29,7 @@ from socle.compliance.erasure import ErasureService
 from socle.compliance.export import ExportService
 from socle.compliance.retention import Periods, Retention
 from socle.db.session import create_engine, session_factory
+from socle.identity.invitations import AccountLinks
 from socle.identity.oidc import OidcClient
 from socle.identity.permissions import Catalogue
 from socle.identity.service import IdentityService
@@ -41,6 +42,7 @@ from socle.jobs.kinds import Pool
 from socle.jobs.queue import JobQueue
 from socle.jobs.watchdog import JobWatchdog
 from socle.jobs.worker import JobWorkers
+from socle.mail import SmtpMailer
 from socle.quotas.limiter import QuotaLimiter, storage_for
 from socle.quotas.service import QuotaService
 from socle.rag.answering import Answering
@@ -51,6 +53,7 @@ from socle.rag.parsing import Limits, Sandbox
 from socle.rag.search import SearchService
 from socle.rag.stores import ChunkStore, store_for
 from socle.settings import Settings
+from socle.site.service import SiteService, environment_defaults
 from socle.usage.events import Sinks
 from socle.usage.impact import ImpactEstimator
 from socle.usage.metrics import Metrics
@@ -78,6 +81,7 @@ class Platform:
     identity: IdentityService
     usage: UsageService
     quotas: QuotaService
+    site: SiteService
     registry: ModelRegistry
     recorder: UsageRecorder
     watchdog: JobWatchdog
@@ -97,6 +101,7 @@ class Platform:
     retention: Retention
     web_sessions: SessionStore
     sign_in_throttle: SignInThrottle
+    account_links: AccountLinks  # invitations, password resets, imports of accounts
     identity_provider: OidcClient | None  # ProConnect, when it is configured (SOCLE_OIDC_ISSUER)
     apps: dict[str, Installed] = field(default_factory=dict)
     _running: list[JobWorkers] = field(default_factory=list, repr=False)
@@ -161,6 +166,15 @@ class Platform:
                                             per_address=settings.ui_sign_in_failures_per_ip,
                                             window_minutes=settings.ui_sign_in_window_minutes),
             identity_provider=_identity_provider(settings),
+            account_links=AccountLinks(
+                sessions, audit, identity, mailer=SmtpMailer.from_settings(settings), public_url=settings.public_url,
+                throttle=SignInThrottle(counters, per_account=settings.ui_sign_in_failures_per_account,
+                                        per_address=settings.ui_sign_in_failures_per_ip,
+                                        window_minutes=settings.ui_sign_in_window_minutes, namespace="password-reset"),
+                invitation_ttl=timedelta(hours=settings.invitation_hours),
+                reset_ttl=timedelta(minutes=settings.password_reset_minutes)),
+            site=SiteService(sessions, audit, environment_defaults(settings), refresh_s=settings.site_refresh_s,
+                             chat_models=[m.id for m in catalogue.models if m.type == "chat"]),
         )
         for app in apps:
             services = app.build(platform, app_settings[app.name])
@@ -228,12 +242,15 @@ class Platform:
         """Stop everything; running jobs get ``grace_s`` to finish, then are handed back to the queue."""
         await asyncio.gather(*(workers.stop(grace_s) for workers in self._running))
         await self.watchdog.stop()
+        await self.account_links.drain()  # the password e-mails still leaving
         for task in self._tasks:
             task.cancel()
         self.sandbox.close()
         if self._started:
             await self.registry.close()
             await self.recorder.close()  # writes what is still waiting
+        if self.inference.quotas is not None:
+            await self.inference.quotas.close()  # the quota store's connections
         await self.engine.dispose()
 
 

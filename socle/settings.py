@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -229,6 +230,22 @@ class Settings(BaseSettings):
     ui_trusted_proxies: str = Field(default="", description="Comma-separated addresses or networks (CIDR) of the "
                                     "reverse proxies whose X-Forwarded-For names the client (audit trail, "
                                     "sign-in limits)")
+    # The site's settings that the administration changes from the browser (Administration > Paramètres): these
+    # are their defaults, used until a value is saved there (``socle.site``).
+    site_organisation: str = Field(default="", max_length=200, description="The administration that runs the "
+                                   "platform, named in the legal pages and the accessibility statement")
+    site_welcome_text: str = Field(default="", max_length=2000, description="Welcome text of an empty "
+                                   "conversation (Markdown); empty: the platform's own")
+    site_suggestions: list[str] = Field(default_factory=list, max_length=6, description="Suggested first "
+                                        "messages, as a JSON list; empty: the platform's own")
+    site_default_model: str = Field(default="", max_length=200, description="The chat model a new "
+                                    "conversation starts with; empty: the first of the catalogue")
+    site_accessibility: Literal["none", "partial", "full"] = Field(
+        default="none", description="The site's RGAA conformance, as its accessibility statement says (none, "
+                                    "partial, full): shown in every page's footer")
+    site_contact: str = Field(default="", max_length=320, description="Where to write about accessibility and "
+                              "personal data (an address or a web page), named in the legal pages")
+    site_refresh_s: float = Field(default=5.0, gt=0, description="The site's settings are re-read this often")
     oidc_issuer: str | None = Field(default=None, description="ProConnect's (or another OpenID provider's) "
                                     "issuer URL, e.g. https://auth.agentconnect.gouv.fr/api/v2; unset: no button")
     oidc_client_id: str | None = None
@@ -244,9 +261,28 @@ class Settings(BaseSettings):
                                               "email_verified=true (ProConnect's are verified and carry no such "
                                               "claim); one marked false is always refused")
     oidc_timeout_s: float = Field(default=10.0, gt=0, description="Calls to the provider (discovery, token)")
+    public_url: str | None = Field(default=None, description="The address at which people reach the platform "
+                                   "(https://ia.ministere.gouv.fr): the links sent by e-mail start with it; "
+                                   "required with smtp_host")
+    smtp_host: str | None = Field(default=None, description="The mail server that sends invitations and password "
+                                  "links; unset: no e-mail (the admin copies the link) and no forgotten-password "
+                                  "page")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = Field(default=None, description="Sign-in to the mail server; unset: none")
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = Field(default="", max_length=320, validate_default=True, description="The From of the e-mails, e.g. "
+                             "'Socle IA <ne-pas-repondre@ministere.gouv.fr>'; required with smtp_host")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(default="starttls", description="starttls (port 587), "
+                                                        "tls (implicit, port 465), or none (a relay on this network)")
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Connecting to and talking with the "
+                                  "mail server")
+    invitation_hours: int = Field(default=72, ge=1, le=24 * 30, description="An invitation link works this long")
+    password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60, description="A password-reset link works "
+                                        "this long")
 
     @field_validator("config", "database_url", "redis_url", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
-                     "oidc_redirect_uri", "admin_api_key", mode="before")
+                     "oidc_redirect_uri", "admin_api_key", "public_url", "smtp_host", "smtp_user", "smtp_password",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -279,6 +315,26 @@ class Settings(BaseSettings):
         if info.data.get("oidc_issuer") and not (info.data.get("oidc_client_id") and value):
             raise ValueError("SOCLE_OIDC_ISSUER is set: set SOCLE_OIDC_CLIENT_ID and SOCLE_OIDC_CLIENT_SECRET too")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value and not (value.startswith(("https://", "http://")) and urllib.parse.urlsplit(value).netloc):
+            raise ValueError("must be the platform's web address, e.g. https://ia.ministere.gouv.fr")
+        return value.rstrip("/") if value else value
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _smtp_is_complete(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("smtp_host") and not (value and info.data.get("public_url")):
+            raise ValueError("SOCLE_SMTP_HOST is set: set SOCLE_SMTP_SENDER (the From address) and SOCLE_PUBLIC_URL "
+                             "(the address the e-mailed links lead to) too")
+        return value
+
+    @property
+    def mail_configured(self) -> bool:
+        """E-mails can be sent: invitations and reset links go by mail, and a forgotten password can be reset."""
+        return bool(self.smtp_host)
 
     @property
     def resolved_database_url(self) -> str:

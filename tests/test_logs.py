@@ -14,7 +14,6 @@ import pytest
 
 from socle import logs
 from socle.api import docs
-from socle.api.access_log import RedactSecrets
 
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -59,7 +58,7 @@ def test_the_access_log_hides_secrets_and_static_assets_in_json() -> None:
     secret = "sk-socle-querysecret0123456789"
     access = _record("uvicorn.access", '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
                      f"/v1/models?api_key={secret}&limit=7", "1.1", 401)
-    assert RedactSecrets().filter(access) and logs.SkipStatic().filter(access)
+    assert logs.RedactSecrets().filter(access) and logs.SkipStatic().filter(access)
     entry = json.loads(logs.JsonFormatter().format(access))
     assert secret not in json.dumps(entry)
     assert entry["path"] == "/v1/models?api_key=[redacted]&limit=7" and entry["status"] == 401

@@ -64,11 +64,15 @@ async def inference(request: Request) -> InferenceService:
     return inference_service(request)
 
 
+def bearer_token(header: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header, if that is what it holds."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 async def caller(request: Request) -> Principal:
     """Deny by default: every route that takes this dependency needs a valid API key."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return await platform(request).identity.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    return await platform(request).identity.authenticate(bearer_token(request.headers.get("authorization", "")))
 
 
 Caller = Annotated[Principal, Depends(caller)]

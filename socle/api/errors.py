@@ -51,12 +51,17 @@ def error_response(status: int, payload: dict[str, Any], headers: dict[str, str]
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-async def _socle_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SocleError)
+def socle_error_response(exc: SocleError) -> Response:
+    """A domain error's answer: its status, its envelope, and the headers its kind calls for."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthenticated" else None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s))), **exc.headers}
     return error_response(status_of(exc), error_payload(exc), headers)
+
+
+async def _socle_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SocleError)
+    return socle_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

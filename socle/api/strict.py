@@ -83,13 +83,19 @@ def check_fields(fields: Any) -> None:
             raise UnreadableInput(_name(name))
 
 
+def plainly_readable(body: bytes) -> bool:
+    """Whether a JSON body needs no closer look: UTF-8 without anything the rule could refuse, so that orjson
+    may decode it as it is (every ordinary request)."""
+    return json.detect_encoding(body) == "utf-8" and not _SUSPECT_BYTES.search(body)
+
+
 class StrictRequest(Request):
     """A request whose JSON body and form are checked as they are decoded (once each)."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            if json.detect_encoding(body) == "utf-8" and not _SUSPECT_BYTES.search(body):
+            if plainly_readable(body):
                 self._json = orjson.loads(body)  # nothing to look at closer: the fast path of every request
                 return self._json
             text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads decodes bytes

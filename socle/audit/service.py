@@ -36,6 +36,10 @@ class Action(StrEnum):
     USER_UPDATED = "user.updated"
     USER_DELETED = "user.deleted"
     PASSWORD_SET = "user.password_set"
+    PASSWORD_CHANGED = "user.password_changed"
+    PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
+    ACCOUNT_LINK_CREATED = "user.link_created"
+    USERS_IMPORTED = "user.imported"
     GROUP_CREATED = "group.created"
     GROUP_DELETED = "group.deleted"
     GROUP_MEMBER_ADDED = "group.member_added"
@@ -56,6 +60,7 @@ class Action(StrEnum):
     OTHERS_DATA_READ = "data.read_others"
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_PRUNED = "audit.pruned"
+    SITE_SETTINGS_CHANGED = "site.settings_changed"
 
 
 @dataclass(frozen=True, slots=True)

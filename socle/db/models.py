@@ -298,6 +298,23 @@ class LoginSession(Base):
     id_token: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)  # ends ProConnect's session
 
 
+class AccountLink(Base):
+    """A single-use link that lets a person set their own password: an invitation, or a password reset.
+    Only the SHA-256 of its 256-bit secret is stored (as for sessions and keys): a copy of the database opens
+    no account. ``created_by``: the admin who issued it (none for a reset the person asked for)."""
+
+    __tablename__ = "account_links"
+    __table_args__ = NEVER_REUSED
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # invitation | reset
+    created_by: Mapped[int | None] = mapped_column(IdType, nullable=True)  # no key: the admin may be erased
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Conversation(Base):
     """A chat, in the web UI or through ``/v1/conversations``, its owner's alone. ``collection_ids`` holds the
     collections its latest turn searched (empty for a plain chat)."""
@@ -365,3 +382,17 @@ class RetentionRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class SiteSetting(Base):
+    """One of the site's settings that the administration changes from the browser (``socle.site``): its name,
+    its value as JSON, who changed it last and when. A name not stored takes its default from the
+    environment."""
+
+    __tablename__ = "site_settings"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    value: Mapped[object] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # no foreign key: kept on erasure

@@ -32,7 +32,7 @@ class Permission(StrEnum):
 LABELS: dict[str, str] = {
     Permission.ALL: "Toutes les permissions, y compris celles à venir (administrateur)",
     Permission.MODELS_READ: "Voir la liste des modèles",
-    Permission.MODELS_USE: "Utiliser les modèles (chat, complétions, embeddings)",
+    Permission.MODELS_USE: "Utiliser les modèles d'IA (conversation, rédaction, recherche dans les documents)",
     Permission.KEYS_OWN: "Créer et révoquer ses propres clés d'API",
     Permission.KEYS_ALL: "Gérer les clés d'API de tout le monde",
     Permission.USERS_ADMIN: "Administrer les comptes et les groupes",

@@ -27,6 +27,7 @@ from socle.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from socle.identity import keys
 from socle.identity.names import canonical_email, lookup_name, new_email, readable_name
 from socle.identity.permissions import PLATFORM_PERMISSIONS, SYSTEM, Catalogue, Permission, Principal, require
+from socle.identity.sessions import session_id
 
 _BAD_KEY = "Invalid API key: provide a valid key as 'Authorization: Bearer sk-socle-…'."
 _BAD_CREDENTIALS = "Wrong e-mail or password."
@@ -61,6 +62,7 @@ class IdentityService:
         self._cache: TTLCache[str, _CachedKey] | None = (
             TTLCache(maxsize=100_000, ttl=cache_ttl_s) if cache_ttl_s > 0 else None
         )
+        self._loading: dict[str, asyncio.Future[_CachedKey]] = {}  # keys being read, by public id
 
     def _checked(self, permissions: list[str]) -> list[str]:
         unknown = sorted(set(permissions) - set(self.permissions))
@@ -80,14 +82,34 @@ class IdentityService:
             raise Unauthenticated(_BAD_KEY)
         cached = self._cache.get(parsed.public_id) if self._cache is not None else None
         if cached is None:
-            cached = await self._load_key(parsed.public_id)
-            if self._cache is not None:
-                self._cache[parsed.public_id] = cached
+            cached = await self._loaded(parsed.public_id)
         if not keys.secret_matches(parsed.secret, cached.secret_hash):
             raise Unauthenticated(_BAD_KEY)
         if cached.expires_at is not None and cached.expires_at <= utcnow():
             raise Unauthenticated("This API key has expired.", code="expired_api_key")
         return cached.principal
+
+    async def _loaded(self, public_id: str) -> _CachedKey:
+        """The key read once for all the calls that present it while it is not cached: when its cache entry
+        expires under a burst, a thousand calls wait on one query instead of draining the database pool."""
+        loading = self._loading.get(public_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_and_cache(public_id))
+            self._loading[public_id] = loading
+
+            def done(task: asyncio.Future[_CachedKey]) -> None:
+                self._loading.pop(public_id, None)
+                if not task.cancelled():
+                    task.exception()  # retrieved here: every waiter may have left
+
+            loading.add_done_callback(done)
+        return await asyncio.shield(loading)  # a caller that leaves does not cancel the others' query
+
+    async def _load_and_cache(self, public_id: str) -> _CachedKey:
+        cached = await self._load_key(public_id)
+        if self._cache is not None:
+            self._cache[public_id] = cached
+        return cached
 
     async def _load_key(self, public_id: str) -> _CachedKey:
         async with self._sessions() as session:
@@ -112,19 +134,31 @@ class IdentityService:
         """Set a user's password (argon2id); the user's open web sessions end, wherever they are."""
         if actor.user_id != user_id:
             require(actor, Permission.USERS_ADMIN)
-        if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
-            raise InvalidRequest(f"A password has at least {MIN_PASSWORD_LENGTH} characters.", param="password",
-                                 code="password_too_short")
-        if len(password) > _MAX_PASSWORD_LENGTH:
-            raise InvalidRequest(f"A password has at most {_MAX_PASSWORD_LENGTH} characters.", param="password")
-        hashed = await asyncio.to_thread(_HASHER.hash, password)  # about 50 ms of CPU: off the event loop
+        hashed = await hash_password(password)
         async with self._sessions() as session, session.begin():
             user = await session.get(User, user_id)
             if user is None:
                 raise NotFound(f"User {user_id} not found.", param="user_id")
-            user.password_hash = hashed
-            await session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+            await store_password(session, user, hashed)
             await self._audit.record_in(session, Action.PASSWORD_SET, actor=actor, target=("user", user_id))
+
+    async def change_password(self, actor: Principal, current: str, new: str, *, keep_session: str) -> None:
+        """One's own password, changed by proving the current one; every other web session of the account ends
+        (``keep_session``: the cookie's value of the one making the change). A wrong current password:
+        :class:`Unauthenticated`, as at sign-in, after the same work."""
+        hashed = await hash_password(new)
+        async with self._sessions() as session:
+            stored = await session.scalar(select(User.password_hash).where(User.id == actor.user_id))
+        if not await asyncio.to_thread(_password_matches, stored, current[:_MAX_PASSWORD_LENGTH]):
+            await self._audit.record(Action.SIGN_IN_FAILED, actor=actor, target=("user", actor.user_id),
+                                     details={"method": "password_change", "reason": "wrong_password"})
+            raise Unauthenticated(_BAD_CREDENTIALS, code="wrong_current_password")
+        async with self._sessions() as session, session.begin():
+            user = await session.get(User, actor.user_id)
+            if user is None:
+                raise NotFound(f"User {actor.user_id} not found.", param="user_id")
+            await store_password(session, user, hashed, keep_session=keep_session)
+            await self._audit.record_in(session, Action.PASSWORD_CHANGED, actor=actor, target=("user", user.id))
 
     async def verify_password(self, email: str, password: str) -> Principal:
         """The principal of an active user whose password this is; :class:`Unauthenticated` otherwise.
@@ -220,19 +254,30 @@ class IdentityService:
     async def create_user(self, actor: Principal, *, email: str, name: str = "", role: str = "user",
                           groups: list[str] | None = None) -> User:
         require(actor, Permission.USERS_ADMIN)
-        email = new_email(email)
         async with self._sessions() as session, session.begin():
-            role_row = await _role_by_name(session, role)
-            user = User(email=email, name=name, role=role_row, groups=[
-                await _group_by_name(session, g) for g in groups or []])
-            session.add(user)
-            try:
-                await session.flush()
-            except IntegrityError as exc:
-                raise Conflict(f"A user with e-mail {email!r} already exists.", param="email") from exc
-            await self._audit.record_in(session, Action.USER_CREATED, actor=actor, target=("user", user.id),
-                                        details={"role": role, "groups": sorted(groups or [])})
+            user = await self.add_user_in(session, actor, email=email, name=name, role=role, groups=groups or [])
         return await self.get_user(actor, user.id)
+
+    async def add_user_in(self, session: AsyncSession, actor: Principal, *, email: str, name: str, role: str,
+                          groups: list[str], via: str | None = None) -> User:
+        """A new account, inside the caller's transaction (an invitation, an import: all kept or none);
+        ``via``: how it came (recorded in the audit trail)."""
+        require(actor, Permission.USERS_ADMIN)
+        email = new_email(email)
+        role_row = await _role_by_name(session, role)
+        user = User(email=email, name=name, role=role_row, groups=[await _group_by_name(session, g) for g in groups])
+        session.add(user)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"A user with e-mail {email!r} already exists.", param="email",
+                           code="email_taken") from exc
+        details: dict[str, object] = {"role": role, "groups": sorted(groups)}
+        if via is not None:
+            details["via"] = via
+        await self._audit.record_in(session, Action.USER_CREATED, actor=actor, target=("user", user.id),
+                                    details=details)
+        return user
 
     async def list_users(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[User]:
         require(actor, Permission.USERS_ADMIN)
@@ -472,6 +517,37 @@ class IdentityService:
                                             details={"owner_user_id": key.user_id})
         self.forget(key.public_id)
         return key
+
+
+def check_password(password: str) -> None:
+    """The platform's rules for a password (ANSSI's: long rather than complicated), or :class:`InvalidRequest`."""
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
+        raise InvalidRequest(f"A password has at least {MIN_PASSWORD_LENGTH} characters.", param="password",
+                             code="password_too_short")
+    if len(password) > _MAX_PASSWORD_LENGTH:
+        raise InvalidRequest(f"A password has at most {_MAX_PASSWORD_LENGTH} characters.", param="password",
+                             code="password_too_long")
+
+
+async def hash_password(password: str) -> str:
+    """The argon2id hash of a password that follows the rules; about 50 ms of CPU, off the event loop."""
+    check_password(password)
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+async def store_password(session: AsyncSession, user: User, hashed: str, *, keep_session: str | None = None) -> None:
+    """A new password hash for the user, inside the caller's transaction: their web sessions end (all of them,
+    or all but ``keep_session``, the cookie's value of the one that changed it)."""
+    user.password_hash = hashed
+    ending = delete(LoginSession).where(LoginSession.user_id == user.id)
+    if keep_session is not None:
+        ending = ending.where(LoginSession.id != session_id(keep_session))
+    await session.execute(ending)
+
+
+def principal_of_user(user: User) -> Principal:
+    """A signed-in person's principal (no key)."""
+    return _principal(user, key_id=None)
 
 
 def _principal(user: User, *, key_id: int | None) -> Principal:

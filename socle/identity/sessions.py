@@ -37,6 +37,11 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_id(token: str) -> str:
+    """The stored id of the session behind a cookie's value."""
+    return _digest(token)
+
+
 class SessionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, lifetime: timedelta,
                  idle: timedelta) -> None:

@@ -40,14 +40,18 @@ class Attempt:
 
 
 class SignInThrottle:
-    def __init__(self, storage: Storage, *, per_account: int, per_address: int, window_minutes: int) -> None:
+    def __init__(self, storage: Storage, *, per_account: int, per_address: int, window_minutes: int,
+                 namespace: str = "sign-in") -> None:
+        """``namespace``: what is counted (failed sign-ins; requests for a forgotten password's link)."""
         self._storage = storage
+        self._namespace = namespace
         self._limits = {"account": per_account, "address": per_address}
         self._window_s = window_minutes * 60
 
     async def attempt(self, email: str, address: str) -> Attempt:
         """Take the attempt's places, or :class:`RateLimited` (nothing taken) when either count is full."""
-        keys = {"account": _key("account", canonical_email(email)), "address": _key("address", address)}
+        keys = {kind: _key(self._namespace, kind, value)
+                for kind, value in (("account", canonical_email(email)), ("address", address))}
         taken: list[str] = []
         try:
             for kind, key in keys.items():
@@ -78,9 +82,9 @@ class SignInThrottle:
                 log.exception("could not give back a sign-in attempt's place in %s", key)
 
 
-def _key(kind: str, value: str) -> str:
+def _key(namespace: str, kind: str, value: str) -> str:
     """Counters are named by a hash: the store never holds an e-mail address."""
-    return f"sign-in:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return f"{namespace}:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
 
 async def _guarded(call: Awaitable[T]) -> T:

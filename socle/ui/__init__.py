@@ -27,10 +27,11 @@ from socle.ui.routes import (
     keys,
     proconnect,
     roles,
+    site,
     usage,
 )
 from socle.ui.security import SecurityHeaders
-from socle.ui.web import EXCEPTION_HANDLERS, STATIC_DIR, TEMPLATES
+from socle.ui.web import EXCEPTION_HANDLERS, STATIC_DIR, TEMPLATES, SiteLoader
 
 UPLOAD_PATH = "/ui/api/documents"
 log = logging.getLogger("socle.ui")
@@ -47,7 +48,7 @@ def install(app: FastAPI, faces: Mapping[str, Web]) -> None:
     if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
         log.warning("the DSFR's assets are missing from %s: run `make install` (pages will be unstyled)",
                     STATIC_DIR / "dsfr")
-    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit):
+    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit, site):
         app.include_router(module.router)
     links = []
     for name, web in faces.items():
@@ -64,3 +65,4 @@ def install(app: FastAPI, faces: Mapping[str, Web]) -> None:
     for exception, handler in EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(SiteLoader)

@@ -7,6 +7,7 @@ caused it (:func:`inline`).
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, TypedDict
@@ -16,7 +17,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from socle import __version__
 from socle.api.errors import HANDLERS as API_HANDLERS
@@ -25,7 +28,8 @@ from socle.api.strict import UnreadableInput
 from socle.errors import RateLimited, SocleError
 from socle.formats import french_number
 from socle.identity.permissions import Permission
-from socle.ui import markdown
+from socle.site.service import SiteSettings
+from socle.ui import markdown, security
 from socle.ui.security import CsrfRejected, SignInRequired, Visitor
 
 HERE = Path(__file__).parent
@@ -35,6 +39,8 @@ TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
 TEMPLATES.env.filters["markdown"] = lambda text: Markup(markdown.to_html(text))  # raw HTML escaped by to_html
 TEMPLATES.env.filters["nombre"] = french_number  # 12 345, the French way
 API_PREFIX = "/ui/api/"
+STATIC_PREFIX = "/ui/static/"
+log = logging.getLogger("socle.ui")
 
 # Notices after a redirect are named by a fixed code, never by text taken from the URL.
 NOTICES = {
@@ -49,6 +55,10 @@ NOTICES = {
     "utilisateur-cree": "Le compte a été créé. Son titulaire se connecte une fois son mot de passe défini "
                         "(socle users set-password) ou par ProConnect.",
     "utilisateur-modifie": "Le compte a été modifié.",
+    "mot-de-passe-defini": "Le mot de passe est défini : transmettez-le à la personne par un autre moyen que celui "
+                           "de son adresse. Ses sessions ouvertes sont fermées.",
+    "mot-de-passe-choisi": "Votre mot de passe est enregistré : vous êtes connecté.",
+    "mot-de-passe-change": "Votre mot de passe est changé. Vos autres sessions ouvertes sont fermées.",
     "utilisateur-desactive": "Le compte est désactivé : ses sessions et ses clés ne donnent plus accès.",
     "utilisateur-reactive": "Le compte est réactivé.",
     "utilisateur-supprime": "Le compte et ses données ont été supprimés ; sa consommation est conservée sous un "
@@ -63,6 +73,8 @@ NOTICES = {
     "role-modifie": "Le rôle a été modifié : ses utilisateurs ont ses nouvelles permissions dès leur prochaine "
                     "demande.",
     "role-supprime": "Le rôle a été supprimé.",
+    "parametres-enregistres": "Les paramètres sont enregistrés : ils s'affichent sur chaque page dans les secondes "
+                              "qui viennent.",
 }
 
 _MESSAGES_BY_KIND = {
@@ -101,6 +113,23 @@ _MESSAGES_BY_CODE = {
                   "administre la plateforme de vous en créer un, puis reconnectez-vous.",
     "inactive_user": "Votre compte Socle IA est désactivé : adressez-vous à l'équipe qui administre la "
                      "plateforme.",
+    # accounts and passwords
+    "password_too_short": "Le mot de passe doit compter au moins 12 caractères : une phrase de quelques mots "
+                          "convient très bien.",
+    "password_too_long": "Le mot de passe est trop long (1 024 caractères au plus).",
+    "passwords_differ": "Les deux saisies du mot de passe sont différentes.",
+    "invalid_link": "Ce lien ne fonctionne pas : il a déjà servi, il a expiré, ou un lien plus récent l'a remplacé.",
+    "email_taken": "Un compte existe déjà à cette adresse électronique.",
+    "invalid_email": "Cette adresse électronique n'est pas valide.",
+    "mail_not_configured": "Cette page n'existe pas ici : pour un nouveau mot de passe, adressez-vous à l'équipe qui "
+                           "administre la plateforme.",
+    "import_no_header": "La première ligne du fichier doit nommer les colonnes, dont l'adresse électronique "
+                        "(nom, courriel, rôle, groupes).",
+    "import_too_large": "Le fichier est trop volumineux (512 Kio au plus).",
+    "import_too_many": "Le fichier compte trop de lignes (1 000 comptes au plus par fichier).",
+    "import_not_csv": "Ce fichier n'est pas un fichier CSV (texte).",
+    "import_has_problems": "Le fichier comporte des erreurs : rien n'a été importé. Corrigez les lignes signalées "
+                           "puis recommencez.",
     # roles
     "role_exists": "Un rôle porte déjà ce nom.",
     "invalid_role_name": "Le nom d'un rôle compte de 1 à 64 caractères : lettres minuscules sans accent, "
@@ -139,8 +168,38 @@ def page(request: Request, template: str, visitor: Visitor | None, *, title: str
          **context: Any) -> HTMLResponse:
     notice = NOTICES.get(request.query_params.get("ok", ""))
     return TEMPLATES.TemplateResponse(request, template, {"visitor": visitor, "title": title, "notice": notice,
-                                                          "path": request.url.path, **context},
+                                                          "path": request.url.path, "site": site_of(request),
+                                                          **context},
                                       status_code=status_code)
+
+
+def site_of(request: Request) -> SiteSettings | None:
+    """The site's settings :class:`SiteLoader` read for this request; else the last ones read (a page rendered
+    before the loader ran, or while the database does not answer)."""
+    loaded: SiteSettings | None = getattr(request.state, "site", None)
+    if loaded is not None:
+        return loaded
+    built = getattr(request.app.state, "platform", None)
+    return built.site.latest if built is not None else None
+
+
+class SiteLoader:
+    """Reads the site's settings (a cached copy, re-read every few seconds) before each page, so that whatever
+    answers — the page, or its error page — shows the administration's footer and texts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/ui/") and not path.startswith((STATIC_PREFIX, API_PREFIX)):
+            built = getattr(scope["app"].state, "platform", None)
+            if built is not None:
+                try:
+                    scope.setdefault("state", {})["site"] = await built.site.current()
+                except Exception:  # the database does not answer: the page says so; its footer is the last known
+                    log.warning("the site's settings could not be read", exc_info=True)
+        await self.app(scope, receive, send)
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -188,5 +247,56 @@ async def invalid_input(request: Request, exc: Exception) -> Response:
                       "valeur que la plateforme ne peut pas accepter. Revenez à la page précédente et corrigez-la.")
 
 
+async def optional_visitor(request: Request) -> Visitor | None:
+    """Who is signed in, if anyone, for a page open to all (it shows the menu to those signed in)."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    try:
+        return await security.visitor(request)
+    except SignInRequired:
+        return None
+
+
+def _a_page(request: Request) -> bool:
+    """A page of the UI (not one of its fetches, not an asset): answered with a page."""
+    path = request.url.path
+    return path.startswith("/ui/") and not path.startswith((API_PREFIX, STATIC_PREFIX))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An address no page answers (404) or a method a page does not take: the DSFR's error page in French.
+    The API's routes keep their error envelope."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/ui/"):
+        return await API_HANDLERS[HTTPException](request, exc)
+    visitor = getattr(request.state, "visitor", None) or await optional_visitor(request)
+    if exc.status_code == 404:
+        message = ("La page que vous cherchez est introuvable : l'adresse est peut-être mal saisie, ou la page "
+                   "n'existe plus.")
+    else:
+        message = "Cette page ne peut pas répondre à cette demande."
+    if not _a_page(request):
+        return error_page(request, visitor, exc.status_code, message)
+    return page(request, "erreur.html", visitor, title="Page non trouvée" if exc.status_code == 404 else "Erreur",
+                status_code=exc.status_code, message=message, code=exc.status_code,
+                heading="Page non trouvée" if exc.status_code == 404 else "Erreur")
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """A fault of the platform itself (500): logged, then the DSFR's error page in French for a page; the API's
+    routes keep their error envelope."""
+    if not request.url.path.startswith("/ui/"):
+        return await API_HANDLERS[Exception](request, exc)
+    log.error("unhandled error on a page", exc_info=exc)
+    message = ("Une erreur inattendue est survenue de notre côté. Réessayez dans un instant ; si elle persiste, "
+               "prévenez l'équipe qui administre la plateforme.")
+    visitor: Visitor | None = getattr(request.state, "visitor", None)
+    if not _a_page(request):
+        return error_page(request, visitor, 500, message)
+    return page(request, "erreur.html", visitor, title="Erreur inattendue", status_code=500, message=message,
+                code=500, heading="Erreur inattendue")
+
+
 EXCEPTION_HANDLERS = {SocleError: refused, SignInRequired: sign_in_required, CsrfRejected: csrf_rejected,
-                      RequestValidationError: invalid_input, UnreadableInput: invalid_input}
+                      RequestValidationError: invalid_input, UnreadableInput: invalid_input,
+                      HTTPException: http_error, Exception: unexpected}

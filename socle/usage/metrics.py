@@ -65,6 +65,7 @@ class Metrics:
                                        buckets=_REDIS_BUCKETS, registry=self.registry)
         self.redis_errors = Counter("socle_redis_errors", "Quota store (Redis) operations that failed: "
                                     "unreachable, timed out.", ["operation"], registry=self.registry)
+        self._children: dict[tuple[str, str, str], _Children] = {}  # by (endpoint, model, status)
         self._redis_timers = {op: self.redis_latency.labels(op) for op in ("admit", "settle")}
         self._redis_failures = {op: self.redis_errors.labels(op) for op in ("admit", "settle")}
         self._backends = _BackendCollector(registry)
@@ -94,20 +95,38 @@ class Metrics:
         await self._jobs.refresh()
 
     def record(self, call: CallRecord) -> None:
-        operation = _OPERATIONS.get(call.endpoint, call.endpoint)
-        self.requests.labels(operation, call.model, call.status).inc()
-        if call.status == "rate_limited":
-            self.refusals.labels(call.model).inc()
+        children = self._children.get((call.endpoint, call.model, call.status))
+        if children is None:
+            children = self._children[(call.endpoint, call.model, call.status)] = self._label(call)
+        requests, duration, ttft, tokens_in, tokens_out = children
+        requests.inc()
+        if duration is None:  # refused by a quota: counted as such, timed no further
             return
-        error = "" if call.status == "ok" else call.status
-        self.duration.labels(operation, call.model, error).observe(call.latency_ms / 1000)
-        if call.status != "ok":
+        duration.observe(call.latency_ms / 1000)
+        if ttft is None:
             return
         if call.ttft_ms is not None:
-            self.ttft.labels(operation, call.model).observe(call.ttft_ms / 1000)
-        self.tokens.labels(operation, call.model, "input").observe(call.prompt_tokens)
-        if operation != "embeddings":
-            self.tokens.labels(operation, call.model, "output").observe(call.completion_tokens)
+            ttft.observe(call.ttft_ms / 1000)
+        assert tokens_in is not None
+        tokens_in.observe(call.prompt_tokens)
+        if tokens_out is not None:
+            tokens_out.observe(call.completion_tokens)
+
+    def _label(self, call: CallRecord) -> _Children:
+        """The labelled series one kind of call feeds (looked up once: ``labels()`` hashes and locks on each
+        call). A refusal also counts in ``socle_quota_refusals``, once per refused call: not cached."""
+        operation = _OPERATIONS.get(call.endpoint, call.endpoint)
+        requests = self.requests.labels(operation, call.model, call.status)
+        if call.status == "rate_limited":
+            refusals = self.refusals.labels(call.model)
+            return _Refusal(requests, refusals), None, None, None, None
+        error = "" if call.status == "ok" else call.status
+        duration = self.duration.labels(operation, call.model, error)
+        if call.status != "ok":
+            return requests, duration, None, None, None
+        return (requests, duration, self.ttft.labels(operation, call.model),
+                self.tokens.labels(operation, call.model, "input"),
+                None if operation == "embeddings" else self.tokens.labels(operation, call.model, "output"))
 
     def exposition(self) -> bytes:
         if not self._multiprocess:
@@ -118,6 +137,20 @@ class Metrics:
         merged.register(self._jobs)
         merged.register(self._pool)
         return generate_latest(merged)
+
+
+class _Refusal:
+    """A refused call's two counters, incremented together."""
+
+    def __init__(self, requests: Counter, refusals: Counter) -> None:
+        self._both = (requests, refusals)
+
+    def inc(self) -> None:
+        for counter in self._both:
+            counter.inc()
+
+
+_Children = tuple[Counter | _Refusal, Histogram | None, Histogram | None, Histogram | None, Histogram | None]
 
 
 class _BackendCollector(Collector):

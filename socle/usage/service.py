@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from socle.audit.service import Action, AuditTrail
 from socle.db.models import UsageRecord, User
 from socle.errors import InvalidRequest
-from socle.identity.permissions import Permission, Principal, require
+from socle.identity.permissions import SYSTEM, Permission, Principal, require
 
 GroupBy = Literal["day", "model", "user", "key", "endpoint", "status"]
 _SUMS = ("prompt_tokens", "completion_tokens", "cost", "energy_kwh", "co2_kg")
@@ -119,7 +119,8 @@ class UsageService:
         days' users, and SQL has no week function common to SQLite and PostgreSQL."""
         require(actor, Permission.USAGE_READ_ALL)
         day = _dimension("day")
-        query = (select(day.label("day"), UsageRecord.user_id).where(*self._where(actor, filters))
+        query = (select(day.label("day"), UsageRecord.user_id)
+                 .where(*self._where(actor, filters), UsageRecord.user_id != SYSTEM.user_id)  # people only
                  .group_by(day, UsageRecord.user_id))
         async with self._sessions() as session:
             pairs = [(_iso(row.day), int(row.user_id)) for row in await session.execute(query)]

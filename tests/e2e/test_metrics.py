@@ -69,7 +69,8 @@ def test_metrics_are_protected(server: Server) -> None:
 async def test_counters_sum_over_workers_and_count_refusals(redis_server: Server) -> None:
     with _admin(redis_server) as admin:
         user_id, key = _new_user(admin)
-        _quota(admin, scope="user", subject=str(user_id), model="remote-embed", requests_per_minute=30)
+        _quota(admin, scope="user", subject=str(user_id), model="remote-embed", requests_per_minute=30,
+               tokens_per_minute=10**6)  # tokens are charged after each call: a settlement in Redis
     await asyncio.sleep(1)
     before = _scrape(redis_server)
     async with openai.AsyncOpenAI(base_url=redis_server.base_url, api_key=key, max_retries=0) as client:

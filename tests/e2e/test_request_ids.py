@@ -108,9 +108,9 @@ def test_json_logs_carry_request_ids_and_name_failing_backends(json_server: Serv
     entries = _wait_for(json_server, lambda es: any(e.get("request_id") == "upload-42" and
                                                     e["logger"] == "socle.rag" for e in es))
     text = (json_server.data_dir / "server.log").read_text(errors="replace")
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("{"))  # before: the first start's notice
-    assert all(line.startswith("{") for line in lines[first:] if line.strip()), text[-2000:]
+    assert all(line.startswith("{") for line in text.splitlines() if line.strip()), text[:2000]  # from the start
+    notice = next(e for e in entries if e["message"].startswith("First administrator created"))
+    assert notice["logger"] == "socle.setup" and "admin.key" in notice["message"]
     assert all(ISO_UTC.fullmatch(e["timestamp"]) and e["level"] and e["logger"] for e in entries)
     failures = [e for e in entries if e.get("event") == "backend_failed" and e.get("model") == "remote-named"]
     assert [(e["request_id"], e["backend"], e["error"]) for e in failures] == [

@@ -119,5 +119,6 @@ async def gateway(directory: Path, models: list[dict[str, Any]], *,
         await registry.close()
         await recorder.close()
         if redis_url:
-            await limiter.storage.reset()
+            await limiter.store.reset()
+        await limiter.close()
         await engine.dispose()

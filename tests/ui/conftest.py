@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -12,8 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -34,6 +37,9 @@ def chromium() -> Iterator[Browser]:
         yield browser
         browser.close()
 AXE = ROOT / "socle" / "ui" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_FRENCH = AXE.parent / "locales" / "fr.json"  # the rules' descriptions in French, for the statement
+RECORDED = ROOT / "socle" / "ui" / "accessibilite.json"  # shipped: the accessibility statement shows it
+CHECKED: dict[str, dict[str, Any]] = {}  # this run's pages, by screenshot name
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "un mot de passe bien long"
 CATALOGUE = """
@@ -183,17 +189,54 @@ def http_sign_in_attempt(http: httpx.Client, email: str, password: str,
                      headers=headers)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def accessibility_record() -> Iterator[None]:
+    """After the run, what axe-core found on each page, as the accessibility statement shows it: always under
+    ``artifacts/``; into the package (``socle/ui/accessibilite.json``) with ``SOCLE_RECORD_ACCESSIBILITY=1``,
+    on a run of the whole of ``tests/ui``."""
+    yield
+    if not CHECKED:
+        return
+    record = {"checked_at": datetime.now(UTC).date().isoformat(),
+              **{key: value for checked in CHECKED.values() for key, value in checked.pop("about").items()},
+              "pages": sorted(CHECKED.values(), key=lambda checked: checked["name"])}
+    ARTIFACTS.mkdir(exist_ok=True)
+    text = json.dumps(record, indent=1, ensure_ascii=False) + "\n"
+    (ARTIFACTS / "accessibilite.json").write_text(text)
+    if os.environ.get("SOCLE_RECORD_ACCESSIBILITY") == "1":
+        RECORDED.write_text(text)
+
+
+def _kind_of_page(page: Page) -> str:
+    """The page as the statement names it: its title, or for a page about one thing (an id in its address: a
+    collection, a user...) the menu entry it belongs to, never the test's data."""
+    if not re.search(r"/\d+(/|$)", urlsplit(page.url).path):
+        return page.title().removesuffix(" — Socle IA")
+    for menu in ("#menu-admin", "#navigation"):
+        current = page.locator(f'{menu} [aria-current="page"]')
+        if current.count():
+            return f"{(current.first.text_content() or '').strip()} (page d'un élément)"
+    return "Page d'un élément"
+
+
 def check_page(page: Page, name: str, shots: Path = ARTIFACTS) -> None:
-    """Screenshot the page into ``shots``, then run axe-core on it: no serious or critical violation."""
+    """Screenshot the page into ``shots``, then run axe-core on it (its descriptions in French): no serious or
+    critical violation. What it found is kept for the accessibility statement (:func:`accessibility_record`)."""
     shots.mkdir(exist_ok=True)
     page.screenshot(path=shots / f"{name}.png", full_page=True)
     page.evaluate(AXE.read_text())
+    page.evaluate("(locale) => axe.configure({locale})", json.loads(AXE_FRENCH.read_text()))
     violations: list[dict[str, Any]] = page.evaluate("""async () => {
         const results = await axe.run(document, {resultTypes: ["violations"]});
         return results.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
                                                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
     }""")
     (shots / f"{name}.axe.json").write_text(json.dumps(violations, indent=2, ensure_ascii=False))
+    browser = page.context.browser
+    CHECKED[name] = {"name": name, "path": urlsplit(page.url).path, "title": _kind_of_page(page),
+                     "violations": [{key: v[key] for key in ("id", "impact", "help")} for v in violations],
+                     "about": {"tool": f"axe-core {page.evaluate('axe.version')}",
+                               "browser": f"Chromium {browser.version if browser else ''}".strip()}}
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"
 

@@ -110,12 +110,12 @@ def test_admin_defines_roles_with_their_permissions(page: Page, ui_server: Serve
 
     row.get_by_role("link", name="Modifier").click()
     expect(page).to_have_url(f"/ui/admin/roles/{role['id']}")
-    expect(page.get_by_label("Utiliser les modèles (chat, complétions, embeddings)")).to_be_checked()
-    page.get_by_label("Utiliser les modèles (chat, complétions, embeddings)").uncheck(force=True)
+    expect(page.get_by_label("Utiliser les modèles d'IA (conversation, rédaction, recherche dans les documents)")).to_be_checked()
+    page.get_by_label("Utiliser les modèles d'IA (conversation, rédaction, recherche dans les documents)").uncheck(force=True)
     page.get_by_label("Lire la consommation de tout le monde (tableau de bord)").check(force=True)
     page.get_by_role("button", name="Enregistrer").click()
     expect(page.get_by_role("status")).to_contain_text("Le rôle a été modifié")
-    expect(page.get_by_label("Utiliser les modèles (chat, complétions, embeddings)")).not_to_be_checked()
+    expect(page.get_by_label("Utiliser les modèles d'IA (conversation, rédaction, recherche dans les documents)")).not_to_be_checked()
     check_page(page, "admin-role")
     role = next(r for r in admin_api.get("/roles").json()["data"] if r["name"] == name)
     assert "models:use" not in role["permissions"] and "usage:read_all" in role["permissions"]

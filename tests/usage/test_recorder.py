@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from socle.audit.service import AuditTrail
 from socle.endpoints import Endpoint
 from socle.errors import (
     BackendError,
@@ -19,7 +20,8 @@ from socle.errors import (
     SocleError,
     UpstreamRejected,
 )
-from socle.identity.permissions import Permission, Principal
+from socle.identity.permissions import SYSTEM, Permission, Principal
+from socle.usage.service import UsageFilter, UsageService
 from tests.support.fake_backend import Answer, Fail, FakeBackend, Hang, Reply, Stall
 from tests.support.gateway import MESSAGES, caller, chat_model, gateway
 
@@ -139,3 +141,15 @@ async def test_each_call_of_concurrent_callers_is_recorded_once(tmp_path: Path) 
         rows = await gw.usage()
     assert sorted(row.user_id for row in rows) == sorted(who.user_id for who in callers for _ in range(3))
     assert len(a.received) + len(b.received) == 30 and all(row.status == "ok" for row in rows)
+
+
+async def test_the_platforms_own_calls_are_not_counted_as_an_active_user(tmp_path: Path) -> None:
+    """Documents' embeddings are the platform's calls (SYSTEM): in usage, but not a person using it."""
+    async with FakeBackend() as fake, gateway(tmp_path, [chat_model("m", fake.url)]) as gw:
+        await gw.chat(WHO, "m")
+        await gw.chat(SYSTEM, "m")
+        rows = await gw.usage()
+        active = await UsageService(gw.sessions, AuditTrail(gw.sessions), currency="EUR").active_users(
+            SYSTEM, UsageFilter())
+    assert sorted(row.user_id for row in rows) == [SYSTEM.user_id, WHO.user_id]
+    assert active.total == 1 and list(active.per_day.values()) == [1]

@@ -1,16 +1,27 @@
-"""OpenAI-compatible inference routes: chat, completions, embeddings, and rerank."""
+"""OpenAI-compatible inference routes: chat, completions, embeddings, and rerank.
+
+The routes are declared here for FastAPI (their OpenAPI schema, and every unusual request), while
+:class:`PlainRoutes` serves their hot path as a plain ASGI handler: an ordinary call (a JSON object that
+validates, no query string, no search) reaches the service without FastAPI's routing, dependency injection
+or response objects, and a stream is written event by event without a second task group. Anything else is
+handed, body and all, to the declared route, so every error is FastAPI's own, word for word.
+"""
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from socle.api.deps import Caller, Inference, answering_service
-from socle.api.errors import envelope, error_payload
+from socle.api.deps import Caller, Inference, answering_service, bearer_token
+from socle.api.errors import envelope, error_payload, socle_error_response
 from socle.api.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -18,9 +29,10 @@ from socle.api.schemas import (
     RerankRequest,
     result_out,
 )
-from socle.api.strict import StrictRoute
+from socle.api.strict import StrictRoute, plainly_readable
 from socle.endpoints import Endpoint, Json
 from socle.errors import SocleError
+from socle.inference.service import InferenceService
 from socle.rag.answering import search_option
 
 router = APIRouter(prefix="/v1", tags=["inference"], route_class=StrictRoute)
@@ -28,6 +40,10 @@ log = logging.getLogger("socle.api")
 
 _DONE = b"data: [DONE]\n\n"
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# The same heads as Starlette's Response and StreamingResponse write for these answers, byte for byte.
+_SSE_HEAD = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+             (b"content-type", b"text/event-stream; charset=utf-8"))
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _json(payload: Json) -> Response:
@@ -49,7 +65,7 @@ async def _events(chunks: AsyncIterator[Json]) -> AsyncIterator[bytes]:
     yield _DONE
 
 
-async def _answer(inference: Inference, caller: Caller, endpoint: Endpoint, body: Json) -> Response:
+async def _respond(inference: Inference, caller: Caller, endpoint: Endpoint, body: Json) -> Response:
     if body.get("stream"):
         chunks = await inference.stream(caller, endpoint, body)
         return StreamingResponse(_events(chunks), media_type="text/event-stream", headers=_SSE_HEADERS)
@@ -63,7 +79,7 @@ async def chat_completions(request: ChatCompletionRequest, http: Request, caller
     body = request.model_dump(exclude_unset=True)
     option = search_option(body)
     if option is None:  # the hot path: no retrieval service resolved
-        return await _answer(inference, caller, Endpoint.CHAT, body)
+        return await _respond(inference, caller, Endpoint.CHAT, body)
     body, results = await answering_service(http).ground(caller, body, option)
     sources = [result_out(result) for result in results]
     if body.get("stream"):
@@ -85,7 +101,7 @@ async def _with_sources(chunks: AsyncIterator[Json], sources: list[Json]) -> Asy
 
 @router.post("/completions", summary="Create a text completion")
 async def completions(request: CompletionRequest, caller: Caller, inference: Inference) -> Response:
-    return await _answer(inference, caller, Endpoint.COMPLETIONS, request.model_dump(exclude_unset=True))
+    return await _respond(inference, caller, Endpoint.COMPLETIONS, request.model_dump(exclude_unset=True))
 
 
 @router.post("/embeddings", summary="Create embeddings")
@@ -96,3 +112,142 @@ async def embeddings(request: EmbeddingRequest, caller: Caller, inference: Infer
 @router.post("/rerank", summary="Rank documents by relevance to a query (a rerank model)")
 async def rerank(request: RerankRequest, caller: Caller, inference: Inference) -> Response:
     return _json(await inference.call(caller, Endpoint.RERANK, request.model_dump(exclude_unset=True)))
+
+
+# ---- the hot path, served as plain ASGI -----------------------------------------------------------------
+
+_BODIES: dict[str, tuple[Endpoint, type[BaseModel]]] = {
+    "/v1/chat/completions": (Endpoint.CHAT, ChatCompletionRequest),
+    "/v1/completions": (Endpoint.COMPLETIONS, CompletionRequest),
+    "/v1/embeddings": (Endpoint.EMBEDDINGS, EmbeddingRequest),
+    "/v1/rerank": (Endpoint.RERANK, RerankRequest),
+}
+_STREAMING = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+
+
+class PlainRoutes:
+    """Middleware, innermost of the app's own (inside the body size limit, the request id and the origin):
+    serves ordinary calls to the inference routes and hands everything else on, unread or replayed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = _BODIES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None or scope.get("query_string") or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        raw, complete = await _read_body(receive)
+        body = _ordinary_body(raw, *route) if complete else None
+        if body is None:  # the declared route answers it, with FastAPI's own checks and errors
+            await self.app(scope, _replay(raw, complete, receive), send)
+            return
+        del raw  # nothing of the request but what the service keeps stays for a stream's life
+        chunks = await _answer(scope, receive, send, route[0], body)
+        if chunks is not None:
+            del body
+            await _stream(receive, send, _events(chunks))
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send, endpoint: Endpoint,
+                  body: Json) -> AsyncIterator[Json] | None:
+    """Answer the call, or open its stream (then returned, to be written)."""
+    platform = scope["app"].state.platform
+    inference: InferenceService = platform.inference
+    try:
+        caller = await platform.identity.authenticate(bearer_token(_authorization(scope)))
+        if endpoint in _STREAMING and body.get("stream"):
+            return await inference.stream(caller, endpoint, body)
+        data = orjson.dumps(await inference.call(caller, endpoint, body))
+    except SocleError as exc:
+        await socle_error_response(exc)(scope, receive, send)
+        return None
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(data)).encode()), _JSON_TYPE]})
+    await send({"type": "http.response.body", "body": data})
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.partition(b";")[0].strip().lower() == b"application/json"
+    return False
+
+
+def _authorization(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The body (the size limit outside counts it as it comes), and whether it came whole: False when the
+    client left before its end."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts), False
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts), True
+
+
+def _ordinary_body(raw: bytes, endpoint: Endpoint, model: type[BaseModel]) -> Json | None:
+    """The request as the declared route would hand it to the service, or None when it is not an ordinary
+    call: text the strict rule must look at closer, not a valid JSON object, or a chat with a search."""
+    if not plainly_readable(raw):
+        return None
+    try:
+        value: Any = orjson.loads(raw)
+        if not isinstance(value, dict):
+            return None
+        body = model.model_validate(value).model_dump(exclude_unset=True)
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+    if endpoint is Endpoint.CHAT:
+        if body.get("search") not in (None, False):
+            return None
+        search_option(body)  # takes an empty search option out, as the declared route does
+    return body
+
+
+def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
+    """``receive`` with what was read of the body given back first."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": raw, "more_body": not complete}
+        return await receive()
+
+    return replay
+
+
+async def _stream(receive: Receive, send: Send, events: AsyncIterator[bytes]) -> None:
+    """Write the events as they come; when the client leaves, the stream is cancelled, which closes the
+    backend's (as Starlette's StreamingResponse does, with one small task instead of a task group)."""
+    task = asyncio.current_task()
+    assert task is not None
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEAD)})
+        async for event in events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise
+        task.uncancel()  # the client left: the answer ends here, as a normal return
+    finally:
+        watcher.cancel()
+
+
+async def _cancel_on_disconnect(receive: Callable[[], Awaitable[Message]], task: asyncio.Task[Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()

@@ -109,7 +109,7 @@ SMOLLM2_CARD = ModelCard(
     limitations="Qualité de démonstration : réponses souvent fausses ou incohérentes, inutilisable en français. "
                 "Ne pas s'en servir pour un travail réel.",
     languages=["en"],
-    runs_on="Sur le serveur de la plateforme, en mémoire (llama.cpp, processeur) : rien ne sort.",
+    runs_on="Sur le serveur de la plateforme, en mémoire (processeur) : rien ne sort.",
     url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")
 
 

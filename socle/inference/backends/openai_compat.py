@@ -25,6 +25,7 @@ from typing import Literal
 import aiohttp
 import orjson
 from pydantic import Field, field_validator, model_validator
+from yarl import URL
 
 from socle.endpoints import Endpoint, Json
 from socle.errors import BackendError, BackendTimeout, SocleError, UpstreamRejected
@@ -85,7 +86,8 @@ class OpenAICompatibleBackend:
         self._headers = {"content-type": "application/json"}
         if config.api_key_env:
             self._headers["authorization"] = f"Bearer {os.environ[config.api_key_env]}"
-        self._urls = {endpoint: f"{config.url}/{endpoint.value}" for endpoint in Endpoint}
+        # Parsed once: aiohttp takes a URL object as it is, where a string is parsed on every call.
+        self._urls = {endpoint: URL(f"{config.url}/{endpoint.value}") for endpoint in Endpoint}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -127,7 +129,9 @@ class OpenAICompatibleBackend:
         return self._object(content, "answered something")
 
     async def stream(self, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
-        payload = orjson.dumps({**body, "model": self.model, "stream": True})
+        # aiohttp keeps the payload for the stream's life, and orjson's bytes hold at least 4 KiB however short
+        # they are: an exact copy takes a tenth of that for a short prompt, per open stream.
+        payload = bytes(memoryview(orjson.dumps({**body, "model": self.model, "stream": True})))
         try:
             response = await self.session.post(self._urls[endpoint], data=payload)
         except (aiohttp.ClientError, TimeoutError) as exc:

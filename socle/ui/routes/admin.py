@@ -1,5 +1,9 @@
-"""Administration pages: users (create, role and groups, deactivate), groups and their members, quotas, and the
-models' backends with their health. Roles have their own module (``routes.roles``).
+"""Administration pages: users (invite, import from a CSV file, password links, role and groups, deactivate), groups
+and their members, quotas, and the models' backends with their health. Roles have their own module
+(``routes.roles``).
+
+An invitation or a reset link is shown once, on the page that answers the form (never in an address, never
+again): the admin copies it, and it is e-mailed too when a mail server is configured.
 
 Each page calls the same services as the API, which check the permission (``users:admin``,
 ``quotas:admin``); the backends' page asks ``metrics:read``, the permission of the platform's health figures.
@@ -10,17 +14,21 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from starlette.responses import Response
 
 from socle.api.strict import StrictRoute
 from socle.db.integers import Id
 from socle.errors import InvalidRequest, SocleError
+from socle.identity import imports
+from socle.identity.imports import MAX_BYTES as IMPORT_MAX_BYTES
+from socle.identity.invitations import IssuedLink
 from socle.identity.permissions import Permission, require
 from socle.quotas.service import PERIODS, SCOPES
+from socle.ui import security
 from socle.ui.paging import Paging
 from socle.ui.security import SignedIn, Visitor, platform
-from socle.ui.web import error_page, inline, page, redirect
+from socle.ui.web import error_page, french, inline, page, redirect
 
 router = APIRouter(prefix="/ui/admin", include_in_schema=False, route_class=StrictRoute)
 SCOPE_LABELS = {"user": "Un utilisateur", "group": "Un groupe", "role": "Chaque utilisateur d'un rôle",
@@ -47,15 +55,101 @@ async def users_page(request: Request, visitor: SignedIn, number: PageNumber = N
 
 
 @router.post("/utilisateurs")
-async def create_user(request: Request, visitor: SignedIn, email: Text = "", name: Name = "", role: Text = "user",
+async def invite_user(request: Request, visitor: SignedIn, email: Text = "", name: Name = "", role: Text = "user",
                       groups: Annotated[list[str] | None, Form()] = None) -> Response:
+    """The account and its invitation link, shown here once (and e-mailed when a mail server is configured)."""
     try:
-        await platform(request).identity.create_user(visitor.principal, email=email, name=name.strip(), role=role,
-                                                     groups=groups or [])
+        issued = await platform(request).account_links.invite(visitor.principal, email=email, name=name.strip(),
+                                                              role=role, groups=groups or [])
     except SocleError as exc:
         return await _users(request, visitor, **inline(exc),
                             form={"email": email, "name": name, "role": role, "groups": groups or []})
-    return redirect("/ui/admin/utilisateurs?ok=utilisateur-cree")
+    return await _users(request, visitor, links=[_shown(request, issued)],
+                        notice="Le compte a été créé. Transmettez-lui le lien ci-dessous : il y choisira son mot de "
+                               "passe.")
+
+
+@router.get("/utilisateurs/import")
+async def import_page(request: Request, visitor: SignedIn) -> Response:
+    require(visitor.principal, Permission.USERS_ADMIN)
+    return _import(request, visitor)
+
+
+@router.post("/utilisateurs/import")
+async def preview_import(request: Request, visitor: SignedIn, file: Annotated[UploadFile, File()]) -> Response:
+    """What the file would create, line by line, with what stops each line: nothing is written yet."""
+    data = await file.read(IMPORT_MAX_BYTES + 1)
+    return await _preview(request, visitor, data)
+
+
+@router.post("/utilisateurs/import/confirmer")
+async def confirm_import(request: Request, visitor: SignedIn,
+                         content: Annotated[str, Form(max_length=IMPORT_MAX_BYTES)] = "") -> Response:
+    """The previewed file, sent back by the preview's form, imported whole; every invitation link shown once."""
+    try:
+        issued = await platform(request).account_links.import_accounts(visitor.principal, content.encode())
+    except SocleError as exc:
+        return await _preview(request, visitor, content.encode(), error=french(exc))
+    return _import(request, visitor, links=[_shown(request, link) for link in issued],
+                   notice=f"{len(issued)} compte{'s' if len(issued) > 1 else ''} créé{'s' if len(issued) > 1 else ''}. "
+                          "Transmettez à chacun son lien ci-dessous.")
+
+
+async def _preview(request: Request, visitor: Visitor, data: bytes, *, error: str | None = None) -> Response:
+    try:
+        plan = await platform(request).account_links.plan_import(visitor.principal, data)
+    except SocleError as exc:
+        return _import(request, visitor, **inline(exc))
+    return _import(request, visitor, plan=plan, content=imports.decoded(data), error=error,
+                   problems=IMPORT_PROBLEMS, status_code=200 if plan.ready else 400)
+
+
+def _import(request: Request, visitor: Visitor, *, status_code: int = 200, **context: Any) -> Response:
+    return page(request, "admin_utilisateurs_import.html", visitor, title="Importer des comptes",
+                status_code=status_code, mails=platform(request).account_links.mails, **context)
+
+
+@router.post("/utilisateurs/{user_id}/lien")
+async def new_link(user_id: Id, request: Request, visitor: SignedIn) -> Response:
+    """A new link for the person to choose a password (the previous unused one stops working)."""
+    try:
+        issued = await platform(request).account_links.reset(visitor.principal, user_id)
+    except SocleError as exc:
+        return await _user(request, visitor, user_id, **inline(exc))
+    return await _user(request, visitor, user_id, links=[_shown(request, issued)],
+                       notice="Un nouveau lien est prêt : transmettez-le à la personne. Son mot de passe actuel, "
+                              "s'il en a un, reste valable jusqu'à ce qu'elle en choisisse un nouveau.")
+
+
+@router.post("/utilisateurs/{user_id}/mot-de-passe")
+async def set_password(user_id: Id, request: Request, visitor: SignedIn,
+                       password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    """A password typed by the admin, to be handed over by other means; the person's sessions end."""
+    try:
+        await platform(request).identity.set_password(visitor.principal, user_id, password)
+    except SocleError as exc:
+        return await _user(request, visitor, user_id, **inline(exc))
+    return redirect(f"/ui/admin/utilisateurs/{user_id}?ok=mot-de-passe-defini")
+
+
+IMPORT_PROBLEMS = {
+    "email_missing": "adresse électronique manquante",
+    "invalid_email": "adresse électronique invalide",
+    "confusable": "adresse qui mélange des alphabets (elle pourrait passer pour une autre)",
+    "email_taken": "un compte existe déjà à cette adresse",
+    "email_twice": "adresse déjà présente plus haut dans le fichier",
+    "name_too_long": "nom trop long (200 caractères au plus)",
+    "unknown_role": "rôle inconnu",
+    "unknown_group": "groupe inconnu",
+}
+
+
+def _shown(request: Request, link: IssuedLink) -> dict[str, Any]:
+    """A link as the admin sees it once: its full address, for whom, until when, whether it was e-mailed."""
+    base = platform(request).settings.public_url
+    url = base + link.path if base else security.public_url(request, link.path)
+    return {"url": url, "email": link.email, "name": link.name, "expires_at": link.expires_at,
+            "mailed": link.mailed, "invitation": link.purpose == "invitation"}
 
 
 @router.get("/utilisateurs/{user_id}")
@@ -105,7 +199,8 @@ async def _users(request: Request, visitor: Visitor, *, status_code: int = 200, 
     users = await identity.list_users(actor, limit=paging.per_page, offset=paging.offset)
     roles, groups = await identity.list_roles(actor), await identity.list_groups(actor)
     return page(request, "admin_utilisateurs.html", visitor, title="Utilisateurs", status_code=status_code,
-                users=users, roles=roles, groups=groups, paging=paging, **context)
+                users=users, roles=roles, groups=groups, paging=paging, mails=platform(request).account_links.mails,
+                **context)
 
 
 async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code: int = 200,
@@ -116,7 +211,7 @@ async def _user(request: Request, visitor: Visitor, user_id: int, *, status_code
     groups = await identity.list_groups(visitor.principal)
     return page(request, "admin_utilisateur.html", visitor, title=f"Utilisateur {user.email}",
                 status_code=status_code, user=user, roles=roles, groups=groups,
-                member_of={g.name for g in user.groups}, **context)
+                member_of={g.name for g in user.groups}, mails=platform(request).account_links.mails, **context)
 
 
 # ---- groups ----------------------------------------------------------------------------------------

@@ -26,6 +26,10 @@ ACTION_LABELS = {
     Action.SIGN_IN: "Connexion", Action.SIGN_IN_FAILED: "Connexion refusée",
     Action.USER_CREATED: "Compte créé", Action.USER_UPDATED: "Compte modifié",
     Action.USER_DELETED: "Compte supprimé", Action.PASSWORD_SET: "Mot de passe défini",
+    Action.PASSWORD_CHANGED: "Mot de passe changé par son titulaire",
+    Action.PASSWORD_RESET_REQUESTED: "Mot de passe oublié : lien demandé",
+    Action.ACCOUNT_LINK_CREATED: "Lien d'invitation ou de réinitialisation créé",
+    Action.USERS_IMPORTED: "Comptes importés",
     Action.GROUP_CREATED: "Groupe créé", Action.GROUP_DELETED: "Groupe supprimé",
     Action.GROUP_MEMBER_ADDED: "Membre ajouté à un groupe",
     Action.GROUP_MEMBER_REMOVED: "Membre retiré d'un groupe",
@@ -38,11 +42,13 @@ ACTION_LABELS = {
     Action.DATA_EXPORTED: "Données d'une personne exportées", Action.USER_ERASED: "Personne effacée",
     Action.OTHERS_DATA_READ: "Lecture des données d'autrui", Action.AUDIT_EXPORTED: "Journal exporté",
     Action.AUDIT_PRUNED: "Entrées anciennes supprimées (conservation)",
+    Action.SITE_SETTINGS_CHANGED: "Paramètres du site modifiés",
 }
 FAMILIES = {"auth.": "Connexions", "user.": "Comptes", "group.": "Groupes", "role.": "Rôles",
             "key.": "Clés d'API", "quota.": "Quotas",
             "data.": "Données personnelles (exports, effacements, lectures)",
-            "collection.": "Collections", "model.": "Modèles", "audit.": "Journal d'audit"}
+            "collection.": "Collections", "model.": "Modèles", "audit.": "Journal d'audit",
+            "site.": "Paramètres du site"}
 CHANNELS = {"api": "API", "ui": "Site", "console": "Console", "system": "Plateforme"}
 assert set(ACTION_LABELS) == set(Action)
 

@@ -159,7 +159,7 @@ async def _render(request: Request, visitor: Visitor, *, mode: Literal["chat", "
     if conversation is not None:
         title = conversation.title
     else:
-        title = "Interroger mes documents" if mode == "documents" else "Chat"
+        title = "Interroger mes documents" if mode == "documents" else "Nouvelle conversation"
     return page(request, "chat.html", visitor, title=title, mode=mode, models=models, cards=cards,
                 collections=collections,
                 conversations=conversations, conversation=conversation, messages=messages or [],

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from socle import charts
 from socle.api.strict import StrictRoute
+from socle.identity.permissions import SYSTEM
 from socle.spreadsheets import safe_cell
 from socle.ui.security import SignedIn, platform
 from socle.ui.web import page
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRout
 PERIODS = {"7": "Les 7 derniers jours", "30": "Les 30 derniers jours", "90": "Les 90 derniers jours",
            "365": "Les 365 derniers jours"}
 DEFAULT_PERIOD = "30"
+PLATFORM_ITSELF = "plateforme (traitements automatiques)"
 CSV_COLUMNS = ("jour", "modele", "utilisateur", "requetes", "jetons_entree", "jetons_sortie", "jetons_total",
                "cout", "energie_kwh", "co2_kg", "latence_moyenne_ms")
 
@@ -132,12 +134,13 @@ async def usage_csv(request: Request, visitor: SignedIn, periode: str | None = N
 
 def to_csv(rows: Iterable[dict[str, Any]], emails: dict[int, str]) -> str:
     """RFC 4180 CSV (the csv module quotes what needs it), a header line first; users by e-mail address (a
-    deleted account by its former number)."""
+    deleted account by its former number, the platform's own calls — documents' embeddings — as such)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        user = emails.get(int(row["user"])) or f"compte supprimé n° {row['user']}"
+        user = PLATFORM_ITSELF if int(row["user"]) == SYSTEM.user_id else (
+            emails.get(int(row["user"])) or f"compte supprimé n° {row['user']}")
         writer.writerow([row["day"], safe_cell(row["model"]), safe_cell(user), row["requests"],
                          row["prompt_tokens"], row["completion_tokens"], row["total_tokens"], f"{row['cost']:.6f}",
                          f"{row['energy_kwh']:.9f}", f"{row['co2_kg']:.9f}", f"{row['avg_latency_ms'] or 0:.1f}"])

@@ -211,7 +211,17 @@
       }
     }
     prompt.value = "";
+    const welcome = document.getElementById("accueil");
+    if (welcome) welcome.remove();  // the conversation has begun
     ask(text, collections);
+  });
+  // A suggestion of the welcome screen fills the message box, for the person to complete and send.
+  document.querySelectorAll(".socle-suggestion").forEach((button) => {
+    button.addEventListener("click", () => {
+      prompt.value = button.dataset.text;
+      prompt.focus();
+      prompt.setSelectionRange(prompt.value.length, prompt.value.length);
+    });
   });
   prompt.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
