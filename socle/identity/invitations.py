@@ -15,7 +15,6 @@ after the answer), and the requests are counted per address and per client like 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, replace
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from socle.audit.service import Action, AuditTrail
 from socle.db.models import AccountLink, Group, Role, User, utcnow
 from socle.errors import BackendUnavailable, InvalidRequest, NotFound, SocleError, Unauthenticated
-from socle.identity import imports
+from socle.identity import imports, keys
 from socle.identity.imports import ImportRow
 from socle.identity.names import canonical_email, lookup_name, new_email
 from socle.identity.permissions import Permission, Principal, require
@@ -86,10 +85,6 @@ class ImportPlan:
     @property
     def ready(self) -> bool:
         return bool(self.rows) and not self.problems
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _INVALID = NotFound("This link is unknown, already used or expired.", param="token", code="invalid_link")
@@ -164,7 +159,7 @@ class AccountLinks:
             (AccountLink.user_id == user.id) & AccountLink.used_at.is_(None),
             AccountLink.expires_at <= now - _KEEP_SPENT, AccountLink.used_at <= now - _KEEP_SPENT)))
         token = secrets.token_urlsafe(_SECRET_BYTES)
-        row = AccountLink(token_hash=_digest(token), user_id=user.id, purpose=purpose.value,
+        row = AccountLink(token_hash=keys.hash_secret(token), user_id=user.id, purpose=purpose.value,
                           created_by=actor.user_id if actor is not None else None, created_at=now,
                           expires_at=now + self._ttl[purpose])
         session.add(row)
@@ -221,7 +216,7 @@ class AccountLinks:
         if not token or len(token) > _MAX_TOKEN_LENGTH:
             raise _INVALID
         row = await session.scalar(select(AccountLink).where(
-            AccountLink.token_hash == _digest(token), AccountLink.used_at.is_(None),
+            AccountLink.token_hash == keys.hash_secret(token), AccountLink.used_at.is_(None),
             AccountLink.expires_at > utcnow()))
         if row is None:
             raise _INVALID

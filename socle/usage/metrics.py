@@ -114,7 +114,7 @@ class Metrics:
 
     def _label(self, call: CallRecord) -> _Children:
         """The labelled series one kind of call feeds (looked up once: ``labels()`` hashes and locks on each
-        call). A refusal also counts in ``socle_quota_refusals``, once per refused call: not cached."""
+        call). A refusal counts in ``socle_requests`` and in ``socle_quota_refusals`` together."""
         operation = _OPERATIONS.get(call.endpoint, call.endpoint)
         requests = self.requests.labels(operation, call.model, call.status)
         if call.status == "rate_limited":
