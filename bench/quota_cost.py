@@ -140,7 +140,11 @@ def monitor_calls(redis_url: str, base: str, key: str, prefix: str, calls: int) 
              {"model": "mock-model", "max_tokens": 16, "messages": [{"role": "user", "content": "Bonjour !"}]})
     time.sleep(0.5)
     monitor.send_signal(signal.SIGINT)
-    text, _ = monitor.communicate(timeout=10)
+    try:
+        text, _ = monitor.communicate(timeout=3)
+    except subprocess.TimeoutExpired:  # some redis-cli builds ignore SIGINT in monitor mode; lines are flushed
+        monitor.kill()
+        text, _ = monitor.communicate()
     client = re.compile(r"\[\d+ ([^\]]+)\]")
     lines = [(m.group(1), line) for line in text.splitlines() if (m := client.search(line))]
     in_scripts = [line for who, line in lines if who == "lua" and prefix in line]

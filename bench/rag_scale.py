@@ -37,6 +37,13 @@ short /tmp directory unless ``--database-url`` names a server) and each size, on
                                         [--database-url postgresql://USER@HOST:PORT/postgres]
                                         [--ingestion-store sqlite|postgresql|both|none]
                                         [--queries 300] [--orm-rows N] [--build-memory 4GB] [--build-workers 2]
+                                        [--partitions 1000 30000] [--lexical-check] [--synthetic-vectors]
+                                        [--hnsw-m 16] [--hnsw-ef-construction 64] [--lexical-candidates 2000]
+
+``--partitions``: private collections of other users among the chunks, each searched by its owner alone
+(hits, recall@10 against the exact top 10 of the partition, and the HNSW query filtered by collection as
+the store wrote it before). ``--lexical-check``: lexical search again unbounded, for latency and R@10 /
+MRR@10 on the dev questions (a copy of a relevant passage counts).
 
 ``--database-url`` is a libpq URL of a server with pgvector whose user may create databases: one is
 created and dropped per measurement. Results go to ``bench/results/rag_scale.json``; markdown tables
@@ -80,7 +87,7 @@ from socle.identity.permissions import Principal  # noqa: E402
 from socle.rag.lexical import analyse, query_terms  # noqa: E402
 from socle.rag.search import Method, SearchService  # noqa: E402
 from socle.rag.stores import ChunkStore, Hit, store_for  # noqa: E402
-from socle.rag.stores.postgres import PostgresStore, _idf  # noqa: E402
+from socle.rag.stores.postgres import _TABLE_SHARES, PostgresStore, _idf, candidate_terms  # noqa: E402
 
 DIMENSIONS = 384
 NOISE = 0.02
@@ -108,6 +115,7 @@ class DevSet:
     queries: list[str]
     passage_vectors: np.ndarray  # e5 "passage: title\ntext", as the ingestion embeds chunks
     query_vectors: np.ndarray
+    relevant: list[set[int]]  # per query, the indexes of its relevant passages
 
 
 def _log(message: str) -> None:
@@ -118,12 +126,24 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def load_dev_set(data: Path) -> DevSet:
+def load_dev_set(data: Path, *, synthetic: bool = False) -> DevSet:
+    """``synthetic``: random unit vectors for the passages and, for each question, its first relevant
+    passage's plus noise, instead of e5's (hours of embedding on a loaded machine): the same clusters
+    of near-duplicates, not e5's narrow cone, so its recall figures are not comparable with e5's."""
     passages = _jsonl(data / "corpus.jsonl")
-    queries = [query["text"] for query in _jsonl(data / "queries.jsonl")]
+    questions = _jsonl(data / "queries.jsonl")
+    queries = [query["text"] for query in questions]
+    index = {p["id"]: i for i, p in enumerate(passages)}
+    relevant = [{index[r] for r in q["relevant_ids"] if r in index} for q in questions]
+    if synthetic:
+        rng = np.random.default_rng(1)
+        base = _unit(rng.standard_normal((len(passages), DIMENSIONS), dtype=np.float32))
+        near = base[[min(r, default=0) for r in relevant]]
+        return DevSet(passages, queries, base,
+                      _unit(near + rng.standard_normal(near.shape, dtype=np.float32) * 2 * NOISE), relevant)
     return DevSet(passages, queries,
                   _e5_vectors("vectors", [f"{p['title']}\n{p['text']}" for p in passages], is_query=False),
-                  _e5_vectors("qvectors", queries, is_query=True))
+                  _e5_vectors("qvectors", queries, is_query=True), relevant)
 
 
 def _e5_vectors(name: str, texts: list[str], *, is_query: bool) -> np.ndarray:
@@ -209,11 +229,11 @@ async def write_chunks(sessions: async_sessionmaker[AsyncSession], dev: DevSet, 
     if through_orm == len(vectors):
         return Written(np.asarray(ids), len(ids), orm_s)
     started = time.perf_counter()
-    ids += await _copy_chunks(url, rows, after=ids[-1] if ids else 0)
+    ids += await _copy_chunks(url, rows, collection_id, after=ids[-1] if ids else 0)
     return Written(np.asarray(ids), through_orm, orm_s, len(vectors) - through_orm, time.perf_counter() - started)
 
 
-async def _copy_chunks(url: str, rows: Iterator[dict[str, Any]], *, after: int) -> list[int]:
+async def _copy_chunks(url: str, rows: Iterator[dict[str, Any]], collection_id: int, *, after: int) -> list[int]:
     """``COPY`` ``rows`` into ``chunks`` (the ``tsvector`` is generated, the indexes follow): their ids, which
     the sequence hands out in row order."""
     from pgvector.asyncpg import register_vector
@@ -226,7 +246,8 @@ async def _copy_chunks(url: str, rows: Iterator[dict[str, Any]], *, after: int) 
         while batch := list(itertools.islice(rows, 10 * BATCH)):
             await connection.copy_records_to_table(
                 "chunks", columns=columns, records=[tuple(row[c] for c in columns) for row in batch])
-        return [row[0] for row in await connection.fetch("SELECT id FROM chunks WHERE id > $1 ORDER BY id", after)]
+        return [row[0] for row in await connection.fetch(
+            "SELECT id FROM chunks WHERE id > $1 AND collection_id = $2 ORDER BY id", after, collection_id)]
     finally:
         await connection.close()
 
@@ -337,37 +358,62 @@ class DirectSql:
     queries: list[str]
     vectors: np.ndarray
     ef_search: int = 1000
+    lexical_candidates: int = 2_000
 
     @classmethod
-    async def connect(cls, url: str, searcher: Searcher) -> DirectSql:
+    async def connect(cls, url: str, searcher: Searcher, *, lexical_candidates: int = 2_000) -> DirectSql:
         from pgvector.asyncpg import register_vector
 
         parts = urllib.parse.urlsplit(url)  # the SQLAlchemy URL: postgresql+asyncpg://…
         connection = await asyncpg.connect(urllib.parse.urlunsplit(("postgresql", *parts[1:])))
         await register_vector(connection)
-        return cls(connection, searcher.principal, searcher.collection_ids, searcher.queries, searcher.vectors)
+        return cls(connection, searcher.principal, searcher.collection_ids, searcher.queries, searcher.vectors,
+                   lexical_candidates=lexical_candidates)
 
     async def lexical(self, i: int) -> list[Hit]:
-        """$1 the collections, $2 the caller, $3 any of the terms, then per term its text (and weight)."""
+        """$1 the collections, $2 the caller, then per term its text; then per term its weight and text,
+        and the candidates' queries. The store's steps: capped counts, table shares, bounded candidates."""
         terms = query_terms(self.queries[i])
         if not terms:
             return []
-        scope = (self.collection_ids, self.principal.user_id, " | ".join(terms))
-        where = f"WHERE c.tsv @@ to_tsquery('simple', $3) AND {_SCOPE}"
-        total = await self.connection.fetchval(
-            "SELECT coalesce(sum(co.chunks), 0) FROM collections co "
-            "WHERE co.id = ANY($1::bigint[]) AND (co.owner_id = $2 OR co.visibility = 'public')", *scope[:2])
-        counts = ", ".join(f"count(*) FILTER (WHERE c.tsv @@ to_tsquery('simple', ${n + 4}))"
+        cap = self.lexical_candidates
+        scope = (self.collection_ids, self.principal.user_id)
+
+        def chunks(n: int, bound: str = "") -> str:  # the caller's chunk ids matching the tsquery ${n}
+            return f"SELECT c.id {_CHUNKS} WHERE c.tsv @@ to_tsquery('simple', ${n}) AND {_SCOPE}{bound}"
+
+        await self.connection.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        counts = ", ".join(f"(SELECT count(*) FROM ({chunks(n + 3, f' LIMIT {cap + 1}')}) s)"
                            for n in range(len(terms)))
-        frequencies = await self.connection.fetchrow(f"SELECT {counts} {_CHUNKS} {where}", *scope, *terms)
+        total, *frequencies = await self.connection.fetchrow(
+            "SELECT (SELECT coalesce(sum(co.chunks), 0) FROM collections co WHERE co.id = ANY($1::bigint[]) "
+            f"AND (co.owner_id = $2 OR co.visibility = 'public')), {counts}", *scope, *terms)
         if not total or not any(frequencies):
             return []
-        weighted = [(_idf(total, df), term) for term, df in zip(terms, frequencies, strict=True) if df]
-        rank = " + ".join(f"${2 * n + 4}::float8 * ts_rank(c.tsv, to_tsquery('simple', ${2 * n + 5}), 1)"
-                          for n in range(len(weighted)))
+        if common := [term for term, df in zip(terms, frequencies, strict=True) if df > cap]:
+            shares = dict(await self.connection.fetch(str(_TABLE_SHARES).replace(":terms", "$1"), common))
+            frequencies = [max(df, round(shares.get(term, 0.0) * total)) if df > cap else df
+                           for term, df in zip(terms, frequencies, strict=True)]
+        present = {term: df for term, df in zip(terms, frequencies, strict=True) if df}
+        rank = " + ".join(f"${2 * n + 3}::float8 * ts_rank(c.tsv, to_tsquery('simple', ${2 * n + 4}), 1)"
+                          for n in range(len(present)))
+        arguments: list[Any] = [*scope, *itertools.chain.from_iterable((_idf(total, df), term)
+                                                                        for term, df in present.items())]
+        n = len(arguments) + 1
+        if (candidates := candidate_terms(present, cap)) is None:
+            where = f"c.id IN ({chunks(n)})"
+            arguments.append(" | ".join(present))
+        else:
+            rare, rest = candidates
+            parts = [f"({chunks(n, f' LIMIT {cap}')})", f"({chunks(n + 1, f' LIMIT {LIMIT}')})"]
+            arguments += [" & ".join(rest), " | ".join(rest)]
+            if rare:
+                parts.append(f"({chunks(n + 2)})")
+                arguments.append(" | ".join(rare))
+            where = f"c.id IN ({' UNION '.join(parts)})"
         rows = await self.connection.fetch(
-            f"SELECT c.id, {rank} AS score {_CHUNKS} {where} ORDER BY score DESC LIMIT {LIMIT}",
-            *scope, *itertools.chain.from_iterable(weighted))
+            f"SELECT c.id, {rank} AS score FROM chunks c WHERE {where} ORDER BY score DESC, c.id LIMIT {LIMIT}",
+            *arguments)
         return [Hit(row[0], float(row[1])) for row in rows]
 
     async def semantic(self, i: int) -> list[Hit]:
@@ -423,11 +469,11 @@ async def table_sizes(sessions: async_sessionmaker[AsyncSession]) -> dict[str, i
     return {name: int(size) for name, size in rows}
 
 
-async def ef_search_sweep(searcher: Searcher, exact: np.ndarray,
-                          chunk_ids: np.ndarray) -> list[dict[str, float]]:
+async def ef_search_sweep(searcher: Searcher, exact: np.ndarray, chunk_ids: np.ndarray,
+                          tried: tuple[int, ...] = EF_SEARCH_TRIED) -> list[dict[str, float]]:
     """Recall@10 and semantic latency at growing ``hnsw.ef_search``, up to the first that meets the goal."""
     sweep = []
-    for ef_search in EF_SEARCH_TRIED:
+    for ef_search in tried:
         wider = dataclasses.replace(searcher, store=PostgresStore(ef_search=ef_search))
         latencies, found = await wider.run("semantic")
         sweep.append({"ef_search": ef_search, "recall_at_10": recall(found, exact, chunk_ids),
@@ -438,13 +484,100 @@ async def ef_search_sweep(searcher: Searcher, exact: np.ndarray,
     return sweep
 
 
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    """A collection of another user among the chunks: its owner reads it alone."""
+    principal: Principal
+    collection_id: int
+    vectors: np.ndarray
+    chunk_ids: np.ndarray
+
+
+async def write_partition(sessions: async_sessionmaker[AsyncSession], dev: DevSet, size: int, seed: int, *,
+                          url: str, copy: bool) -> Partition:
+    """``size`` chunks (other noisy copies of the passages) in a private collection of a new user, counted."""
+    async with sessions() as session, session.begin():
+        role_id = await session.scalar(select(Role.id).where(Role.name == "user"))
+        user = User(email=f"partition-{seed}@bench.local", name="bench", role_id=role_id)
+        session.add(user)
+        await session.flush()
+        collection = Collection(name=f"partition-{size}", owner_id=user.id)
+        session.add(collection)
+        await session.flush()
+        principal = Principal(user.id, user.email, "user", frozenset())
+    vectors = noisy_vectors(dev.passage_vectors, size, seed=seed)
+    written = await write_chunks(sessions, dev, vectors, collection.id, orm_rows=0 if copy else None, url=url)
+    async with sessions() as session, session.begin():
+        await session.execute(update(Collection).where(Collection.id == collection.id).values(
+            chunks=size, documents=-(-size // CHUNKS_PER_DOCUMENT), revision=Collection.revision + 1))
+    return Partition(principal, collection.id, vectors, written.chunk_ids)
+
+
+async def measure_partition(searcher: Searcher, partition: Partition, url: str | None) -> dict[str, Any]:
+    """The partition's owner searching it among all the chunks: the store's semantic search (hits returned,
+    recall@10 against the exact top 10 of the partition, latency) and lexical latency; on PostgreSQL also
+    the HNSW walk filtered by collection (``DirectSql.semantic``), as the store searched before it weighed
+    the caller's share of the index."""
+    mine = dataclasses.replace(searcher, principal=partition.principal, collection_ids=[partition.collection_id])
+    exact = exact_top(partition.vectors, mine.vectors, RECALL_AT)
+    semantic_ms, found = await mine.run("semantic")
+    lexical_ms, _ = await mine.run("lexical")
+    result: dict[str, Any] = {
+        "chunks": len(partition.chunk_ids), "semantic": latency(semantic_ms), "lexical": latency(lexical_ms),
+        "hits_min": min(map(len, found)), "hits_mean": float(np.mean([len(h) for h in found])),
+        "recall_at_10": recall(found, exact, partition.chunk_ids)}
+    if url is not None:
+        direct = await DirectSql.connect(url, mine)
+        try:
+            timings = [await direct.timed("semantic", i) for i in range(len(mine.queries))]
+        finally:
+            await direct.connection.close()
+        hnsw = [hits for _, hits in timings]
+        result["hnsw_filtered"] = {
+            **latency([ms for ms, _ in timings]), "hits_min": min(map(len, hnsw)),
+            "hits_mean": float(np.mean([len(h) for h in hnsw])), "recall_at_10": recall(hnsw, exact, partition.chunk_ids)}
+    _log(f"  partition of {len(partition.chunk_ids)} chunks: {result}")
+    return result
+
+
+async def lexical_bounds(searcher: Searcher, bounded: list[list[Hit]], chunk_ids: np.ndarray,
+                         passages: int, relevant: list[set[int]]) -> dict[str, Any]:
+    """The store's lexical search unbounded (every match counted and ranked, as before), against the
+    bounded hits: latency, the share of the unbounded top 10's source passages in the bounded top 10
+    (copies of a passage tie, so chunk ids would differ where the ranking does not), and both rankings'
+    R@10 and MRR@10 on the dev questions (a hit is relevant when its source passage is)."""
+    unbounded = dataclasses.replace(searcher, store=PostgresStore(lexical_candidates=2**62))
+    ms, full = await unbounded.run("lexical")
+    passage = {int(chunk_id): row % passages for row, chunk_id in enumerate(chunk_ids)}
+
+    def sources(hits: list[Hit]) -> set[int]:
+        return {passage[hit.chunk_id] for hit in hits[:RECALL_AT]}
+
+    def quality(found: list[list[Hit]]) -> dict[str, float]:
+        ranks = [next((k for k, hit in enumerate(hits[:RECALL_AT], 1) if passage[hit.chunk_id] in wanted), None)
+                 for hits, wanted in zip(found, relevant, strict=False)]
+        return {"R@10": float(np.mean([r is not None for r in ranks])),
+                "MRR@10": float(np.mean([1 / r if r else 0.0 for r in ranks]))}
+
+    same = [len(sources(mine) & sources(theirs)) / max(len(sources(theirs)), 1)
+            for mine, theirs in zip(bounded, full, strict=True)]
+    result = {**latency(ms), "same_passages_at_10": float(np.mean(same)), "bounded": quality(bounded),
+              "unbounded": quality(full)}
+    _log(f"  lexical unbounded: {result}")
+    return result
+
+
 async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool = False, queries: int = 300,
-                        build: BuildSettings = BuildSettings(), orm_rows: int | None = None) -> dict[str, Any]:
+                        build: BuildSettings = BuildSettings(), orm_rows: int | None = None,
+                        partitions: tuple[int, ...] = (), store_options: dict[str, int] | None = None,
+                        lexical_check: bool = False, ef_search_tried: tuple[int, ...] = EF_SEARCH_TRIED
+                        ) -> dict[str, Any]:
     migrate.upgrade(url)
     engine = create_engine(url)
     try:
         sessions = session_factory(engine)
-        store = store_for(engine.dialect.name)
+        store = store_for(engine.dialect.name, **(store_options or {}))
+        lexical_candidates = (store_options or {}).get("lexical_candidates", 2_000)
         vectors = noisy_vectors(dev.passage_vectors, size)
         principal, collection_id = await create_owner(sessions)
         if index_first:  # as in production: the index exists when chunks arrive, and grows with them
@@ -454,9 +587,11 @@ async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool =
         chunk_ids, write_s = written.chunk_ids, written.orm_s
         _log(f"  wrote {written.orm_rows} chunks through the ORM in {written.orm_s:.1f} s, "
              f"{written.copied_rows} with COPY in {written.copy_s:.1f} s")
+        postgres = engine.dialect.name == "postgresql"
+        written_partitions = [await write_partition(sessions, dev, n, seed=k + 1, url=url, copy=postgres)
+                              for k, n in enumerate(partitions)]
         prepare_s = await prepare(sessions, store, collection_id, size, build)
         _log(f"  prepared in {prepare_s:.1f} s")
-        postgres = engine.dialect.name == "postgresql"
         sizes = await table_sizes(sessions) if postgres else {}
         _log(f"  sizes {sizes}")
         searcher = Searcher(sessions, store, principal, [collection_id], dev.queries[:queries],
@@ -466,7 +601,7 @@ async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool =
         runs: dict[str, tuple[list[float], list[list[Hit]]]] = {}
         sql_ms: dict[str, list[float]] = {}
         agreement: dict[str, float] = {}
-        direct = await DirectSql.connect(url, searcher) if postgres else None
+        direct = await DirectSql.connect(url, searcher, lexical_candidates=lexical_candidates) if postgres else None
         try:
             for method in ("semantic", "lexical", "hybrid"):  # the cheap first: a long run logs as it goes
                 if direct is None:
@@ -480,8 +615,13 @@ async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool =
                 if method == "semantic":
                     found_recall = recall(runs[method][1], exact, chunk_ids)
                     _log(f"  recall@10 {found_recall:.3f}")
-                    sweep = await ef_search_sweep(searcher, exact, chunk_ids) \
+                    sweep = await ef_search_sweep(searcher, exact, chunk_ids, ef_search_tried) \
                         if postgres and size >= STORE_EXACT_BELOW else []
+            partition_results = [await measure_partition(searcher, p, url if postgres else None)
+                                 for p in written_partitions]
+            if postgres and lexical_check:  # last: the unbounded ranking is the slow one
+                bounds = await lexical_bounds(searcher, runs["lexical"][1], chunk_ids, len(dev.passages),
+                                              dev.relevant[:queries])
         finally:
             if direct is not None:
                 await direct.connection.close()
@@ -494,7 +634,8 @@ async def measure_store(url: str, dev: DevSet, size: int, *, index_first: bool =
             "build": dataclasses.asdict(build), "queries": len(searcher.queries), "sizes_bytes": sizes,
             "semantic_cold_ms": cold_ms, "latency_ms": {m: latency(ms) for m, (ms, _) in runs.items()},
             "sql_latency_ms": {m: latency(ms) for m, ms in sql_ms.items()}, "sql_agreement": agreement,
-            "recall_at_10": found_recall, "ef_search_sweep": sweep}
+            "recall_at_10": found_recall, "ef_search_sweep": sweep, "store_options": store_options or {},
+            "lexical_unbounded": bounds if postgres and lexical_check else None, "partitions": partition_results}
 
 
 # Databases ---------------------------------------------------------------------------------------------
@@ -529,9 +670,9 @@ def _on_server(admin: str, statement: str) -> None:
 
 
 @contextmanager
-def fresh_database(store: str, admin: str | None) -> Iterator[str]:
+def fresh_database(store: str, admin: str | None, *, keep: bool = False) -> Iterator[str]:
     """The SQLAlchemy URL of an empty database: a SQLite file in a temporary directory, or a new
-    PostgreSQL database on ``admin``'s server, dropped afterwards."""
+    PostgreSQL database on ``admin``'s server, dropped afterwards unless ``keep``."""
     if store == "sqlite":
         with tempfile.TemporaryDirectory(prefix="socle-scale-") as tmp:
             yield f"sqlite+aiosqlite:///{tmp}/socle.db"
@@ -543,7 +684,10 @@ def fresh_database(store: str, admin: str | None) -> Iterator[str]:
         parts = urllib.parse.urlsplit(admin)
         yield urllib.parse.urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
     finally:
-        _on_server(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            _log(f"kept database {name}")
+        else:
+            _on_server(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # Ingestion through the server --------------------------------------------------------------------------
@@ -648,6 +792,30 @@ def tables(report: dict[str, Any]) -> str:
                   "|---|---|---|---|---|"]
         lines += [f"| {r['store']} | {r['chunks']:,} | {s['ef_search']} | {s['recall_at_10']:.3f} | "
                   f"{s['p50']:.1f} / {s['p99']:.1f} |" for r, s in sweeps]
+    parts = [(r, p) for r in report["stores"] for p in r.get("partitions", [])]
+    if parts:
+        lines += ["", "| store | chunks | partition | semantic p50/p99 ms | hits min/mean | recall@10 | "
+                  "HNSW filtered p50/p99 ms | hits min/mean | recall@10 | lexical p50/p99 ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r, p in parts:
+            h = p.get("hnsw_filtered")
+            filtered = (f"{h['p50']:.1f} / {h['p99']:.1f} | {h['hits_min']} / {h['hits_mean']:.1f} | "
+                        f"{h['recall_at_10']:.3f}") if h else "— | — | —"
+            lines.append(f"| {r['store']} | {r['chunks']:,} | {p['chunks']:,} | {p['semantic']['p50']:.1f} / "
+                         f"{p['semantic']['p99']:.1f} | {p['hits_min']} / {p['hits_mean']:.1f} | "
+                         f"{p['recall_at_10']:.3f} | {filtered} | {p['lexical']['p50']:.1f} / "
+                         f"{p['lexical']['p99']:.1f} |")
+    checked = [r for r in report["stores"] if r.get("lexical_unbounded")]
+    if checked:
+        lines += ["", "| store | chunks | lexical bounded p50/p99 ms | R@10 / MRR@10 | unbounded p50/p99 ms | "
+                  "R@10 / MRR@10 | same passages in top 10 |", "|---|---|---|---|---|---|---|"]
+        for r in checked:
+            u = r["lexical_unbounded"]
+            lines.append(f"| {r['store']} | {r['chunks']:,} | {r['latency_ms']['lexical']['p50']:.1f} / "
+                         f"{r['latency_ms']['lexical']['p99']:.1f} | {u['bounded']['R@10']:.3f} / "
+                         f"{u['bounded']['MRR@10']:.3f} | {u['p50']:.1f} / {u['p99']:.1f} | "
+                         f"{u['unbounded']['R@10']:.3f} / {u['unbounded']['MRR@10']:.3f} | "
+                         f"{u['same_passages_at_10']:.3f} |")
     if report["ingestion"]:
         lines += ["", "| store | PDFs | pages | chunks | ready s | pages/s | chunks/s | embedded s | pages/s "
                   "| chunks/s |",
@@ -676,25 +844,46 @@ def main() -> None:
                         help="maintenance_work_mem for the HNSW build, e.g. 4GB (default: the server's)")
     parser.add_argument("--build-workers", type=int, default=None,
                         help="max_parallel_maintenance_workers for the HNSW build (default: the server's)")
+    parser.add_argument("--partitions", nargs="*", type=int, default=[],
+                        help="Also write private collections of these sizes for other users, and search each alone")
+    parser.add_argument("--hnsw-m", type=int, default=None, help="PostgreSQL: the HNSW index's m (default: the store's)")
+    parser.add_argument("--hnsw-ef-construction", type=int, default=None,
+                        help="PostgreSQL: the HNSW index's ef_construction (default: the store's)")
+    parser.add_argument("--lexical-candidates", type=int, default=None,
+                        help="PostgreSQL: the lexical ranking's bound (default: the store's)")
+    parser.add_argument("--ef-search-tried", nargs="*", type=int, default=list(EF_SEARCH_TRIED),
+                        help="PostgreSQL: the hnsw.ef_search values of the recall sweep (none: no sweep)")
+    parser.add_argument("--lexical-check", action="store_true",
+                        help="PostgreSQL: also run lexical search unbounded, and compare")
+    parser.add_argument("--synthetic-vectors", action="store_true",
+                        help="Random passage vectors instead of e5's (see load_dev_set): no embedding")
+    parser.add_argument("--keep-database", action="store_true",
+                        help="PostgreSQL: leave the databases measured on the server (with --database-url)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--output", type=Path, default=RESULTS / "rag_scale.json")
     args = parser.parse_args()
     ingestion_stores = {"both": list(STORES), "none": []}.get(args.ingestion_store, [args.ingestion_store])
-    dev = load_dev_set(args.data)
+    dev = load_dev_set(args.data, synthetic=args.synthetic_vectors)
     report: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
                               "command": " ".join(sys.argv), "noise_sigma": NOISE, "limit": LIMIT,
+                              "vectors": "synthetic" if args.synthetic_vectors else "e5",
                               "stores": [], "ingestion": []}
+    options = {name: value for name, value in (("hnsw_m", args.hnsw_m),
+                                                 ("hnsw_ef_construction", args.hnsw_ef_construction),
+                                                 ("lexical_candidates", args.lexical_candidates)) if value is not None}
     started = time.perf_counter()
     uses_postgres = "postgresql" in args.stores + ingestion_stores
     with postgres_server(args.database_url) if uses_postgres else nullcontext() as admin:
         for size in args.sizes:
             for store in args.stores:
                 _log(f"{store}, {size} chunks")
-                with fresh_database(store, admin) as url:
+                with fresh_database(store, admin, keep=args.keep_database) as url:
                     report["stores"].append(asyncio.run(measure_store(
                         url, dev, size, index_first=args.index_first, queries=args.queries, orm_rows=args.orm_rows,
-                        build=BuildSettings(args.build_memory, args.build_workers))))
+                        build=BuildSettings(args.build_memory, args.build_workers), partitions=tuple(args.partitions),
+                        store_options=options if store == "postgresql" else {}, lexical_check=args.lexical_check,
+                        ef_search_tried=tuple(args.ef_search_tried))))
         pdfs = make_pdfs(dev.passages) if ingestion_stores else []
         for store in ingestion_stores:
             _log(f"ingestion on {store}")

@@ -39,9 +39,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str, str]:
+def start(data_dir: Path, database_url: str | None,
+          settings: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")} | (settings or {})
     env.update({"SOCLE_DATA_DIR": str(data_dir), "SOCLE_PORT": str(port), "SOCLE_LOG_LEVEL": "warning"})
     if database_url:
         env["SOCLE_DATABASE_URL"] = database_url
@@ -61,7 +62,9 @@ def start(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen[by
     raise RuntimeError("server did not start")
 
 
-def ingest(http: httpx.Client, corpus: list[dict[str, Any]]) -> tuple[int, dict[str, set[str]], dict[str, float]]:
+def ingest(http: httpx.Client, corpus: list[dict[str, Any]], *,
+           embedded: bool = True) -> tuple[int, dict[str, set[str]], dict[str, float]]:
+    """``embedded``: wait until every chunk is embedded, not only searchable by its words."""
     collection = http.post("/v1/collections", json={"name": "fr-retrieval-dev"}).json()["id"]
     started = time.perf_counter()
 
@@ -92,7 +95,7 @@ def ingest(http: httpx.Client, corpus: list[dict[str, Any]]) -> tuple[int, dict[
             raise RuntimeError(f"failed documents: {failed[:3]}")
         if ready == len(names) and lexical_at is None:
             lexical_at = time.perf_counter()
-        if lexical_at is not None and sum(d["embedded"] for d in documents) == state["chunks"]:
+        if lexical_at is not None and (not embedded or sum(d["embedded"] for d in documents) == state["chunks"]):
             break
         time.sleep(1)
     done = time.perf_counter()
@@ -101,6 +104,8 @@ def ingest(http: httpx.Client, corpus: list[dict[str, Any]]) -> tuple[int, dict[
               "lexical_ready_s": lexical_at - started, "embedded_s": done - started,
               "documents_per_s_lexical": len(names) / (lexical_at - started),
               "chunks_per_s_embedded": chunks / (done - started)}
+    if not embedded:  # not waited for
+        timing.update(embedded_s=float("nan"), chunks_per_s_embedded=float("nan"))
     return collection, names, timing
 
 
@@ -135,15 +140,17 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL with pgvector (default: SQLite)")
     parser.add_argument("--methods", nargs="+", default=["lexical", "semantic", "hybrid"])
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--setting", action="append", default=[], metavar="SOCLE_NAME=VALUE",
+                        help="A setting for the server (repeatable), e.g. SOCLE_RAG_PG_LEXICAL_CANDIDATES=500")
     args = parser.parse_args()
     corpus = [json.loads(line) for line in (args.data / "corpus.jsonl").read_text().splitlines() if line]
     queries = [json.loads(line) for line in (args.data / "queries.jsonl").read_text().splitlines() if line]
     store = "postgresql" if args.database_url else "sqlite"
     with tempfile.TemporaryDirectory(prefix="socle-bench-") as tmp:
-        process, url, key = start(Path(tmp), args.database_url)
+        process, url, key = start(Path(tmp), args.database_url, dict(s.split("=", 1) for s in args.setting))
         try:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
-                collection, names, timing = ingest(http, corpus)
+                collection, names, timing = ingest(http, corpus, embedded=args.methods != ["lexical"])
                 results = {method: evaluate(http, collection, names, queries, method) for method in args.methods}
         finally:
             process.terminate()

@@ -15,6 +15,7 @@ from socle.api.origin import RequestOrigin
 from socle.api.readiness import Readiness
 from socle.api.routers import (
     audit,
+    catalogue,
     collections,
     conversations,
     documents,
@@ -68,13 +69,12 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
         telemetry={"tracing": False, "metrics": False, "logs": False},  # no telemetry; /metrics says it all
     )
     errors.install(app)
-    app.add_middleware(inference.PlainRoutes)  # innermost: inside the size limit, the request id, the origin
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
                                 for path in ("/v1/documents", ui.UPLOAD_PATH,
                                              *(path for web in faces.values() for path in web.upload_paths))})
     for module in (health, models, inference, identity, exports, usage, quotas, collections, conversations,
-                   documents, audit):
+                   documents, audit, catalogue):
         app.include_router(module.router)
     for web in faces.values():
         for router in web.api:
@@ -82,8 +82,10 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     ui.install(app, faces)
     app.add_middleware(RequestOrigin, trusted=settings.ui_trusted_proxies)  # for the audit trail
     build = app.build_middleware_stack
-    # Outermost, around Starlette's own error middleware: the 500 of an unhandled error carries the id too.
-    app.build_middleware_stack = lambda: logs.RequestId(build())  # type: ignore[method-assign]
+    # Outermost, around Starlette's own error middleware: the 500 of an unhandled error carries the id too;
+    # then the inference hot path, above the rest of the stack (an open stream holds none of its frames).
+    app.build_middleware_stack = lambda: logs.RequestId(  # type: ignore[method-assign]
+        inference.PlainRoutes(build(), max_bytes=settings.max_body_bytes))
     return app
 
 

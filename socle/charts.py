@@ -8,6 +8,7 @@ figures, and the SVG itself is one named image.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,23 @@ def value_text(value: float | None) -> str:
     return french_number(value, decimals=0)
 
 
+MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
+WIDTH = 900  # every chart's drawing width (it scales to its column)
+
+
+def short_month(month: str) -> str:
+    """``2025-01`` → "janv. 2025": what an axis can hold (tables keep the month's full name)."""
+    year, number = month.split("-")
+    return f"{MONTHS_SHORT[int(number) - 1]} {year}"
+
+
+def label_every(labels: Sequence[str], *, font_px: int = 13, width: int = WIDTH) -> int:
+    """Every how many x labels to write so that none runs into the next: a character is about 0.6 em wide,
+    a label wants a gap of 16 px, and the plot leaves about 90 px to the y axis."""
+    widest = max((len(label) for label in labels), default=1) * font_px * 0.6 + 16
+    return max(1, math.ceil(len(labels) * widest / (width - 90)))
+
+
 def whole_numbers(top: float) -> list[int]:
     """Axis marks up to ``top``: whole numbers (pygal's own may be fractions of a count), at most six, on a
     1-2-5 scale."""
@@ -62,8 +80,8 @@ def bars(label: str, x_labels: Sequence[str], series: Series, *, stacked: bool =
     """Vertical bars: one bar per x label and series (``stacked``: the series on top of each other).
     ``label`` is the image's accessible name."""
     kind = pygal.StackedBar if stacked else pygal.Bar
-    every = max(1, len(x_labels) // 12)  # about twelve dates under the axis, whatever the period
-    chart = kind(style=style(), js=[], disable_xml_declaration=True, width=900, height=380, explicit_size=False,
+    every = label_every(x_labels)  # as many dates under the axis as fit side by side, whatever the period
+    chart = kind(style=style(), js=[], disable_xml_declaration=True, width=WIDTH, height=380, explicit_size=False,
                  legend_at_bottom=True, legend_at_bottom_columns=4, truncate_legend=40, x_label_rotation=0,
                  show_minor_x_labels=every == 1, x_labels_major_every=every, min_scale=1, max_scale=6,
                  truncate_label=-1, print_values=False, no_data_text="Aucune donnée sur la période",

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 import uvicorn
+from rich.markup import escape
 from rich.table import Table
 from uvicorn.supervisors import Multiprocess
 
@@ -68,7 +69,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Default: SOCLE_HOST")] 
                             log_level=settings.log_level, proxy_headers=False, server_header=False,
                             log_config=logs.config(kind=settings.log_format, level=settings.log_level,
                                                    static=settings.log_static),
-                            timeout_graceful_shutdown=settings.shutdown_grace_s)
+                            timeout_graceful_shutdown=settings.shutdown_grace_s,
+                            # a worker answers the supervisor once its imports are done: on a loaded machine that
+                            # takes more than uvicorn's 5 s, and the supervisor would kill it, again and again
+                            timeout_worker_healthcheck=30)
     if workers > 1:
         _Supervisor(config, sockets=[config.bind_socket()]).run()
     else:
@@ -143,6 +147,10 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files and folders (
                   f"{outcome.skipped} already there; {states.count('ready')} ready, {len(outcome.failed)} failed.")
     for document in outcome.failed:
         console.print(f"  [red]failed[/] {document['name']}: {document['error']}")
+    if outcome.left_out:
+        console.print(f"{len(outcome.left_out)} file(s) skipped:")
+    for path, reason in outcome.left_out:
+        console.print(f"  [yellow]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
     if outcome.failed:
         raise typer.Exit(1)
 

@@ -35,8 +35,10 @@ from socle.identity.permissions import Catalogue
 from socle.identity.service import IdentityService
 from socle.identity.sessions import SessionStore
 from socle.identity.throttle import SignInThrottle
+from socle.inference.catalogue_store import CatalogueStore
 from socle.inference.manifest import ModelManifest
 from socle.inference.registry import ModelRegistry
+from socle.inference.sealing import SecretBox
 from socle.inference.service import InferenceService
 from socle.jobs.kinds import Pool
 from socle.jobs.queue import JobQueue
@@ -47,6 +49,7 @@ from socle.quotas.limiter import QuotaLimiter, storage_for
 from socle.quotas.service import QuotaService
 from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService
+from socle.rag.conversation_files import ConversationFiles
 from socle.rag.documents import DocumentService
 from socle.rag.ingestion import Ingestion
 from socle.rag.parsing import Limits, Sandbox
@@ -83,6 +86,7 @@ class Platform:
     quotas: QuotaService
     site: SiteService
     registry: ModelRegistry
+    models: CatalogueStore  # the catalogue as the administrators change it; the registry serves it
     recorder: UsageRecorder
     watchdog: JobWatchdog
     metrics: Metrics
@@ -96,6 +100,7 @@ class Platform:
     ingestion: Ingestion
     conversations: ConversationService
     chat_turns: ChatTurns
+    conversation_files: ConversationFiles  # files dropped into a conversation
     erasure: ErasureService
     exports: ExportService
     retention: Retention
@@ -126,10 +131,12 @@ class Platform:
         identity = IdentityService(sessions, audit, permissions=permissions, cache_ttl_s=settings.auth_cache_ttl_s)
         quotas = QuotaService(sessions, audit, refresh_s=settings.quota_refresh_s)
         impacts = ImpactEstimator(settings.electricity_mix, pue=settings.datacenter_pue, wue=settings.datacenter_wue)
-        recorder = UsageRecorder(sessions, {m.id: m for m in catalogue.models}, impacts,
-                                 interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
+        models = CatalogueStore(sessions, audit, SecretBox(settings.encryption_keys))
         registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s,
-                                 manifest=ModelManifest.in_data_dir(settings.data_dir))
+                                 manifest=ModelManifest.in_data_dir(settings.data_dir), store=models,
+                                 refresh_s=settings.catalogue_refresh_s, close_grace_s=settings.shutdown_grace_s)
+        recorder = UsageRecorder(sessions, registry.configs, impacts,  # kept current as the catalogue changes
+                                 interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
         watchdog = JobWatchdog(jobs, stall_s=settings.job_stall_s)
         metrics = Metrics(registry, watchdog, jobs=jobs, engine=engine)
         counters = storage_for(settings.redis_url, key_prefix=settings.redis_key_prefix,
@@ -141,22 +148,27 @@ class Platform:
                                      usage=Sinks(recorder, metrics), quotas=limiter,
                                      default_completion_tokens=settings.quota_default_completion_tokens,
                                      max_choices=settings.max_choices)
-        store = store_for(engine.dialect.name)
+        store = store_for(engine.dialect.name, ef_search=settings.rag_pg_ef_search,
+                          exact_below=settings.rag_pg_exact_below, hnsw_m=settings.rag_pg_hnsw_m,
+                          hnsw_ef_construction=settings.rag_pg_hnsw_ef_construction,
+                          lexical_candidates=settings.rag_pg_lexical_candidates)
         documents = DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes)
         embedding_model = _embedding_model(registry, settings.rag_embedding_model)
         search = SearchService(sessions, store, inference, embedding_model=embedding_model)
         sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
                                  memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
         conversations, answering = ConversationService(sessions), Answering(search)
+        conversation_files = ConversationFiles(sessions, documents)
         platform = cls(
             settings=settings, mode=mode, engine=engine, sessions=sessions, audit=audit, jobs=jobs,
             identity=identity, usage=UsageService(sessions, audit, currency=settings.currency), quotas=quotas,
-            registry=registry, recorder=recorder, watchdog=watchdog, metrics=metrics, inference=inference,
+            registry=registry, models=models, recorder=recorder, watchdog=watchdog, metrics=metrics, inference=inference,
             store=store, collections=CollectionService(sessions, audit), documents=documents, search=search,
             answering=answering, sandbox=sandbox,
             ingestion=Ingestion(sessions, jobs, documents, sandbox, inference, store, embedding_model=embedding_model,
                                 on_ingested=metrics.ingested),
-            conversations=conversations, chat_turns=ChatTurns(conversations, inference, answering),
+            conversations=conversations, conversation_files=conversation_files,
+            chat_turns=ChatTurns(conversations, inference, answering, conversation_files),
             erasure=ErasureService(engine, sessions, store, documents, identity, quotas, audit, every_kind),
             exports=ExportService(sessions, documents, audit, every_kind),
             retention=Retention(engine, sessions, jobs, store, documents, audit, _periods(settings), every_kind),

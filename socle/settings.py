@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     quota_default_completion_tokens: int = Field(default=1024, ge=1, description="Tokens a budget reserves for "
                                                  "an answer whose request names no max_tokens")
     health_interval_s: float = Field(default=10.0, gt=0, description="Active health checks of backends")
+    catalogue_refresh_s: float = Field(default=2.0, gt=0, description="Each process checks this often whether the "
+                                       "catalogue of models changed (from the browser) and applies the change")
+    encryption_keys: SecretStr | None = Field(default=None, description="Fernet keys (comma-separated; the first "
+                                              "encrypts, every one decrypts: rotation) that encrypt the backend "
+                                              "keys entered in the browser (make one with: python -c 'from "
+                                              "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')")
     admin_email: str = "admin@localhost"
     admin_api_key: SecretStr | None = Field(default=None, description="The first admin's API key (a secret of "
                                             "the deployment; `socle keys generate` makes one) instead of one "
@@ -192,6 +198,20 @@ class Settings(BaseSettings):
 
     rag_embedding_model: str = Field(default="multilingual-e5-small", description="Embeddings model of the "
                                      "catalogue that indexes and searches documents")
+    rag_pg_ef_search: int = Field(default=1000, ge=10, le=1000, description="PostgreSQL: hnsw.ef_search, the "
+                                  "candidates an HNSW search walks through (more: better recall, slower)")
+    rag_pg_exact_below: int = Field(default=20_000, ge=0, description="PostgreSQL: collections holding fewer "
+                                    "chunks than this are searched exactly, without the HNSW index")
+    rag_pg_hnsw_m: int = Field(default=16, ge=2, le=100, description="PostgreSQL: links per vector in the HNSW "
+                               "index (more: better recall, larger index, slower build); read when the index "
+                               "is created")
+    rag_pg_hnsw_ef_construction: int = Field(default=64, ge=4, le=1000, description="PostgreSQL: candidates "
+                                             "weighed per vector while building the HNSW index; read when the "
+                                             "index is created")
+    rag_pg_lexical_candidates: int = Field(default=2_000, ge=100, description="PostgreSQL: beyond this many "
+                                           "chunks holding the question's words, lexical search ranks those "
+                                           "holding its rarest words and those holding all the others, "
+                                           "not every match")
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest uploaded document")
     ingestion_workers: int = Field(default=2, ge=0, description="Ingestion jobs run at once per process "
                                    "(0: this process ingests nothing)")
@@ -282,7 +302,7 @@ class Settings(BaseSettings):
 
     @field_validator("config", "database_url", "redis_url", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
                      "oidc_redirect_uri", "admin_api_key", "public_url", "smtp_host", "smtp_user", "smtp_password",
-                     mode="before")
+                     "encryption_keys", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

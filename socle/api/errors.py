@@ -92,13 +92,13 @@ async def _unreadable_input(_: Request, exc: Exception) -> Response:
                                                     code=exc.code))
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
+async def unexpected_error(_: Request | None, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, envelope("Internal server error.", "server_error", code="internal_error"))
 
 
 HANDLERS = {SocleError: _socle_error, RequestValidationError: _validation_error,
-            StarletteHTTPException: _http_error, UnreadableInput: _unreadable_input, Exception: _unexpected}
+            StarletteHTTPException: _http_error, UnreadableInput: _unreadable_input, Exception: unexpected_error}
 
 
 def install(app: FastAPI) -> None:

@@ -6,6 +6,12 @@ found there, which the answer keeps as its sources. Errors before the model's fi
 :meth:`ChatTurns.take`, before anything is saved (the caller can still answer with a plain error); the question
 is saved once the model has taken it. The answer is saved when its stream ends, fails or is stopped (the caller
 left): what was generated is kept. Both faces use it: the web UI (NDJSON for its pages) and the API (SSE).
+
+A demonstration model (its card says so) does not write answers about documents unless asked (``generate``):
+it would loop and invent figures; the answer is then the passages found, their answering sentences highlighted
+(:mod:`socle.rag.extractive`). Files dropped into the conversation (:mod:`socle.rag.conversation_files`) are
+searched by its turns besides the collections named. Every generated answer is watched for loops
+(:mod:`socle.chat.repetition`): one that loops is stopped and cut where it began repeating itself.
 """
 from __future__ import annotations
 
@@ -16,18 +22,23 @@ from typing import Any
 
 import anyio
 
-from socle.chat.conversations import ConversationService, sources_of, title_of
+from socle.chat.conversations import LEAF, ConversationService, Leaf, sources_of, title_of
+from socle.chat.repetition import LoopGuard
 from socle.db.models import Conversation, Message
 from socle.endpoints import Endpoint, Json
 from socle.errors import InvalidRequest, SocleError
 from socle.identity.permissions import Permission, Principal, require
 from socle.inference.service import InferenceService
+from socle.rag import extractive
 from socle.rag.answering import Answering, SearchOption
+from socle.rag.conversation_files import ConversationFiles
+from socle.rag.search import Result
 
 log = logging.getLogger("socle.chat")
 
 HISTORY_CHARS = 12_000  # of earlier turns given to the model: a small model's context is short
 SOURCES_K = 5  # excerpts an answer about documents is given
+LOOPED = "\n\n*Réponse arrêtée : le modèle se répétait.*"
 
 
 class Turn:
@@ -48,6 +59,9 @@ class Turn:
         self._principal = principal
         self._chunks = chunks
         self._parts: list[str] = []
+        self._guard = LoopGuard()
+        self.looped = False
+        """Whether the model looped: the answer was then stopped and cut where the repetition began."""
         self._completed = False
         self._closed = False
 
@@ -64,9 +78,18 @@ class Turn:
                 async for chunk in chunks:
                     for choice in chunk.get("choices") or ():
                         piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            self._parts.append(piece)
-                            yield piece
+                        if not piece:
+                            continue
+                        cut = self._guard.feed(piece)
+                        if cut is not None:  # closing the stream (below) stops the model
+                            self.looped = True
+                            self._parts = [self._guard.text[:cut].rstrip(), LOOPED]
+                            yield LOOPED
+                            break
+                        self._parts.append(piece)
+                        yield piece
+                    if self.looped:
+                        break
             self._completed = True
         finally:
             await self.close()
@@ -96,7 +119,7 @@ class Turn:
                 try:
                     self.answer = await self._conversations.add(
                         self._principal, self.conversation.id, role="assistant", content=self.content,
-                        model=self.model, sources=self.sources)
+                        model=self.model, sources=self.sources, parent_id=self.question.id)
                 except Exception:
                     log.exception("saving an answer failed")
         return self.answer
@@ -106,9 +129,11 @@ class ChatTurns:
     """Takes turns in conversations: the history, the grounding on documents, the model's stream, and saving
     both sides of the turn."""
 
-    def __init__(self, conversations: ConversationService, inference: InferenceService, answering: Answering, *,
-                 history_chars: int = HISTORY_CHARS, sources_k: int = SOURCES_K) -> None:
+    def __init__(self, conversations: ConversationService, inference: InferenceService, answering: Answering,
+                 files: ConversationFiles, *, history_chars: int = HISTORY_CHARS,
+                 sources_k: int = SOURCES_K) -> None:
         self._conversations = conversations
+        self._files = files
         self._inference = inference
         self._answering = answering
         self._history_chars = history_chars
@@ -124,33 +149,77 @@ class ChatTurns:
         return await self._conversations.start(principal, title=title, model=served.id)
 
     async def take(self, principal: Principal, content: str, *, model: str | None = None,
-                   conversation_id: int | None = None, collections: Sequence[int] = ()) -> Turn:
+                   conversation_id: int | None = None, collections: Sequence[int] = (),
+                   edit: int | None = None, again: int | None = None, generate: bool = False) -> Turn:
         """Open a turn: ``content`` asked of ``model`` (by default the conversation's), in conversation
         ``conversation_id`` (a new one, titled after the question, when None), grounded in ``collections``
-        when any. Raises before saving anything if the model cannot start answering."""
-        if not content.strip():
-            raise InvalidRequest("The message is empty.", param="content", code="empty_message")
+        when any. ``edit`` names an earlier question that ``content`` is a new version of (a new branch from
+        the same place); ``again`` names an answer to write again (a new version of it, for the same question:
+        ``content`` is then ignored). A demonstration model answers a question about documents by extracts
+        unless ``generate``. Raises before saving anything if the model cannot start answering."""
         existing = (await self._conversations.get(principal, conversation_id) if conversation_id is not None
                     else None)
+        if (edit is not None or again is not None) and existing is None:
+            raise InvalidRequest("Editing a message needs its conversation.", param="conversation")
+        asked: Message | None = None  # the question answered again
+        parent: int | None | Leaf = LEAF
+        if again is not None and existing is not None:
+            answer = await self._conversations.message(principal, existing.id, again)
+            if answer.role != "assistant" or answer.parent_id is None:
+                raise InvalidRequest("Only an answer can be written again.", param="again")
+            asked = await self._conversations.message(principal, existing.id, answer.parent_id)
+            content, parent = asked.content, asked.parent_id
+        elif edit is not None and existing is not None:
+            edited = await self._conversations.message(principal, existing.id, edit)
+            if edited.role != "user":
+                raise InvalidRequest("Only a question can be edited.", param="edit")
+            parent = edited.parent_id
+        if not content.strip():
+            raise InvalidRequest("The message is empty.", param="content", code="empty_message")
         model = model or (existing.model if existing is not None else None)
         if not model:
             raise InvalidRequest("A new conversation needs a model.", param="model")
-        history = (await self._conversations.history(principal, existing.id, max_chars=self._history_chars)
-                   if existing is not None else [])
+        history = ([] if existing is None or parent is None else
+                   await self._conversations.history(principal, existing.id, max_chars=self._history_chars,
+                                                     upto=parent))
         body: Json = {"model": model, "messages": [*history, {"role": "user", "content": content}], "stream": True}
         sources: list[dict[str, Any]] | None = None
-        if collections:
+        own = await self._files.collection_id(principal, existing.id) if existing is not None else None
+        searched = [*collections, *([own] if own is not None and own not in collections else [])]
+        results: list[Result] = []
+        if searched:
             body, results = await self._answering.ground(
-                principal, body, SearchOption(collections=list(collections), k=self._sources_k))
+                principal, body, SearchOption(collections=searched, k=self._sources_k))
             sources = sources_of(results)
-        chunks = await self._inference.stream(principal, Endpoint.CHAT, body)  # fails before the first token
+        if searched and not generate and self._demonstration(principal, model):
+            chunks: AsyncIterator[Json] = _written(extractive.answer(content, results))
+        else:
+            chunks = await self._inference.stream(principal, Endpoint.CHAT, body)  # fails before the first token
         try:  # the question is kept once the model has taken it
             conversation = existing or await self._conversations.start(
                 principal, title=title_of(content), model=model, collection_ids=collections)
-            question = await self._conversations.add(
+            question = asked or await self._conversations.add(
                 principal, conversation.id, role="user", content=content, model=model,
-                collection_ids=collections if existing is not None else None)
+                collection_ids=collections if existing is not None else None, parent_id=parent)
         except BaseException:
             await chunks.aclose()
             raise
         return Turn(self._conversations, principal, conversation, question, model, sources, chunks)
+
+    async def delete(self, principal: Principal, conversation_id: int) -> None:
+        """Delete a conversation of mine with the files dropped into it."""
+        await self._conversations.get(principal, conversation_id)  # mine, or 404 before anything goes
+        await self._files.forget(principal, conversation_id)
+        await self._conversations.delete(principal, conversation_id)
+
+    def _demonstration(self, principal: Principal, model: str) -> bool:
+        """Whether ``model`` is a demonstration one (its card says so), for a caller who may use it."""
+        require(principal, Permission.MODELS_USE)
+        card = self._inference.registry.get(model).config.model_card
+        return card is not None and card.demonstration
+
+
+async def _written(text: str) -> AsyncIterator[Json]:
+    """An answer written by the platform itself, as the one chunk of a stream."""
+    yield {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text},
+                                                           "finish_reason": "stop"}]}

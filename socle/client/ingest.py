@@ -3,7 +3,9 @@
 It goes through the API like any client, so it works against a remote deployment and obeys the same
 permissions. It is resumable: files whose content the collection already holds (same SHA-256) are
 not sent again, and the server would give back the existing document anyway; re-running the command
-after an interruption only sends what is missing, then waits for ingestion to finish.
+after an interruption only sends what is missing, then waits for ingestion to finish. Files it does not
+send are listed with the reason (a type it cannot read, an empty file, the same content as another file of the
+run, one the platform refused as too large...), and the run goes on with the others.
 """
 from __future__ import annotations
 
@@ -26,21 +28,31 @@ _DONE = ("ready", "failed")
 @dataclass
 class Outcome:
     uploaded: int = 0
-    skipped: int = 0
+    skipped: int = 0  # already in the collection
     documents: dict[int, dict[str, Any]] = field(default_factory=dict)  # id → last known state
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # files not sent, and why
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [d for d in self.documents.values() if d["status"] == "failed"]
 
 
-def files_under(paths: Iterable[Path]) -> Iterator[Path]:
-    """Supported files among ``paths`` and, recursively, in the folders among them, in a stable order."""
+def files_under(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
+    """The files among ``paths`` and, recursively, in the folders among them, in a stable order, each with the
+    reason it is not sent (None for those that are)."""
     for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
-        elif path.is_file():
-            yield path
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in found:
+            if file.suffix.lower() not in SUPPORTED:
+                yield file, f"unsupported type {file.suffix or '(no extension)'}"
+            elif file.stat().st_size == 0:
+                yield file, "empty file"
+            else:
+                yield file, None
+
+
+class Refused(Exception):
+    """The platform refused one file (too large, unsupported...): that file is left out, the run goes on."""
 
 
 def _sha256(path: Path) -> str:
@@ -66,6 +78,8 @@ class Ingester:
                 message = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = response.text[:500]
+            if method == "POST" and path == "/v1/documents" and response.status_code in (400, 413, 415):
+                raise Refused(message)
             raise RuntimeError(f"{method} {path}: {response.status_code} {message}")
         return response.json() if response.content else None
 
@@ -95,22 +109,40 @@ class Ingester:
 
     def ingest(self, paths: list[Path], collection_id: int, *, chunk_size: int, chunk_overlap: int, wait: bool,
                console: Console) -> Outcome:
-        files = list(files_under(paths))
-        known = self._known(collection_id)
         outcome = Outcome()
+        files: list[Path] = []
+        for path, reason in files_under(paths):
+            if reason is None:
+                files.append(path)
+            else:
+                outcome.left_out.append((path, reason))
+        known = self._known(collection_id)
+        first: dict[str, Path] = {}  # content hash → the first file of this run that had it
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:
             sending = progress.add_task("Envoi", total=len(files))
             for path in files:
                 progress.update(sending, description=f"Envoi {path.name[:40]}")
-                document = known.get(_sha256(path))
+                digest = _sha256(path)
+                document = known.get(digest)
+                if digest in first:
+                    outcome.left_out.append((path, f"same content as {first[digest]}"))
+                    progress.advance(sending)
+                    continue
+                first[digest] = path
                 if document is not None:
                     outcome.skipped += 1
                 else:
-                    with path.open("rb") as handle:
-                        document = self._call("POST", "/v1/documents", files={"file": (path.name, handle)},
-                                              data={"collection": str(collection_id), "chunk_size": str(chunk_size),
-                                                    "chunk_overlap": str(chunk_overlap)})
+                    try:
+                        with path.open("rb") as handle:
+                            document = self._call("POST", "/v1/documents", files={"file": (path.name, handle)},
+                                                  data={"collection": str(collection_id),
+                                                        "chunk_size": str(chunk_size),
+                                                        "chunk_overlap": str(chunk_overlap)})
+                    except Refused as exc:
+                        outcome.left_out.append((path, f"refused by the platform: {exc}"))
+                        progress.advance(sending)
+                        continue
                     outcome.uploaded += 1
                 outcome.documents[document["id"]] = document
                 progress.advance(sending)

@@ -144,7 +144,15 @@ class Retention:
         return int(result.rowcount or 0)
 
     async def _old_conversations(self, cutoff: datetime) -> int:
-        return await self._deleted(delete(Conversation).where(Conversation.updated_at < cutoff))
+        """With the files dropped into them: their collections' passages through the store, then their files."""
+        old = select(Conversation.id).where(Conversation.updated_at < cutoff)
+        async with self._sessions() as session, session.begin():
+            collections = list(await session.scalars(select(Collection.id).where(Collection.conversation_id.in_(old))))
+            files = list(await session.scalars(select(Document.id).where(Document.collection_id.in_(collections))))
+            await self._store.erase(session, collection_ids=collections)
+            result = await session.execute(delete(Conversation).where(Conversation.updated_at < cutoff))
+        await asyncio.to_thread(unlink_all, [self._documents.path(document_id) for document_id in files])
+        return int(result.rowcount or 0)
 
     async def _old_usage(self, cutoff: datetime) -> int:
         return await self._deleted(delete(UsageRecord).where(UsageRecord.created_at < cutoff))

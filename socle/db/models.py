@@ -212,6 +212,9 @@ class Collection(Base):
     documents: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     revision: Mapped[int] = mapped_column(Integer, default=0)  # bumped whenever its chunks or vectors change
+    conversation_id: Mapped[int | None] = mapped_column(  # the conversation whose dropped files it holds
+        IdType, ForeignKey("conversations.id", ondelete="CASCADE", name="fk_collections_conversation"),
+        nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -328,6 +331,7 @@ class Conversation(Base):
     collection_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    leaf_id: Mapped[int | None] = mapped_column(IdType, nullable=True)  # the last message of the branch shown
 
 
 class Message(Base):
@@ -339,6 +343,7 @@ class Message(Base):
     __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"), NEVER_REUSED)
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(IdType, ForeignKey("conversations.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(IdType, nullable=True)  # the message it follows
     role: Mapped[str] = mapped_column(String(16))  # user | assistant
     content: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -396,3 +401,49 @@ class SiteSetting(Base):
     value: Mapped[object] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # no foreign key: kept on erasure
+
+
+class CatalogueModel(Base):
+    """A model of the catalogue (``socle.inference.catalogue_store``): its settings and card as the catalogue's
+    YAML writes them, whether it is served, and where it was declared (``yaml``: the file, which stays
+    authoritative for it; ``ui``: the browser)."""
+
+    __tablename__ = "catalogue_models"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # the model id clients name
+    position: Mapped[int] = mapped_column(Integer, default=0)  # the order of /v1/models and of the pickers
+    origin: Mapped[str] = mapped_column(String(8))  # yaml | ui
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)  # ModelConfig less id, backends, card
+    card: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # no foreign key: kept on erasure
+    backends: Mapped[list[CatalogueBackend]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="CatalogueBackend.position",
+        lazy="selectin")
+
+
+class CatalogueBackend(Base):
+    """One backend of a catalogue model: its entry as the YAML writes it (never a key), and the key entered in the
+    browser, encrypted (Fernet, ``SOCLE_ENCRYPTION_KEYS``)."""
+
+    __tablename__ = "catalogue_backends"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    model_id: Mapped[int] = mapped_column(IdType, ForeignKey("catalogue_models.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    model: Mapped[CatalogueModel] = relationship(back_populates="backends")
+
+
+class CatalogueState(Base):
+    """One row: the catalogue's revision, raised by every change; each process polls it to know when to reload."""
+
+    __tablename__ = "catalogue_state"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     METRICS_READ = "metrics:read"  # scrape /metrics
     USAGE_READ_ALL = "usage:read_all"  # everyone reads their own usage; this, anyone's
     AUDIT_READ = "audit:read"  # read and export the audit trail and the register of processing activities
+    SITE_ADMIN = "site:admin"  # the site's settings: its texts, footer, welcome screen, quota presets
+    MODELS_ADMIN = "models:admin"  # the catalogue: models, their backends and cards, tested and changed at run time
 
 
 LABELS: dict[str, str] = {
@@ -43,6 +45,8 @@ LABELS: dict[str, str] = {
     Permission.METRICS_READ: "Lire l'état de santé et les métriques de la plateforme",
     Permission.USAGE_READ_ALL: "Lire la consommation de tout le monde (tableau de bord)",
     Permission.AUDIT_READ: "Lire et exporter le journal d'audit et le registre des traitements",
+    Permission.SITE_ADMIN: "Modifier les paramètres du site (textes, pied de page, accueil, modèles de quotas)",
+    Permission.MODELS_ADMIN: "Ajouter, modifier, tester et retirer les modèles et leurs serveurs de calcul",
 }
 """What each of the platform's own permissions allows, in French (the roles page shows it)."""
 assert set(LABELS) == set(Permission)

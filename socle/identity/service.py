@@ -9,6 +9,7 @@ import asyncio
 import functools
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,14 @@ class IssuedKey:
 
     key: ApiKey
     secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A person, a group or a key as a picker shows it: its id and the words that name it."""
+
+    id: int
+    label: str
 
 
 class IdentityService:
@@ -159,6 +168,12 @@ class IdentityService:
                 raise NotFound(f"User {actor.user_id} not found.", param="user_id")
             await store_password(session, user, hashed, keep_session=keep_session)
             await self._audit.record_in(session, Action.PASSWORD_CHANGED, actor=actor, target=("user", user.id))
+
+    async def has_password(self, actor: Principal) -> bool:
+        """Whether one's own account has a password (an account that signs in only through ProConnect has
+        none, so "Mon compte" offers no change of it)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(User.password_hash).where(User.id == actor.user_id)) is not None
 
     async def verify_password(self, email: str, password: str) -> Principal:
         """The principal of an active user whose password this is; :class:`Unauthenticated` otherwise.
@@ -490,6 +505,53 @@ class IdentityService:
             await self._audit.record_in(session, Action.KEY_CREATED, actor=actor, target=("key", key.id),
                                         details={"owner_user_id": owner_id, "public_id": public_id})
         return IssuedKey(key=key, secret=secret)
+
+    async def find_subjects(self, actor: Principal, kind: str, text: str, *, limit: int = 10) -> list[Subject]:
+        """People (by name or address), groups (by name) or live keys (by name or their owner's address) whose
+        words contain ``text``: what the admin pages' pickers offer. For those who administer accounts or
+        quotas; keys also for ``keys:all``."""
+        return await self._subjects(actor, kind, text=text.strip().lower(), limit=limit)
+
+    async def name_subjects(self, actor: Principal, kind: str, ids: Collection[int]) -> dict[int, Subject]:
+        """The subjects of these ids, by id (a quota's list names whom each binds)."""
+        if not ids:
+            return {}
+        return {subject.id: subject for subject in await self._subjects(actor, kind, ids=ids, limit=len(ids))}
+
+    async def _subjects(self, actor: Principal, kind: str, *, text: str | None = None,
+                        ids: Collection[int] | None = None, limit: int) -> list[Subject]:
+        if not (actor.can(Permission.QUOTAS_ADMIN) or actor.can(Permission.USERS_ADMIN)
+                or (kind == "key" and actor.can(Permission.KEYS_ALL))):
+            require(actor, Permission.QUOTAS_ADMIN)
+        async with self._sessions() as session:
+            if kind == "user":
+                users = select(User).order_by(User.email).limit(limit)
+                if text:
+                    users = users.where(func.lower(User.email).contains(text, autoescape=True)
+                                        | func.lower(User.name).contains(text, autoescape=True))
+                if ids is not None:
+                    users = users.where(User.id.in_(ids))
+                return [Subject(u.id, f"{u.name} <{u.email}>" if u.name else u.email)
+                        for u in await session.scalars(users)]
+            if kind == "group":
+                groups = select(Group).order_by(Group.name).limit(limit)
+                if text:
+                    groups = groups.where(func.lower(Group.name).contains(text, autoescape=True))
+                if ids is not None:
+                    groups = groups.where(Group.id.in_(ids))
+                return [Subject(g.id, g.name) for g in await session.scalars(groups)]
+            if kind == "key":
+                found = select(ApiKey).join(User, ApiKey.user_id == User.id).order_by(ApiKey.name, ApiKey.id) \
+                    .limit(limit)
+                if text:
+                    found = found.where(ApiKey.revoked_at.is_(None),
+                                        func.lower(ApiKey.name).contains(text, autoescape=True)
+                                        | func.lower(User.email).contains(text, autoescape=True))
+                if ids is not None:
+                    found = found.where(ApiKey.id.in_(ids))
+                return [Subject(k.id, f"{k.name or k.public_id} ({k.user.email})")
+                        for k in (await session.scalars(found)).unique()]
+        raise InvalidRequest("kind must be one of user, group, key.", param="kind")
 
     async def list_keys(self, actor: Principal, *, user_id: int | None = None) -> list[ApiKey]:
         """The caller's keys; with ``keys:all``, anyone's (all users' when ``user_id`` is None)."""

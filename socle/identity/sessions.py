@@ -11,7 +11,6 @@ most), not at every request.
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import LoginSession, utcnow
+from socle.identity.keys import hash_secret
 
 _SECRET_BYTES = 32
 _MAX_TOKEN_LENGTH = 100  # a presented cookie longer than any we issue is not even hashed
@@ -33,13 +33,9 @@ class OpenSession:
     expires_at: datetime
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def session_id(token: str) -> str:
-    """The stored id of the session behind a cookie's value."""
-    return _digest(token)
+    """The stored id of the session behind a cookie's value: its secret's hash, as for an API key."""
+    return hash_secret(token)
 
 
 class SessionStore:
@@ -59,10 +55,10 @@ class SessionStore:
         opened = OpenSession(token, user_id, csrf, now + self.lifetime)
         async with self._sessions() as session, session.begin():
             if replacing:
-                await session.execute(delete(LoginSession).where(LoginSession.id.in_([_digest(t) for t in replacing])))
+                await session.execute(delete(LoginSession).where(LoginSession.id.in_([session_id(t) for t in replacing])))
             await session.execute(delete(LoginSession).where(or_(  # housekeeping
                 LoginSession.expires_at <= now, LoginSession.last_seen_at <= now - self.idle)))
-            session.add(LoginSession(id=_digest(token), user_id=user_id, csrf_token=csrf, created_at=now,
+            session.add(LoginSession(id=session_id(token), user_id=user_id, csrf_token=csrf, created_at=now,
                                      expires_at=opened.expires_at, last_seen_at=now, id_token=id_token))
         return opened
 
@@ -70,7 +66,7 @@ class SessionStore:
         """The live session behind a cookie's value, or None (unknown, closed, expired or idle too long)."""
         if not token or len(token) > _MAX_TOKEN_LENGTH:
             return None
-        digest, now = _digest(token), utcnow()
+        digest, now = session_id(token), utcnow()
         async with self._sessions() as session, session.begin():  # writes only when it must (see above)
             row = await session.scalar(select(LoginSession).where(LoginSession.id == digest))
             if row is None or row.expires_at <= now:
@@ -85,7 +81,7 @@ class SessionStore:
 
     async def close(self, token: str) -> str | None:
         """End a session; the identity provider's ID token it was opened with, if any."""
-        digest = _digest(token)
+        digest = session_id(token)
         async with self._sessions() as session, session.begin():
             id_token = await session.scalar(select(LoginSession.id_token).where(LoginSession.id == digest))
             await session.execute(delete(LoginSession).where(LoginSession.id == digest))

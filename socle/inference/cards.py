@@ -14,6 +14,8 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    description: str = Field(default="", max_length=2000, description="What the model is, in French, for the "
+                             "people who choose it")
     provider: str = Field(max_length=200, description="Who made the model")
     license: str = Field(max_length=200)
     intended_use: str = Field(max_length=2000, description="What it is for")
@@ -22,3 +24,6 @@ class ModelCard(BaseModel):
     runs_on: str = Field(default="", max_length=500, description="Where it runs, in words a user understands "
                          "(never a server's address)")
     url: str | None = Field(default=None, max_length=500, description="Where to read more (its model card)")
+    demonstration: bool = Field(default=False, description="A demonstration model: it proves the platform works "
+                                "but writes no reliable answer, so questions about documents are answered by "
+                                "extracts unless the person asks for its answer")

@@ -13,7 +13,8 @@ consumes nothing, and concurrent calls from any number of processes are never ad
   really used after (a failed call uses nothing: its reservation is given back). Concurrent calls
   therefore never spend past a budget by more than one call's estimate error.
 
-Settling a call is one more step (one round trip), and none when its rules have no counter to charge.
+Settling a call is one more step, none when its rules have no counter to charge; in Redis it is not waited
+for and rides with the next script the process sends (see ``RedisQuotaStore``).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from socle.quotas.store import (
     QuotaStore,
     QuotaStoreUnavailable,
     Refusal,
+    StoreObserver,
     Window,
     quota_store,
 )
@@ -81,12 +83,6 @@ class RuleSource(Protocol):
     async def rules(self) -> list[Rule]: ...
 
 
-class StoreObserver(Protocol):
-    """Told how long each admission or settlement spent on the quota store, and whether it failed (metrics)."""
-
-    def __call__(self, operation: str, seconds: float, *, failed: bool = False) -> None: ...
-
-
 @dataclass(slots=True)
 class Admission:
     """A call let through: what it reserved, to be settled when its real use is known."""
@@ -121,7 +117,8 @@ class QuotaLimiter:
                  fail_open: bool = False, redis_timeout_s: float = 0.5, observe: StoreObserver | None = None) -> None:
         self._rules = rules
         self._observe = observe
-        self.store: QuotaStore = quota_store(redis_url, key_prefix=key_prefix, timeout_s=redis_timeout_s)
+        self.store: QuotaStore = quota_store(redis_url, key_prefix=key_prefix, timeout_s=redis_timeout_s,
+                                             observe=observe)
         self.fail_open = fail_open
 
     async def admit(self, principal: Principal, model: str,
@@ -150,19 +147,13 @@ class QuotaLimiter:
         return plan.admission(self)
 
     async def close(self) -> None:
+        """Apply the settlements still waiting, then close the store's connections."""
         await self.store.close()
 
     async def _settle(self, adjustments: list[Adjustment]) -> None:
-        if not adjustments:
-            return
-        started = time.perf_counter()
-        failed = False
-        try:
+        """Hand the settlement to the store, which times it (metrics) when it reaches Redis."""
+        if adjustments:
             await self.store.adjust(adjustments)
-        except QuotaStoreUnavailable:
-            failed = True
-            log.exception("could not settle a call's quotas (%d adjustments)", len(adjustments))
-        self._observed("settle", started, failed=failed)
 
     def _observed(self, operation: str, started: float, *, failed: bool = False) -> None:
         if self._observe is not None:
@@ -211,6 +202,14 @@ class _Plan:
 
     def admission(self, limiter: QuotaLimiter) -> Admission:
         return Admission(limiter, self._budgets, self._cost_budgets, self._token_counters)
+
+
+def checks(rule: Rule, principal: Principal, now: float) -> tuple[list[Window], list[Counter]]:
+    """One rule's windows and counters for ``principal``, keyed as an admission keys them, in this order:
+    requests per minute, per day, tokens per minute, budget in tokens, in cost (those the rule sets; a cost in
+    millionths). What a read of what remains asks the store (``QuotaService.allowance``)."""
+    plan = _Plan([rule], principal, 0, 0, now)
+    return plan.windows, plan.counters
 
 
 def _requests_refusal(limit: int, period: str, span_ms: int) -> Callable[[Refusal, float], RateLimited]:

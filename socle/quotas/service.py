@@ -1,4 +1,6 @@
-"""Quota rules: administration (``quotas:admin``) and the cached copy the limiter reads on each call.
+"""Quota rules: administration (``quotas:admin``), the cached copy the limiter reads on each call, the
+presets the admin pages offer, and what the rules leave a person now (read from the quota store, consuming
+nothing).
 
 Rules change rarely and are read on every call: each process keeps them for ``quota_refresh_s``
 seconds, so a change reaches every worker within that delay (at once on the worker that made it).
@@ -7,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,15 +19,48 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from socle.audit.service import Action, AuditTrail
 from socle.db.integers import MAX_INT32, MAX_INTEGER
 from socle.db.models import Quota
-from socle.errors import InvalidRequest, NotFound
+from socle.errors import BackendUnavailable, InvalidRequest, NotFound
 from socle.identity.permissions import Permission, Principal, require
-from socle.quotas.limiter import Rule
+from socle.quotas.limiter import Rule, checks
+from socle.quotas.store import QuotaStore, QuotaStoreUnavailable
 
 SCOPES = ("key", "user", "group", "role", "global")
 PERIODS = ("day", "month")
 _LIMITS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "budget_tokens", "budget_cost")
 _LARGEST = {"requests_per_minute": MAX_INT32, "requests_per_day": MAX_INT32, "tokens_per_minute": MAX_INT32,
             "budget_tokens": MAX_INTEGER, "budget_cost": float("1e300")}  # what each column holds
+_MICRO = 1_000_000  # the limiter counts costs in millionths of the currency unit
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A person using the pages and a key or two: a few calls a minute while writing, a working day's worth.
+    "agent": {"scope": "user", "requests_per_minute": 30, "requests_per_day": 1_000, "tokens_per_minute": 40_000,
+              "budget_tokens": 3_000_000, "budget_period": "month"},
+    # An internal application's key: steady traffic from many of its own users.
+    "application": {"scope": "key", "requests_per_minute": 300, "requests_per_day": 50_000,
+                    "tokens_per_minute": 300_000, "budget_tokens": 100_000_000, "budget_period": "month"},
+    # A team (a group) shares one allowance: what a dozen agents use together.
+    "equipe": {"scope": "group", "requests_per_minute": 120, "requests_per_day": 10_000,
+               "tokens_per_minute": 200_000, "budget_tokens": 30_000_000, "budget_period": "month"},
+}
+"""The starting points the quota form offers (the admin changes any figure before saving)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One limit of one quota binding a person, and how much of it is used now."""
+
+    quota_id: int
+    scope: str
+    subject: str  # as the rule names it: an id, a role's name, nothing for the whole platform
+    model: str | None
+    limit_name: str  # requests_per_minute, requests_per_day, tokens_per_minute, budget_tokens, budget_cost
+    limit: float
+    used: float
+    budget_period: str
+
+    @property
+    def remaining(self) -> float:
+        return max(self.limit - self.used, 0)
 
 
 class QuotaService:
@@ -46,6 +83,36 @@ class QuotaService:
                     self._cached = [_rule(row) for row in rows]
                 self._expires = time.monotonic() + self._refresh_s
         return self._cached
+
+    async def allowance(self, principal: Principal, store: QuotaStore, *,
+                        key_ids: Collection[int] = ()) -> list[Allowance]:
+        """What each quota binding ``principal`` (their account, their groups, their role, the whole platform,
+        and the keys ``key_ids`` they own) leaves now, for any model: one read of the quota store, which
+        consumes nothing. The store unreachable: :class:`BackendUnavailable`."""
+        keys = {str(key) for key in key_ids}
+        rules = [rule for rule in await self.rules() if _concerns(rule, principal, keys)]
+        now = time.time()
+        planned = [(rule, *checks(rule, principal, now)) for rule in rules]
+        windows = [window for _, ws, _ in planned for window in ws]
+        counters = [counter for _, _, cs in planned for counter in cs]
+        if not windows and not counters:
+            return []
+        try:
+            used = await store.peek(windows, counters, int(now * 1000))
+        except QuotaStoreUnavailable as exc:
+            raise BackendUnavailable("The quota store cannot be read right now.",
+                                     code="quota_store_unavailable") from exc
+        window_used, counter_used = iter(used[:len(windows)]), iter(used[len(windows):])
+        lines = []
+        for rule, _, _ in planned:
+            for name in _LIMITS:
+                limit = getattr(rule, name)
+                if limit is None:
+                    continue
+                spent = next(window_used if name.startswith("requests") else counter_used)
+                lines.append(Allowance(rule.id, rule.scope, rule.subject, rule.model, name, limit,
+                                       spent / _MICRO if name == "budget_cost" else spent, rule.budget_period))
+        return lines
 
     def forget(self) -> None:
         """Rules were changed behind this service (an erasure): read them again at the next call."""
@@ -121,6 +188,13 @@ def _check(fields: dict[str, Any]) -> None:
         value = fields.get(name)
         if value is not None and not 0 <= value <= _LARGEST[name]:  # NaN fails both comparisons
             raise InvalidRequest(f"{name} must be between 0 and {_LARGEST[name]}.", param=name)
+
+
+def _concerns(rule: Rule, principal: Principal, key_ids: Collection[str]) -> bool:
+    """The rule binds the person's calls to some model, or the calls of one of their keys."""
+    if rule.scope == "key":
+        return rule.subject in key_ids
+    return rule.binds(principal, rule.model or "")
 
 
 def _described(row: Quota) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class CollectionService:
         return collection
 
     async def list(self, actor: Principal, *, limit: int = 100, offset: int = 0) -> list[Collection]:
-        query = select(Collection).where(readable(actor)).order_by(Collection.id).limit(limit).offset(offset)
+        query = (select(Collection).where(readable(actor), Collection.conversation_id.is_(None))  # not a chat's
+                 .order_by(Collection.id).limit(limit).offset(offset))
         async with self._sessions() as session:
             return list(await session.scalars(query))
 

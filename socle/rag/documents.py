@@ -144,6 +144,26 @@ class DocumentService:
             await session.delete(document)
         self.path(document_id).unlink(missing_ok=True)
 
+    async def delete_collection(self, actor: Principal, collection_id: int) -> None:
+        """Delete a collection (its documents and passages go by the cascade) and its documents' files."""
+        async with self._sessions() as session, session.begin():
+            collection = await CollectionService.writable(session, actor, collection_id)
+            ids = list(await session.scalars(select(Document.id).where(Document.collection_id == collection_id)))
+            await session.delete(collection)
+        await asyncio.to_thread(self._unlink, ids)
+
+    def _unlink(self, document_ids: list[int]) -> None:
+        for document_id in document_ids:
+            self.path(document_id).unlink(missing_ok=True)
+
+    async def original(self, actor: Principal, collection_id: int, document_id: int) -> tuple[Document, Path]:
+        """A readable document of ``collection_id`` and its original file (404 when either is not there)."""
+        document = await self.get(actor, document_id)
+        path = self.path(document_id)
+        if document.collection_id != collection_id or not path.is_file():
+            raise NotFound(f"Document {document_id} has no original file.", param="document_id")
+        return document, path
+
     async def chunks(self, actor: Principal, document_id: int, *, limit: int = 100,
                      offset: int = 0) -> tuple[Document, list[Chunk]]:
         async with self._sessions() as session:

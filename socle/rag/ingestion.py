@@ -1,4 +1,5 @@
-"""Ingestion jobs: parse and chunk a document (it becomes searchable by words), then embed its chunks.
+"""Ingestion jobs: parse and chunk a document (it becomes searchable by words), then embed its chunks. The
+uploaded file is kept as the document's original (downloadable), unless it could not be parsed.
 
 Both handlers are idempotent, as the job queue requires: a job run twice, or resumed after a crash,
 ends in the same state. Parsing writes every chunk, the full-text index, the document's status and
@@ -101,7 +102,7 @@ class Ingestion:
             if self._embedding_model is not None:  # else found by its words only
                 await self._queue.enqueue(EMBED, {"document_id": document_id}, dedupe_key=f"{EMBED}:{document_id}",
                                           session=session)
-        path.unlink(missing_ok=True)
+        # the file stays: it is the original its readers may download (deleted with its document)
         log.info("document %d: %d chunks from %s pages", document_id, len(chunks), parsed.pages or "?")
         if self._on_ingested is not None:
             self._on_ingested(len(chunks))

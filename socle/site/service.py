@@ -104,8 +104,8 @@ class SiteService:
     async def update(self, actor: Principal, changes: Mapping[str, Any]) -> SiteSettings:
         """Save ``changes`` (by name; those equal to the present value are ignored). A value equal to its default
         is not stored, so that a later change of the environment's default applies to it. Administrators only
-        (the ``*`` permission): these texts speak for the administration on every page."""
-        require(actor, Permission.ALL)
+        (``site:admin``): these texts speak for the administration on every page."""
+        require(actor, Permission.SITE_ADMIN)
         present = await self._fresh()
         wanted = {name: _checked(name, value, self._chat_models) for name, value in changes.items()}
         changed = {name: value for name, value in wanted.items() if getattr(present, name) != value}

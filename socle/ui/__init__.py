@@ -50,6 +50,7 @@ def install(app: FastAPI, faces: Mapping[str, Web]) -> None:
                     STATIC_DIR / "dsfr")
     for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit, site):
         app.include_router(module.router)
+    app.include_router(admin.pickers)
     links = []
     for name, web in faces.items():
         for router in web.ui:

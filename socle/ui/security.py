@@ -200,11 +200,16 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {name for name, _ in message["headers"]}
-                extra = [header for header in (_policy(scope), *_HEADERS, _NO_STORE) if header[0] not in names]
+                extra = [header for header in page_headers(scope) if header[0] not in names]
                 message["headers"] = [*message["headers"], *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def page_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """What every response under ``/ui`` carries: also set by the 500 page, answered outside the middleware."""
+    return [_policy(scope), *_HEADERS, _NO_STORE]
 
 
 def _policy(scope: Scope) -> tuple[bytes, bytes]:

@@ -67,6 +67,13 @@ NOTICES = {
     "membre-ajoute": "Le membre a été ajouté au groupe.",
     "membre-retire": "Le membre a été retiré du groupe.",
     "quota-cree": "Le quota a été créé : il s'applique dans les secondes qui viennent.",
+    "modele-ajoute": "Le modèle a été ajouté : toute la plateforme le sert dans les secondes qui viennent.",
+    "modele-modifie": "Le modèle a été modifié : la modification s'applique dans les secondes qui viennent.",
+    "modele-en-service": "Le modèle est remis en service.",
+    "modele-hors-service": "Le modèle est hors service : il n'est plus proposé.",
+    "modele-retire": "Le modèle a été retiré.",
+    "serveur-ajoute": "Le serveur a été ajouté au modèle.",
+    "serveur-retire": "Le serveur a été retiré du modèle.",
     "quota-supprime": "Le quota a été supprimé.",
     "groupe-supprime": "Le groupe a été supprimé.",
     "role-cree": "Le rôle a été créé : il peut être donné aux utilisateurs.",
@@ -191,8 +198,7 @@ class SiteLoader:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith("/ui/") and not path.startswith((STATIC_PREFIX, API_PREFIX)):
+        if scope["type"] == "http" and is_page(scope.get("path", "")):
             built = getattr(scope["app"].state, "platform", None)
             if built is not None:
                 try:
@@ -200,6 +206,11 @@ class SiteLoader:
                 except Exception:  # the database does not answer: the page says so; its footer is the last known
                     log.warning("the site's settings could not be read", exc_info=True)
         await self.app(scope, receive, send)
+
+
+def is_page(path: str) -> bool:
+    """A page of the UI (not one of its fetches, not an asset): answered with a page, the site's texts around."""
+    return path.startswith("/ui/") and not path.startswith((API_PREFIX, STATIC_PREFIX))
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -257,10 +268,6 @@ async def optional_visitor(request: Request) -> Visitor | None:
         return None
 
 
-def _a_page(request: Request) -> bool:
-    """A page of the UI (not one of its fetches, not an asset): answered with a page."""
-    path = request.url.path
-    return path.startswith("/ui/") and not path.startswith((API_PREFIX, STATIC_PREFIX))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -275,7 +282,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
                    "n'existe plus.")
     else:
         message = "Cette page ne peut pas répondre à cette demande."
-    if not _a_page(request):
+    if not is_page(request.url.path):
         return error_page(request, visitor, exc.status_code, message)
     return page(request, "erreur.html", visitor, title="Page non trouvée" if exc.status_code == 404 else "Erreur",
                 status_code=exc.status_code, message=message, code=exc.status_code,
@@ -291,10 +298,15 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     message = ("Une erreur inattendue est survenue de notre côté. Réessayez dans un instant ; si elle persiste, "
                "prévenez l'équipe qui administre la plateforme.")
     visitor: Visitor | None = getattr(request.state, "visitor", None)
-    if not _a_page(request):
-        return error_page(request, visitor, 500, message)
-    return page(request, "erreur.html", visitor, title="Erreur inattendue", status_code=500, message=message,
-                code=500, heading="Erreur inattendue")
+    if not is_page(request.url.path):
+        response = error_page(request, visitor, 500, message)
+    else:
+        response = page(request, "erreur.html", visitor, title="Erreur inattendue", status_code=500,
+                        message=message, code=500, heading="Erreur inattendue")
+    # Starlette answers a fault from outside every middleware, the security headers' included: set here.
+    for name, value in security.page_headers(request.scope):
+        response.headers[name.decode()] = value.decode()
+    return response
 
 
 EXCEPTION_HANDLERS = {SocleError: refused, SignInRequired: sign_in_required, CsrfRejected: csrf_rejected,

@@ -102,3 +102,55 @@ async def test_ratings_per_day_and_model(services: tuple[ConversationService, Pr
     everyone = [r for r in await chats.ratings(admin) if r.model == model]
     assert [(r.up, r.down) for r in everyone] == [(2, 2)]
     assert len(everyone[0].day) == 10  # an ISO date
+
+
+async def test_versions_of_a_message_are_branches_and_only_the_one_shown_is_history(
+        services: tuple[ConversationService, Principal, Principal, Principal]) -> None:
+    chats, alice, bob, _ = services
+    conversation = await chats.start(alice, title="Passeport", model="m")
+    first = await chats.add(alice, conversation.id, role="user", content="Délai d'un passeport ?")
+    answer = await chats.add(alice, conversation.id, role="assistant", content="Trois semaines.")
+    follow = await chats.add(alice, conversation.id, role="user", content="Et à Lyon ?")
+    await chats.add(alice, conversation.id, role="assistant", content="Deux semaines.")
+    # the follow-up edited: a new version after the same answer; then the first answer written again
+    edited = await chats.add(alice, conversation.id, role="user", content="Et à Marseille ?", parent_id=answer.id)
+    again = await chats.add(alice, conversation.id, role="assistant", content="Vingt jours.", parent_id=first.id)
+    assert (first.parent_id, answer.parent_id, follow.parent_id, edited.parent_id) == (None, first.id, answer.id,
+                                                                                      answer.id)
+
+    _, shown = await chats.branch(alice, conversation.id)  # the newest branch: the answer written again
+    assert [(s.message.content, s.version, s.versions) for s in shown] == [("Délai d'un passeport ?", 1, 1),
+                                                                           ("Vingt jours.", 2, 2)]
+    assert (shown[1].message.id, shown[1].previous, shown[1].next) == (again.id, answer.id, None)
+    assert [m["content"] for m in await chats.history(alice, conversation.id, max_chars=1000)] == [
+        "Délai d'un passeport ?", "Vingt jours."]
+
+    await chats.switch(alice, conversation.id, answer.id)  # back to the first answer, and its newest follow-up
+    _, shown = await chats.branch(alice, conversation.id)
+    assert [(s.message.content, s.version, s.versions) for s in shown] == [
+        ("Délai d'un passeport ?", 1, 1), ("Trois semaines.", 1, 2), ("Et à Marseille ?", 2, 2)]
+    assert [m["content"] for m in await chats.history(alice, conversation.id, max_chars=1000,
+                                                      upto=answer.id)] == ["Délai d'un passeport ?",
+                                                                           "Trois semaines."]
+    with pytest.raises(NotFound):  # another's conversation, or a message of another conversation
+        await chats.switch(bob, conversation.id, answer.id)
+    other = await chats.start(alice, title="Autre", model="m")
+    with pytest.raises(NotFound):
+        await chats.switch(alice, other.id, answer.id)
+    with pytest.raises(NotFound):
+        await chats.add(alice, other.id, role="user", content="ailleurs", parent_id=answer.id)
+
+
+async def test_search_finds_my_conversations_by_title_or_message(
+        services: tuple[ConversationService, Principal, Principal, Principal]) -> None:
+    chats, alice, bob, _ = services
+    word = f"Zorglub{secrets.token_hex(3)}"  # the PostgreSQL database holds other tests' conversations
+    titled = await chats.start(alice, title=f"Note {word}", model="m")
+    written = await chats.start(alice, title="Sans rapport", model="m")
+    await chats.add(alice, written.id, role="assistant", content=f"Il est question de {word.lower()} ici.")
+    await chats.start(alice, title="Rien", model="m")
+    theirs = await chats.start(bob, title=f"Note {word}", model="m")
+    await chats.add(bob, theirs.id, role="user", content=word)
+    assert {c.id for c in await chats.search(alice, f"  {word.upper()} ")} == {titled.id, written.id}
+    assert [c.id for c in await chats.search(bob, word)] == [theirs.id]
+    assert await chats.search(alice, "100%_") == []  # the wildcards are letters

@@ -25,8 +25,11 @@ from socle.identity.permissions import SYSTEM, Principal
 from socle.identity.service import IdentityService
 from socle.inference.registry import ModelRegistry
 from socle.inference.service import InferenceService
+from socle.jobs.queue import JobQueue
 from socle.rag.answering import Answering
 from socle.rag.collections import CollectionService
+from socle.rag.conversation_files import ConversationFiles
+from socle.rag.documents import DocumentService
 from socle.rag.lexical import analyse
 from socle.rag.search import SearchService
 from socle.rag.stores import store_for
@@ -67,6 +70,8 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             {"id": "chat", "type": "chat", "aliases": ["assistant"],
              "backends": [{"type": "openai", "url": backend.url, "timeout_s": 5}]},
             {"id": "embed", "type": "embeddings", "backends": [{"type": "openai", "url": backend.url}]},
+            {"id": "demo", "type": "chat", "backends": [{"type": "openai", "url": backend.url, "timeout_s": 5}],
+             "card": {"provider": "Essai", "license": "MIT", "intended_use": "Démonstration", "demonstration": True}},
         ]})
         registry = ModelRegistry(catalogue, health_interval_s=3600)
         await registry.start()
@@ -75,7 +80,10 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         search = SearchService(sessions, store, inference, embedding_model=None)  # by words: no embedding call
         conversations = ConversationService(sessions)
         try:
-            yield World(ChatTurns(conversations, inference, Answering(search)), conversations,
+            yield World(ChatTurns(conversations, inference, Answering(search),
+                                  ConversationFiles(sessions, DocumentService(sessions, JobQueue(sessions),
+                                                                              tmp_path / "files", max_bytes=1 << 20))),
+                        conversations,
                         CollectionService(sessions, audit), backend,
                         await identity.principal_of(users[0].id), await identity.principal_of(users[1].id), sessions)
         finally:
@@ -264,3 +272,31 @@ async def _add_document(world: World, collection_id: int, name: str, passages: l
         await session.execute(update(Collection).where(Collection.id == collection_id).values(
             documents=Collection.documents + 1, chunks=Collection.chunks + len(passages),
             revision=Collection.revision + 1))
+
+
+async def test_an_edited_question_and_an_answer_written_again_are_given_their_branch_only(world: World) -> None:
+    alice = world.alice
+    first = await world.turns.take(alice, "Première question", model="chat")
+    await first.complete()
+    second = await world.turns.take(alice, "Deuxième question", conversation_id=first.conversation.id)
+    await second.complete()
+    edited = await world.turns.take(alice, "Deuxième question, reformulée", conversation_id=first.conversation.id,
+                                    edit=second.question.id)
+    answer = await edited.complete()
+    assert world.sent() == [{"role": "user", "content": "Première question"},
+                            {"role": "assistant", "content": ANSWER + " "},
+                            {"role": "user", "content": "Deuxième question, reformulée"}]
+    assert first.answer is not None and edited.question.parent_id == first.answer.id
+    again = await world.turns.take(alice, "", conversation_id=first.conversation.id, again=answer.id)
+    rewritten = await again.complete()
+    assert again.question.id == edited.question.id and rewritten.parent_id == edited.question.id
+    assert world.sent()[-1] == {"role": "user", "content": "Deuxième question, reformulée"}
+    assert len(world.sent()) == 3  # the first version of the second question is not in it
+    _, messages = await world.conversations.messages(alice, first.conversation.id)
+    assert [m.id for m in messages][-2:] == [edited.question.id, rewritten.id]
+    with pytest.raises(InvalidRequest):  # a question is not written again, an answer is not edited
+        await world.turns.take(alice, "", conversation_id=first.conversation.id, again=edited.question.id)
+    with pytest.raises(InvalidRequest):
+        await world.turns.take(alice, "x", conversation_id=first.conversation.id, edit=rewritten.id)
+    with pytest.raises(NotFound):  # nor someone else's
+        await world.turns.take(world.bob, "", conversation_id=first.conversation.id, again=rewritten.id)

@@ -19,11 +19,16 @@ def test_ingest_a_folder_then_resume(server: Server, tmp_path: Path) -> None:
     (folder / "carte-grise.html").write_text(HTML, encoding="utf-8")
     (folder / "conges.md").write_text(MARKDOWN, encoding="utf-8")
     (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")  # not a document: left out
+    (folder / "vide.txt").write_bytes(b"")
+    (folder / "copie.md").write_text(MARKDOWN, encoding="utf-8")  # the same content as conges.md
     name = f"Dossier {secrets.token_hex(3)}"
 
     first = server.cli("ingest", str(folder), "--collection", name, "--url", server.url)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "4 sent, 0 already there; 4 ready, 0 failed" in first.stdout
+    assert "3 file(s) skipped" in first.stdout  # each with its reason
+    assert "photo.jpg: unsupported type .jpg" in first.stdout and "vide.txt: empty file" in first.stdout
+    assert "copie.md: same content as" in first.stdout and "conges.md" in first.stdout
 
     (folder / "abime.pdf").write_bytes(b"%PDF-1.4\n" + secrets.token_bytes(2000))
     second = server.cli("ingest", str(folder), "--collection", name, "--url", server.url)

@@ -6,6 +6,7 @@ routes take no query parameter), so each call is made both ways against the same
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -66,6 +67,21 @@ def test_a_missing_or_wrong_key_gets_the_same_401(server: Server, key: str | Non
 def test_unreadable_bodies_get_the_same_error(server: Server, content: bytes) -> None:
     _same(*_both(server, "/chat/completions", server.admin_key, content=content,
                  headers={"content-type": "application/json"}))
+
+
+def test_a_body_over_the_size_limit_gets_the_same_413(server: Server) -> None:
+    """The plain handler sits above the size limit: it hands such bodies on, declared or found while read."""
+    big = json.dumps({**_CHAT, "messages": [{"role": "user", "content": "x" * 70_000}]}).encode()
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: found too large while read
+        yield from (big[i:i + 8192] for i in range(0, len(big), 8192))
+
+    headers = {"content-type": "application/json", "Authorization": f"Bearer {server.admin_key}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http:
+        for answers in ([http.post(path, content=big) for path in ("/chat/completions", "/chat/completions?a=1")],
+                        [http.post(path, content=chunked()) for path in ("/chat/completions", "/chat/completions?a=1")]):
+            assert answers[0].status_code == 413 and answers[0].json()["error"]["code"] == "request_too_large"
+            _same(*answers)
 
 
 def test_a_body_sent_as_another_type_gets_the_same_answer(server: Server) -> None:

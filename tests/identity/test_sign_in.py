@@ -17,7 +17,7 @@ from socle.db import migrate
 from socle.db.models import LoginSession, Role, User, utcnow
 from socle.db.session import create_engine, session_factory
 from socle.errors import RateLimited
-from socle.identity.sessions import SessionStore, _digest
+from socle.identity.sessions import SessionStore, session_id
 from socle.identity.throttle import SignInThrottle
 from socle.settings import Settings
 from socle.ui.paging import Paging
@@ -78,9 +78,9 @@ async def store(tmp_path: Path) -> AsyncIterator[tuple[SessionStore, int]]:
 async def _last_seen(store: SessionStore, token: str, *, ago: timedelta | None = None) -> object:
     async with store._sessions() as session, session.begin():
         if ago is not None:
-            await session.execute(update(LoginSession).where(LoginSession.id == _digest(token))
+            await session.execute(update(LoginSession).where(LoginSession.id == session_id(token))
                                   .values(last_seen_at=utcnow() - ago))
-        return await session.scalar(select(LoginSession.last_seen_at).where(LoginSession.id == _digest(token)))
+        return await session.scalar(select(LoginSession.last_seen_at).where(LoginSession.id == session_id(token)))
 
 
 async def test_a_session_in_use_lasts_and_an_idle_one_ends(store: tuple[SessionStore, int]) -> None:

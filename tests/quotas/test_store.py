@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from socle.errors import BackendUnavailable, RateLimited
 from socle.quotas.limiter import Admission, QuotaLimiter, Rule
-from socle.quotas.store import Counter, MemoryQuotaStore, QuotaStore, RedisQuotaStore, Window
+from socle.quotas.store import Adjustment, Counter, MemoryQuotaStore, QuotaStore, RedisQuotaStore, Window
 from tests.support.gateway import REDIS_URL, caller
 
 WHO = caller(user_id=42)
@@ -31,9 +31,10 @@ class Rules:
 
 
 @asynccontextmanager
-async def replicas(redis_url: str | None, *rules: Rule) -> AsyncIterator[tuple[QuotaLimiter, QuotaLimiter]]:
+async def replicas(redis_url: str | None, *rules: Rule,
+                   prefix: str | None = None) -> AsyncIterator[tuple[QuotaLimiter, QuotaLimiter]]:
     """Two limiters: two replicas sharing Redis, or (embedded) one process's limiter twice."""
-    prefix = f"socle-test-store-{secrets.token_hex(4)}"
+    prefix = prefix or f"socle-test-store-{secrets.token_hex(4)}"
     # Bursts of 200 calls on a shared, busy machine: a deadline far above the default 0.5 s, which is tested
     # with Redis paused (tests/e2e/test_quotas.py) and unreachable (below).
     first = QuotaLimiter(Rules(*rules), redis_url=redis_url, key_prefix=prefix, redis_timeout_s=5)
@@ -76,6 +77,8 @@ async def test_concurrent_calls_on_two_replicas_never_overspend_a_budget(redis_u
         assert len(admitted) == 50
         for admission in admitted[:10]:  # ten calls really used 10 tokens: 900 come back
             await admission.settle(10, 0.01)
+        for limiter in limiters:  # once each replica has sent its settlements (with its next script in Redis)
+            await limiter.store.flush()
         assert len(_admitted(await _burst(limiters, 20, (100, 0.1)))) == 9
 
 
@@ -111,6 +114,32 @@ async def test_a_failed_call_gives_its_reservation_back(redis_url: str | None) -
             await admission.settle(120, 0.5)  # used more than reserved: 240 tokens, 1.0 spent
         with pytest.raises(RateLimited):
             await limiter.admit(WHO, "m", lambda: (11, 0.0))  # 240 + 11 > 250
+
+
+async def test_settlements_ride_with_the_next_admission_and_a_close_sends_the_rest(redis_url: str | None) -> None:
+    rule = Rule(id=1, scope="key", subject="7", model=None, budget_tokens=300)
+    settled: list[tuple[str, bool]] = []
+
+    def observe(operation: str, seconds: float, *, failed: bool = False) -> None:
+        if operation == "settle":
+            settled.append((operation, failed))
+
+    prefix = f"socle-test-store-{secrets.token_hex(4)}"
+    limiter = QuotaLimiter(Rules(rule), redis_url=redis_url, key_prefix=prefix, redis_timeout_s=5, observe=observe)
+    calls = [await limiter.admit(WHO, "m", lambda: (100, 0.0)) for _ in range(3)]
+    with pytest.raises(RateLimited):
+        await limiter.admit(WHO, "m", lambda: (100, 0.0))
+    await calls[0].settle(0, 0.0)  # handed over, not waited for...
+    calls.append(await limiter.admit(WHO, "m", lambda: (100, 0.0)))  # ...and applied before the next admission
+    for admission in calls[1:]:
+        await admission.settle(10, 0.0)  # 270 tokens come back, with no admission to carry them
+    if not redis_url:  # in memory, applied at once
+        assert len(_admitted(await _burst((limiter, limiter), 3))) == 2  # 30 used: two more calls of 100 fit
+        return
+    await limiter.close()  # sends them
+    assert settled == [("settle", False)] * 4  # each timed when it reached Redis
+    async with replicas(redis_url, rule, prefix=prefix) as others:  # other replicas see them
+        assert len(_admitted(await _burst(others, 3))) == 2
 
 
 @pytest.fixture
@@ -183,3 +212,17 @@ async def test_an_unreachable_store_follows_the_policy(fail_open: bool) -> None:
         assert (await limiter.admit(caller(user_id=43), "m", lambda: (100, 0.0))).limiter is None  # not bound
     finally:
         await limiter.close()
+
+
+async def test_a_caller_that_leaves_before_its_answer_keeps_nothing_reserved(store: QuotaStore) -> None:
+    budget = Counter("budget:left", limit=100, need=100, charge=100, expire_at=2**40)
+    give_back = [Adjustment("budget:left", -100, 2**40)]
+    for turns in range(15):  # it leaves before its script is sent, while it is on its way, after its answer
+        admission = asyncio.ensure_future(store.admit([], [budget], 0))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        admission.cancel()
+        if (await asyncio.gather(admission, return_exceptions=True))[0] is None:
+            await store.adjust(give_back)  # it was admitted: its caller settles it
+        assert await store.admit([], [budget], 0) is None  # the whole budget is there for the next call
+        await store.adjust(give_back)

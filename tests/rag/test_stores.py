@@ -18,7 +18,7 @@ from socle.db.session import create_engine, session_factory
 from socle.identity.permissions import Principal
 from socle.rag.lexical import analyse, query_terms
 from socle.rag.stores import ChunkStore, store_for
-from socle.rag.stores.postgres import PostgresStore
+from socle.rag.stores.postgres import PostgresStore, candidate_terms
 
 DIMENSIONS = 384
 
@@ -115,6 +115,50 @@ async def test_vector_search_finds_the_nearest_readable_chunk(world: World) -> N
 
 async def test_hnsw_search_finds_the_nearest_readable_chunk(postgres_world: World) -> None:
     await _nearest_readable(postgres_world, PostgresStore(exact_below=0), index_only=True)
+
+
+async def test_a_small_share_of_the_index_is_searched_exactly(postgres_world: World) -> None:
+    """HNSW returns ``ef_search`` chunks of all collections before the caller's are kept: half of 10 would be
+    theirs. The store scans their collection exactly instead, and every hit asked for comes back, even
+    where the planner would walk the index (no sort: the index's order or nothing)."""
+    world = postgres_world
+    store = PostgresStore(exact_below=0, ef_search=10)
+    async with world.sessions() as session:
+        mine = set(await session.scalars(select(Chunk.id).where(Chunk.collection_id == world.collections["mine"])))
+    for target in [*world.vectors][::7]:
+        async with world.sessions() as session, session.begin():
+            for setting in ("enable_seqscan", "enable_sort"):
+                await session.execute(text(f"SET LOCAL {setting} = off"))
+            hits = await store.semantic(session, world.readers["me"], [world.collections["mine"]],
+                                        world.vectors[target], 10)
+        nearest = sorted(mine, key=lambda c: -_cosine(world.vectors[c], world.vectors[target]))[:10]
+        assert [h.chunk_id for h in hits] == nearest
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+async def test_lexical_ranking_is_bounded_and_breaks_ties_by_id(postgres_world: World) -> None:
+    """Past ``lexical_candidates`` matches, the chunks holding the rare term are ranked, not every match;
+    equal ranks come in id order, the same at every run."""
+    world = postgres_world
+    async with world.sessions() as session, session.begin():
+        rare = await _add(session, world.collections["mine"], ["passeport rarissime"], np.random.default_rng(3))
+    question = query_terms("passeport délai rarissime")
+    for store in (PostgresStore(lexical_candidates=20), PostgresStore()):
+        async with world.sessions() as session, session.begin():
+            hits = await store.lexical(session, world.readers["me"], list(world.collections.values()), question, 5)
+        assert hits[0].chunk_id == next(iter(rare))
+        tied = [h for h in hits[1:] if h.score == hits[1].score]
+        assert len(tied) > 1 and [h.chunk_id for h in tied] == sorted(h.chunk_id for h in tied)
+
+
+def test_candidate_terms_take_the_rarest_within_the_bound() -> None:
+    assert candidate_terms({"a": 5, "b": 3}, 10) is None
+    assert candidate_terms({"commun": 900, "rare": 4, "moyen": 50, "frequent": 300}, 100) == \
+        (["rare", "moyen"], ["commun", "frequent"])
+    assert candidate_terms({"commun": 900, "frequent": 300}, 100) == ([], ["commun", "frequent"])
 
 
 async def _nearest_readable(world: World, store: ChunkStore, *, index_only: bool = False) -> None:

@@ -95,6 +95,8 @@ async def test_a_fault_is_the_dsfr_500_in_french_and_the_api_keeps_its_envelope(
     assert response.status_code == 500 and "<h1>Erreur inattendue</h1>" in response.text
     assert "a bug" not in response.text and "Traceback" not in response.text
     assert 'href="/ui/mentions-legales"' in response.text
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # as every other page
+    assert response.headers["x-frame-options"] == "DENY" and response.headers["cache-control"] == "no-store"
 
     api = await http.get("/v1/panne")
     assert api.status_code == 500

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize, expect, sync_playwright
 
 from tests.conftest import _on_postgres, database_url
 from tests.support.servers import ROOT, SOCLE, Server, free_port, start_server, stop, wait_until_up
@@ -41,6 +41,13 @@ AXE_FRENCH = AXE.parent / "locales" / "fr.json"  # the rules' descriptions in Fr
 RECORDED = ROOT / "socle" / "ui" / "accessibilite.json"  # shipped: the accessibility statement shows it
 CHECKED: dict[str, dict[str, Any]] = {}  # this run's pages, by screenshot name
 ARTIFACTS = Path(__file__).parent / "artifacts"
+# The README's screenshots (docs/ecrans/), refreshed by running the tests that show these pages with
+# SOCLE_RECORD_SCREENSHOTS=1: what a window of 1280 × 900 shows, in at most 96 colours.
+SCREENS = ROOT / "docs" / "ecrans"
+SCREENED = {"chat", "chat-fiche-modele", "documents", "consommation", "compte", "tableau-de-bord",
+            "admin-utilisateurs", "admin-groupes", "admin-roles", "admin-quotas", "admin-modeles",
+            "admin-journal-audit", "admin-parametres", "chat-accueil", "avis-rapport"}
+PHONE: ViewportSize = {"width": 390, "height": 844}  # every checked page is also seen on a phone's screen
 PASSWORD = "un mot de passe bien long"
 CATALOGUE = """
 models:
@@ -220,10 +227,18 @@ def _kind_of_page(page: Page) -> str:
 
 
 def check_page(page: Page, name: str, shots: Path = ARTIFACTS) -> None:
-    """Screenshot the page into ``shots``, then run axe-core on it (its descriptions in French): no serious or
-    critical violation. What it found is kept for the accessibility statement (:func:`accessibility_record`)."""
+    """Screenshot the page into ``shots`` (as the test's window shows it, and on a phone's screen of 390 × 844:
+    ``<name>.telephone.png``), then run axe-core on it (its descriptions in French): no serious or critical
+    violation. What it found is kept for the accessibility statement (:func:`accessibility_record`)."""
     shots.mkdir(exist_ok=True)
     page.screenshot(path=shots / f"{name}.png", full_page=True)
+    window = page.viewport_size
+    if window is not None and window["width"] > PHONE["width"]:
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=shots / f"{name}.telephone.png", full_page=True)
+        page.set_viewport_size(window)
+    if os.environ.get("SOCLE_RECORD_SCREENSHOTS") == "1" and name in SCREENED:
+        _record_screen(page, name)
     page.evaluate(AXE.read_text())
     page.evaluate("(locale) => axe.configure({locale})", json.loads(AXE_FRENCH.read_text()))
     violations: list[dict[str, Any]] = page.evaluate("""async () => {
@@ -239,6 +254,17 @@ def check_page(page: Page, name: str, shots: Path = ARTIFACTS) -> None:
                                "browser": f"Chromium {browser.version if browser else ''}".strip()}}
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert not serious, f"{name}: {json.dumps(serious, indent=2, ensure_ascii=False)}"
+
+
+def _record_screen(page: Page, name: str) -> None:
+    """The page as a window shows it, for the README, made small: a palette of 96 colours (text stays sharp)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.open(BytesIO(page.screenshot())).convert("RGB")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    image.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(SCREENS / f"{name}.png", optimize=True)
 
 
 def create_collection(page: Page, name: str) -> int:
@@ -267,8 +293,12 @@ def upload_ready(page: Page, collection_id: int, name: str, content: bytes, *, t
     return document_id
 
 
+def model_picker(page: Page) -> Locator:
+    return page.get_by_role("combobox", name=re.compile("^Modèle"))
+
+
 def ask(page: Page, model: str, text: str) -> None:
-    page.get_by_label("Modèle").select_option(model)
+    model_picker(page).select_option(model)
     page.get_by_role("textbox", name=re.compile("^Votre (message|question)")).fill(text)
     page.get_by_role("button", name="Envoyer").click()
 

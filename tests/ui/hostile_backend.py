@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 ANSWER = ("Voici **la réponse** <script>window.__pwned = 1</script> et "
           "<img src=x onerror=\"window.__pwned = 2\"> puis [un lien](javascript:window.__pwned=3).")
-PIECES = [ANSWER[i:i + 12] for i in range(0, len(ANSWER), 12)]  # tags cut across chunks, as a model would
+CODE = "Voici du code :\n\n```html\n<script>window.__pwned = 5</script>\n```\n\nFin **du code**."  # asked for "bloc de code"
 CONTEXT_CHARS = 40_000
 REFUSAL = "context too long <img src=x onerror=\"window.__pwned = 4\">"
 
@@ -30,11 +30,16 @@ def _chunk(content: str | None, finish: str | None = None) -> dict:
             "model": "hostile", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-async def _events() -> AsyncIterator[bytes]:
-    for piece in PIECES:
+def _pieces(answer: str) -> list[str]:
+    return [answer[i:i + 12] for i in range(0, len(answer), 12)]  # tags cut across chunks, as a model would
+
+
+async def _events(answer: str) -> AsyncIterator[bytes]:
+    pieces = _pieces(answer)
+    for piece in pieces:
         yield f"data: {json.dumps(_chunk(piece))}\n\n".encode()
     yield f"data: {json.dumps(_chunk(None, 'stop'))}\n\n".encode()
-    usage = {"prompt_tokens": 5, "completion_tokens": len(PIECES), "total_tokens": 5 + len(PIECES)}
+    usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}
     yield f"data: {json.dumps({**_chunk(None), 'choices': [], 'usage': usage})}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
@@ -44,8 +49,9 @@ async def chat(request: Request) -> Response:
     if sum(len(str(message.get("content") or "")) for message in body.get("messages") or ()) > CONTEXT_CHARS:
         return JSONResponse({"error": {"message": REFUSAL, "type": "invalid_request_error",
                                        "code": "context_length_exceeded"}}, status_code=400)
+    asked = str((body.get("messages") or [{}])[-1].get("content") or "")
     if body.get("stream"):
-        return StreamingResponse(_events(), media_type="text/event-stream")
+        return StreamingResponse(_events(CODE if "bloc de code" in asked else ANSWER), media_type="text/event-stream")
     return JSONResponse({"id": "chatcmpl-hostile", "object": "chat.completion", "created": int(time.time()),
                          "model": "hostile", "choices": [{"index": 0, "finish_reason": "stop",
                                                           "message": {"role": "assistant", "content": ANSWER}}],

@@ -30,7 +30,11 @@ def test_admin_creates_a_user_a_group_and_a_quota(page: Page, ui_server: Server,
     page.get_by_label("Nom").fill(f"Bureau {user['id']}")
     page.get_by_role("button", name="Créer le groupe").click()
     expect(page.get_by_role("status")).to_contain_text("Le groupe a été créé")
-    page.get_by_label(f"Ajouter au groupe Bureau {user['id']}").fill(email)
+    picker = page.get_by_label(f"Ajouter au groupe Bureau {user['id']}")
+    picker.press_sequentially(email.split("@")[0])  # a part of the address: the field suggests the person
+    suggestion = page.locator(f"#personnes-{_group_id(admin_api, user['id'])} option")
+    expect(suggestion).to_have_count(1)
+    picker.fill(suggestion.get_attribute("value") or "")
     page.get_by_role("button", name="Ajouter").last.click()
     expect(page.get_by_role("status")).to_contain_text("Le membre a été ajouté")
     expect(page.get_by_role("region", name=f"Bureau {user['id']}")).to_contain_text(email)
@@ -47,22 +51,36 @@ def test_admin_creates_a_user_a_group_and_a_quota(page: Page, ui_server: Server,
     expect(page.get_by_role("status")).to_contain_text("Le compte est désactivé")
     check_page(page, "admin-utilisateur")
 
+    # Quotas set with the pickers: a preset fills the figures, the person is found by a part of their name.
     page.goto("/ui/admin/quotas")
-    page.get_by_label("S'applique à").select_option("user")
-    page.get_by_label("Qui").fill(str(user["id"]))
+    page.get_by_role("button", name="Agent").click()
+    expect(page.get_by_label("S'applique à")).to_have_value("user")
+    expect(page.get_by_label("Requêtes par jour")).to_have_value("1000")
+    page.get_by_label("Qui").press_sequentially(email.split("@")[0])
+    expect(page.locator("#sujets option")).to_have_count(1)
+    expect(page.locator("#sujets-trouves")).to_have_text("1 suggestion : choisissez dans la liste.")
+    page.get_by_label("Qui").fill(page.locator("#sujets option").get_attribute("value") or "")
     page.get_by_label("Requêtes par minute").fill("12")
     page.get_by_role("button", name="Créer le quota").click()
     expect(page.get_by_role("status")).to_contain_text("Le quota a été créé")
-    quota_row = page.get_by_role("row").filter(has_text=f"Un utilisateur : {user['id']}")
+    quota_row = page.get_by_role("row").filter(has_text=f"Un utilisateur : Nouvel <b>agent</b> <{email}>")
     expect(quota_row).to_contain_text("12")
+    expect(quota_row).to_contain_text("1\u202f000")  # the preset's requests per day, in French
     check_page(page, "admin-quotas")
-    assert any(q["subject"] == str(user["id"]) and q["requests_per_minute"] == 12
+    assert any(q["subject"] == str(user["id"]) and q["requests_per_minute"] == 12 and q["requests_per_day"] == 1000
                for q in admin_api.get("/quotas").json()["data"])
+    found = page.request.get("/ui/api/admin/sujets", params={"portee": "group", "texte": f"bureau {user['id']}"})
+    assert [g["label"] for g in found.json()["data"]] == [f"Bureau {user['id']}"]
     page.get_by_label("Requêtes par minute").fill("douze")
     page.get_by_role("button", name="Créer le quota").click()
     expect(page.get_by_role("alert")).to_contain_text("n'est pas un nombre")
     quota_row.get_by_role("button", name="Supprimer").click()
     expect(page.get_by_role("status")).to_contain_text("Le quota a été supprimé")
+
+
+def _group_id(admin_api: httpx.Client, member: int) -> int:
+    return next(g["id"] for g in admin_api.get("/groups").json()["data"]
+                if g["name"] == f"Bureau {member}")
 
 
 def test_admin_sees_the_backends_health(page: Page, ui_server: Server, admin_api: httpx.Client) -> None:

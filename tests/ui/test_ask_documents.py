@@ -3,6 +3,7 @@ page, excerpt) linked to the passage they come from; a document's HTML is shown 
 collection cannot be asked."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -44,19 +45,26 @@ def test_ask_a_question_about_my_pdf(page: Page, account: Account, tmp_path: Pat
     check_page(page, "interroger")
 
     checkbox.check(force=True)
+    # the bundled model is a demonstration one: its own answer only when asked, labelled so
+    expect(page.get_by_text("Faire rédiger la réponse par le modèle de démonstration")).to_be_visible()
     page.get_by_role("button", name="Envoyer").click()
     source = page.locator(".socle-source").filter(has_text="passeport.pdf").first
     expect(source).to_be_visible(timeout=60_000)  # shown before the answer streams in
-    expect(source.get_by_role("link")).to_contain_text("passeport.pdf, page 2")
+    expect(source.get_by_role("button")).to_have_text(re.compile(r"^\[\d\] passeport\.pdf, page 2$"))
+    expect(source.locator("blockquote")).to_be_hidden()  # folded until opened
     expect(source.locator("blockquote")).to_contain_text("trois semaines")
-    answered(page, timeout_ms=120_000)
+    answer = answered(page, timeout_ms=120_000)  # by extracts: the answering sentence highlighted, no invention
+    expect(answer.locator("strong").filter(has_text="trois semaines").first).to_be_visible()
+    expect(answer).to_contain_text("modèle de démonstration")
     check_page(page, "interroger-reponse")
 
     page.reload()  # the sources were saved with the answer
     expect(page.get_by_label("Guides des titres")).to_be_checked()
     source = page.locator(".socle-source").filter(has_text="trois semaines").first
-    expect(source.get_by_role("link")).to_contain_text("passeport.pdf")
-    source.get_by_role("link").click()
+    expect(source.get_by_role("button")).to_contain_text("passeport.pdf")
+    source.get_by_role("button").click()  # opened to read the passage
+    expect(source.locator("blockquote")).to_be_visible()
+    source.get_by_role("link", name="Lire le passage dans le document").click()
     expect(page).to_have_url(f"/ui/documents/{collection_id}/documents/" + page.url.split("/documents/")[-1])
     passage = page.locator(".socle-passage:target")
     expect(passage).to_contain_text("trois semaines")
@@ -86,7 +94,7 @@ def test_a_documents_html_is_shown_as_text_in_the_sources(page: Page, account: A
     ask(page, "hostile", "Le badge est-il obligatoire ?")
     sources = page.locator(".socle-sources")
     expect(sources.locator("blockquote").first).to_contain_text("<script>window.__pwned=2</script>")
-    expect(sources.get_by_role("link").first).to_contain_text(HOSTILE_NAME)
+    expect(sources.get_by_role("button").first).to_contain_text(HOSTILE_NAME)
     answered(page)
     assert sources.locator("script, img").count() == 0
     assert page.evaluate("window.__pwned") is None
@@ -94,7 +102,46 @@ def test_a_documents_html_is_shown_as_text_in_the_sources(page: Page, account: A
     page.reload()  # rendered by the server this time
     sources = page.locator(".socle-sources")
     expect(sources.locator("blockquote").first).to_contain_text("<img src=x onerror=window.__pwned=3>")
-    expect(sources.get_by_role("link").first).to_contain_text(HOSTILE_NAME)
+    expect(sources.get_by_role("button").first).to_contain_text(HOSTILE_NAME)
     assert page.locator("main script, main img").count() == 0
     assert page.evaluate("window.__pwned") is None
     check_page(page, "interroger-html-echappe")
+
+
+def test_a_file_dropped_into_the_chat_is_cited_and_stays_private(page: Page, account: Account, browser: Browser,
+                                                                 ui_server: Server, admin_api: httpx.Client) -> None:
+    sign_in(page, account)
+    page.locator("#model").select_option("smollm2-135m")
+    dropped = page.evaluate_handle("""(text) => {
+        const files = new DataTransfer();
+        files.items.add(new File([text], "horaires.txt", {type: "text/plain"}));
+        return files;
+    }""", "Horaires du service. L'accueil du public ouvre à huit heures trente et ferme à dix-sept heures.")
+    page.dispatch_event("#conversation", "drop", {"dataTransfer": dropped})
+    expect(page).to_have_url(re.compile(r"/ui/chat/\d+$"))  # a conversation made for the file
+    conversation = page.url.rsplit("/", 1)[-1]
+    item = page.locator(".socle-chat-fichier").filter(has_text="horaires.txt")
+    expect(item).to_contain_text("prêt", timeout=60_000)
+    expect(page.locator("#conversations")).to_contain_text("Document horaires.txt")
+    check_page(page, "chat-fichier")
+
+    ask(page, "smollm2-135m", "À quelle heure ouvre l'accueil du public ?")
+    answer = answered(page)
+    expect(answer.locator(".socle-source").first.get_by_role("button")).to_have_text("[1] horaires.txt")
+    expect(answer.locator("strong").first).to_contain_text("huit heures trente")
+    answer.locator(".socle-source").first.get_by_role("button").click()
+    passage = answer.get_by_role("link", name="Lire le passage dans le document").first.get_attribute("href")
+    assert passage is not None
+    page.goto("/ui/documents")  # the conversation's files are its own, not one of "Mes documents"
+    expect(page.get_by_role("main")).not_to_contain_text("Fichiers de la conversation")
+
+    other = new_account(ui_server, admin_api)
+    with browser.new_context(base_url=ui_server.url) as context:
+        theirs = context.new_page()
+        sign_in(theirs, other)
+        response = theirs.goto(passage)
+        assert response is not None and response.status == 404
+        files = theirs.request.get(passage.split("#")[0] + "/fichier")
+        assert files.status == 404  # nor its original
+        listing = theirs.request.get(f"/ui/api/conversations/{conversation}/fichiers")
+        assert listing.status == 404

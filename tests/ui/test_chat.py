@@ -1,24 +1,28 @@
-"""The chat page: a streamed answer from the embedded model, the stop button that stops the backend, and a
-model's answer full of HTML shown as text."""
+"""The chat page: a streamed answer from the embedded model, the stop button that stops the backend, a model's
+answer full of HTML shown as text (its code blocks copied), and the chat used by keyboard alone, then on a
+phone's screen, with a question refused by a quota kept in the box."""
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import Account, check_page, sign_in
+from tests.ui.conftest import Account, answered, check_page, model_picker, sign_in
 
 
 def _ask(page: Page, model: str, text: str) -> None:
-    page.get_by_label("Modèle").select_option(model)
+    model_picker(page).select_option(model)
     page.get_by_label("Votre message").fill(text)
     page.get_by_role("button", name="Envoyer").click()
 
 
 def test_an_answer_streams_in_then_shows_as_markdown(page: Page, account: Account) -> None:
     sign_in(page, account)
-    expect(page.get_by_label("Modèle").locator("option")).to_have_text(["smollm2-135m", "remote-endless", "hostile"])
+    expect(model_picker(page).locator("option")).to_have_text(["smollm2-135m", "remote-endless", "hostile"])
+    assert model_picker(page).locator("option[disabled]").count() == 0  # all can answer now
     page.evaluate("""() => {  // record the answer's text each time it changes, to see it arrive in pieces
         window.__seen = [];
         new MutationObserver(() => {
@@ -50,7 +54,9 @@ def test_the_stop_button_stops_the_backend(page: Page, account: Account, mock_ba
     _ask(page, "remote-endless", "Parle sans t'arrêter.")
     answer = page.locator(".socle-message--assistant .socle-message__body")
     expect(answer).to_contain_text("tok3")
-    page.get_by_role("button", name="Arrêter la réponse").click()
+    expect(answer).to_have_attribute("data-rendered", "true")  # shown as the server's Markdown while it streams
+    expect(answer.locator("p").first).to_contain_text("tok0 tok1")
+    page.keyboard.press("Escape")  # as the button "Arrêter la réponse" does
     expect(answer).to_contain_text("Réponse interrompue.")
     expect(page.get_by_role("button", name="Envoyer")).to_be_enabled()
     deadline = time.monotonic() + 10
@@ -71,3 +77,75 @@ def test_a_models_html_is_shown_as_text(page: Page, account: Account) -> None:
     assert answer.locator("a[href^='javascript']").count() == 0
     assert page.evaluate("window.__pwned") is None
     check_page(page, "chat-html-echappe")
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    _ask(page, "hostile", "Montre un bloc de code")
+    code = answered(page, 1).locator("pre")
+    expect(code).to_have_text("<script>window.__pwned = 5</script>")  # the model's HTML, as text
+    page.get_by_role("button", name="Copier le code").click()
+    expect(page.locator("#chat-status")).to_have_text("Code copié dans le presse-papiers.")
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "<script>window.__pwned = 5</script>"
+    assert page.locator(".socle-conversation script").count() == 0 and page.evaluate("window.__pwned") is None
+
+
+def test_the_chat_by_keyboard_alone_then_on_a_phone(page: Page, account: Account, admin_api: httpx.Client) -> None:
+    quota = admin_api.post("/quotas", json={"scope": "user", "subject": str(account.id), "model": "hostile",
+                                            "requests_per_day": 1})
+    assert quota.status_code == 201, quota.text
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, account)
+
+    def tab_to(selector: str, key: str = "Tab") -> None:
+        """Move the focus with the keyboard alone until it reaches ``selector``; every stop shows its focus."""
+        for _ in range(120):
+            page.keyboard.press(key)
+            focused = page.evaluate("""(selector) => {
+                const element = document.activeElement;
+                const style = getComputedStyle(element);
+                return {reached: element.matches(selector), visible: element === document.body ||
+                        (element.matches(":focus-visible") && style.outlineStyle !== "none")};
+            }""", selector)
+            assert focused["visible"], page.evaluate("document.activeElement.outerHTML")
+            if focused["reached"]:
+                return
+        raise AssertionError(f"the keyboard never reaches {selector}")
+
+    tab_to("#model")
+    page.keyboard.type("hostile")  # chosen by typing its name, as on any list
+    expect(model_picker(page)).to_have_value("hostile")
+    tab_to("#prompt")
+    page.keyboard.type("Bonjour au clavier")
+    page.keyboard.press("Enter")
+    answered(page)
+    tab_to(".socle-copier", "Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#chat-status")).to_have_text("Réponse copiée dans le presse-papiers.")
+    tab_to(".socle-modifier", "Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Nouvelle version de la question")).to_be_focused()
+    page.keyboard.press("Escape")  # the edit is dropped, the focus back where it was
+    expect(page.get_by_role("button", name="Modifier la question")).to_be_focused()
+    expect(page.locator(".socle-message--user .socle-message__body")).to_have_text(["Bonjour au clavier"])
+    check_page(page, "chat-clavier")
+
+    tab_to("#prompt")  # the quota allows one question a day: the next one is refused and stays in the box
+    page.keyboard.type("Une deuxième question")
+    page.keyboard.press("Enter")
+    expect(page.locator("#prompt-erreur")).to_contain_text("limite")
+    expect(page.locator("#prompt-erreur")).to_contain_text(re.compile(
+        r"Vous pourrez réessayer dans \d+ (secondes|minutes|heures), vers \d\d:\d\d"))
+    expect(page.get_by_label("Votre message")).to_have_value("Une deuxième question")
+    expect(page.locator(".socle-message--user")).to_have_count(1)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    fold = page.get_by_role("button", name="Mes conversations")
+    expect(fold).to_be_visible()
+    expect(page.locator("#conversations")).to_be_hidden()  # the list folds away
+    send = page.get_by_role("button", name="Envoyer")
+    box = send.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844, json.dumps(box)  # the box stays on screen
+    check_page(page, "chat-mobile")
+    fold.click()
+    expect(page.locator("#conversations")).to_be_visible()
+    check_page(page, "chat-mobile-conversations")

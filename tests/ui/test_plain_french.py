@@ -22,11 +22,12 @@ FORBIDDEN = [
     # the engines' jargon
     "backend", "backends", "embedding", "embeddings", "rerank", "reranking", "least-busy", "round-robin",
     "disjoncteur", "circuit breaker", "inférence", "inference", "LLM", "chunk", "chunks", "completion",
-    "completions", "top_p", "max_tokens", "vLLM", "llama.cpp", "GGUF",
+    "completions", "top_p", "max_tokens", "vLLM", "llama.cpp", "GGUF", "plongement", "plongements", "preset",
+    "presets",
 ]
 PATTERN = re.compile(r"(?<![\w@./-])(" + "|".join(re.escape(word) for word in FORBIDDEN) + r")(?![\w@/-])",
                      re.IGNORECASE)
-SKIPPED = re.compile(r"\.(csv|html)$|/deconnexion|/proconnect|/static/|/api/")  # downloads, sign-out, fetches
+SKIPPED = re.compile(r"\.(csv|html|md|pdf)$|/deconnexion|/proconnect|/static/|/api/")  # downloads, sign-out, fetches
 READ_ALOUD = ("title", "aria-label", "placeholder", "alt")
 MAX_PAGES = 80
 

@@ -121,6 +121,9 @@ def test_sign_in_with_proconnect_then_sign_out_of_both(pc_page: Page, pc_server:
     first = _session(pc_page)
     assert first and _live(pc_server, first)
     assert not [c for c in pc_page.context.cookies() if c["name"] == "socle_proconnect"]  # the attempt is spent
+    pc_page.goto("/ui/compte")  # an account without a password has none to change
+    expect(pc_page.get_by_role("link", name="Changer mon mot de passe")).to_have_count(0)
+    expect(pc_page.get_by_role("main")).to_contain_text("vous vous connectez avec ProConnect")
 
     other = _account(pc_server)  # signing in again, as someone else: a new session, the previous one closed
     _next_user(provider[0], other, email_in_id_token=True, email_verified=True)

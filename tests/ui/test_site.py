@@ -4,12 +4,13 @@ screen's suggestions, and the French 404 page. Each new page is checked at a com
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.servers import Server
-from tests.ui.conftest import Account, check_page, new_account, page_on, sign_in
+from tests.ui.conftest import Account, check_page, http_sign_in, new_account, page_on, sign_in
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -52,7 +53,7 @@ def test_an_administrator_sets_the_site_up_from_the_browser(page: Page, browser:
         welcome = page.get_by_role("region", name="Bienvenue")
         expect(welcome).to_contain_text("Bienvenue sur l'assistant du ministère.")
         expect(welcome.locator("strong")).to_have_text("ministère")  # Markdown, rendered
-        expect(page.get_by_label("Modèle")).to_have_value("remote-endless")
+        expect(page.locator("#model")).to_have_value("remote-endless")
         welcome.get_by_role("button", name="Rédige une réponse à ce courrier :").click()
         expect(page.get_by_label(re.compile("^Votre message"))).to_have_value("Rédige une réponse à ce courrier :")
         expect(page.get_by_label(re.compile("^Votre message"))).to_be_focused()
@@ -89,6 +90,15 @@ def test_an_administrator_sets_the_site_up_from_the_browser(page: Page, browser:
         page.get_by_label("Modèle par défaut").select_option("")
         page.get_by_role("button", name="Enregistrer les paramètres").click()
         expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
+
+
+def test_the_site_settings_need_their_own_permission(ui_server: Server, admin_api: httpx.Client) -> None:
+    """``site:admin``, declared with the other permissions: not only the administrators' ``*``."""
+    role = f"editeur-{secrets.token_hex(3)}"
+    assert admin_api.post("/roles", json={"name": role, "permissions": ["site:admin"]}).status_code == 201
+    for account, status in ((new_account(ui_server, admin_api, role=role), 200), (new_account(ui_server, admin_api), 403)):
+        with httpx.Client(base_url=ui_server.url, cookies={"socle_session": http_sign_in(ui_server, account)}) as http:
+            assert http.get("/ui/admin/parametres").status_code == status
 
 
 def test_the_display_settings_switch_to_the_dark_theme(page: Page, account: Account) -> None:

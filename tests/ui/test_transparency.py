@@ -16,7 +16,7 @@ def test_answers_are_labelled_and_models_described_before_choosing(page: Page, a
     expect(smollm2).to_be_visible()  # the model selected first: its card before anything is sent
     expect(smollm2).to_contain_text("Apache-2.0")
     expect(smollm2).to_contain_text("HuggingFaceTB")
-    page.get_by_label("Modèle").select_option("hostile")
+    page.locator("#model").select_option("hostile")
     expect(smollm2).to_be_hidden()
     expect(page.locator('.socle-model-card[data-model="hostile"]')).to_contain_text("pas encore décrit")
     check_page(page, "chat-fiche-modele")

@@ -23,12 +23,25 @@ def _reload_until(page: Page, url: str, text: str, *, timeout_s: float = 20) -> 
         time.sleep(0.5)
 
 
-def test_my_usage_shows_a_chart_and_its_table_after_a_chat(page: Page, account: Account) -> None:
+def test_my_usage_shows_a_chart_and_its_table_after_a_chat(page: Page, account: Account,
+                                                           admin_api: httpx.Client) -> None:
+    quota = admin_api.post("/quotas", json={"scope": "user", "subject": str(account.id), "requests_per_day": 1500,
+                                            "budget_tokens": 2_000_000}).json()["id"]
     sign_in(page, account)
+    page.goto("/ui/consommation")  # before any call: all of it is left
+    allowance = page.get_by_role("table", name="Ce qu'il vous reste, quota par quota")
+    expect(allowance.get_by_role("row").filter(has_text="Requêtes sur les dernières 24 heures")).to_contain_text(
+        "1\u202f500 0 1\u202f500")
+    page.goto("/ui/chat")
     ask(page, "hostile", "Bonjour")
     answered(page)
     page.get_by_role("link", name="Ma consommation").click()
     _reload_until(page, "/ui/consommation", "<th scope=\"row\">hostile</th>")
+    admin_api.delete(f"/quotas/{quota}")  # quotas bind calls: leave none behind
+    # The call is counted, nothing more: reading what is left consumes nothing.
+    expect(allowance.get_by_role("row").filter(has_text="Requêtes sur les dernières 24 heures")).to_contain_text(
+        "1\u202f500 1 1\u202f499")
+    expect(allowance.get_by_role("row").filter(has_text="Budget en jetons, ce mois-ci")).to_contain_text("2\u202f000\u202f000")
     chart = page.get_by_role("img", name="Requêtes par jour et par modèle")
     expect(chart).to_be_visible()
     table = page.get_by_role("table", name="Requêtes par jour et par modèle : les données")

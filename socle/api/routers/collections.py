@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from socle.api.deps import Caller, Collections
+from socle.api.deps import Caller, Collections, Documents
 from socle.api.schemas import ListOf
 from socle.api.strict import StrictRoute
 from socle.db.integers import Id, Offset
@@ -73,5 +73,5 @@ async def update_collection(collection_id: Id, body: CollectionUpdate, caller: C
 
 
 @router.delete("/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_collection(collection_id: Id, caller: Caller, collections: Collections) -> None:
-    await collections.delete(caller, collection_id)
+async def delete_collection(collection_id: Id, caller: Caller, documents: Documents) -> None:
+    await documents.delete_collection(caller, collection_id)  # with its documents' files

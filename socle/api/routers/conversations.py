@@ -59,6 +59,8 @@ class TurnCreate(BaseModel):
                               description="A chat model; by default the conversation's latest")
     collections: list[Id] = Field(default_factory=list, max_length=100,
                                   description="Collections to ground the answer in (its sources)")
+    generate: bool = Field(default=False, description="With a demonstration model, its own written answer about "
+                           "documents rather than the passages that answer (the default)")
     stream: bool = False
 
 
@@ -119,15 +121,15 @@ async def update_conversation(conversation_id: Id, body: ConversationUpdate, cal
 
 
 @router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_conversation(conversation_id: Id, caller: Caller, conversations: Conversations) -> None:
-    await conversations.delete(caller, conversation_id)
+async def delete_conversation(conversation_id: Id, caller: Caller, turns: Turns) -> None:
+    await turns.delete(caller, conversation_id)  # with the files dropped into it
 
 
 @router.post("/conversations/{conversation_id}/messages", response_model=MessageOut,
              summary="Ask a question in a conversation: the answer, saved (server-sent events with stream=true)")
 async def take_turn(conversation_id: Id, body: TurnCreate, caller: Caller, turns: Turns) -> Response:
     turn = await turns.take(caller, body.content, model=body.model, conversation_id=conversation_id,
-                            collections=body.collections)
+                            collections=body.collections, generate=body.generate)
     if body.stream:
         return StreamingResponse(_events(turn), media_type="text/event-stream", headers=_SSE_HEADERS)
     return Response(orjson.dumps(_message(await turn.complete())), media_type="application/json")

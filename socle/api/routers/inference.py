@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socle.api.deps import Caller, Inference, answering_service, bearer_token
-from socle.api.errors import envelope, error_payload, socle_error_response
+from socle.api.errors import envelope, error_payload, socle_error_response, unexpected_error
 from socle.api.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -126,18 +126,25 @@ _STREAMING = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 class PlainRoutes:
-    """Middleware, innermost of the app's own (inside the body size limit, the request id and the origin):
-    serves ordinary calls to the inference routes and hands everything else on, unread or replayed."""
+    """Middleware, the outermost but for the request id: serves ordinary calls to the inference routes and
+    hands everything else on, unread or replayed, to the app's stack (body size limit, error pages, origin,
+    the UI's middleware). An open stream then holds none of their frames.
 
-    def __init__(self, app: ASGIApp) -> None:
+    What the stack would do for such a call is done here: a body above ``max_bytes`` is handed on (the size
+    limit answers 413), an unexpected error answers the same 500 as the app's handler (logged, then raised for
+    the server's own line), and nothing else of the stack applies to these routes (the UI's headers and
+    settings are for pages; the origin is for the audit trail, which no inference call writes to)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = _BODIES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None or scope.get("query_string") or not _is_json(scope):
+        if route is None or scope.get("query_string") or not _is_json(scope) or not self._fits(scope):
             await self.app(scope, receive, send)
             return
-        raw, complete = await _read_body(receive)
+        raw, complete = await _read_body(receive, self.max_bytes)
         body = _ordinary_body(raw, *route) if complete else None
         if body is None:  # the declared route answers it, with FastAPI's own checks and errors
             await self.app(scope, _replay(raw, complete, receive), send)
@@ -146,7 +153,14 @@ class PlainRoutes:
         chunks = await _answer(scope, receive, send, route[0], body)
         if chunks is not None:
             del body
-            await _stream(receive, send, _events(chunks))
+            await _stream(receive, send, chunks)
+
+    def _fits(self, scope: Scope) -> bool:
+        """Whether the declared Content-Length is within the limit (the size limit answers the others)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return value.isdigit() and int(value) <= self.max_bytes
+        return True
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send, endpoint: Endpoint,
@@ -162,6 +176,9 @@ async def _answer(scope: Scope, receive: Receive, send: Send, endpoint: Endpoint
     except SocleError as exc:
         await socle_error_response(exc)(scope, receive, send)
         return None
+    except Exception as exc:  # as the app's stack answers an unhandled error, then raised for the server's line
+        await (await unexpected_error(None, exc))(scope, receive, send)
+        raise
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(data)).encode()), _JSON_TYPE]})
     await send({"type": "http.response.body", "body": data})
@@ -182,15 +199,20 @@ def _authorization(scope: Scope) -> str:
     return ""
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The body (the size limit outside counts it as it comes), and whether it came whole: False when the
-    client left before its end."""
+async def _read_body(receive: Receive, max_bytes: int) -> tuple[bytes, bool]:
+    """The body, and whether it came whole: False when the client left before its end, or once it is larger
+    than ``max_bytes`` (then handed on, for the size limit to refuse)."""
     parts = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return b"".join(parts), False
-        parts.append(message.get("body", b""))
+        part = message.get("body", b"")
+        parts.append(part)
+        size += len(part)
+        if size > max_bytes:
+            return b"".join(parts), False
         if not message.get("more_body", False):
             return parts[0] if len(parts) == 1 else b"".join(parts), True
 
@@ -228,16 +250,31 @@ def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-async def _stream(receive: Receive, send: Send, events: AsyncIterator[bytes]) -> None:
-    """Write the events as they come; when the client leaves, the stream is cancelled, which closes the
-    backend's (as Starlette's StreamingResponse does, with one small task instead of a task group)."""
+async def _stream(receive: Receive, send: Send, chunks: AsyncIterator[Json]) -> None:
+    """Write the chunks as events as they come, as :func:`_events` words them (without a generator of its own
+    held for the stream's life); when the client leaves, the stream is cancelled, which closes the backend's
+    (as Starlette's StreamingResponse does, with one small task instead of a task group)."""
     task = asyncio.current_task()
     assert task is not None
     watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
     try:
         await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEAD)})
-        async for event in events:
-            await send({"type": "http.response.body", "body": event, "more_body": True})
+        while True:
+            try:  # the stream's failures only, not the client's
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                last = _DONE
+                break
+            except SocleError as exc:
+                last = b"data: " + orjson.dumps(error_payload(exc)) + b"\n\n"
+                break
+            except Exception:
+                log.exception("stream failed")
+                last = b"data: " + orjson.dumps(envelope("Internal server error.", "server_error")) + b"\n\n"
+                break
+            await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n",
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": last, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not watcher.done() or watcher.cancelled():

@@ -28,8 +28,9 @@ from socle.apps.feedback.taxonomy import SENTIMENT_FR, SENTIMENTS, Taxonomy
 from socle.formats import french_number
 
 TEMPLATES = Path(__file__).with_name("templates")
-ENGINES_FR = {"embedding": "plongements sémantiques (embedding), hors ligne",
-              "llm": "modèle de langage (llm)"}
+ENGINES_FR = {"embedding": "classement par ressemblance",  # each message set beside examples already classified
+              "llm": "lecture par un assistant IA"}  # a conversation model of the platform reads each message
+"""The engines as an agent names them (the code, the API and the command line keep ``embedding`` and ``llm``)."""
 STATUS_FR = {"queued": "en attente", "running": "en cours", "done": "terminée", "failed": "en échec",
              "stopped": "arrêtée"}
 MONTHS_FR = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
@@ -215,7 +216,7 @@ def _themes_over_time(valid: Valid, taxonomy: Taxonomy) -> Chart | None:
     svg = _chart(kind, "Messages par mois et par thème",
                  "Nombre de messages de chaque thème, mois par mois (un message peut relever de plusieurs "
                  "thèmes).",
-                 labels, series, colours=charts.PALETTE, height=400)
+                 [charts.short_month(m) for m in months], series, colours=charts.PALETTE, height=400)
     return Chart("themes-par-mois", "Messages par mois et par thème",
                  "Un message peut relever de plusieurs thèmes : il compte alors dans chacun.", svg,
                  ["Mois", *themes, "Messages du mois"],
@@ -318,11 +319,11 @@ _KINDS = {"line": pygal.Line, "bar": pygal.Bar, "hbar": pygal.HorizontalBar,
 
 def _chart(kind: str, title: str, description: str, x_labels: Sequence[str],
            series: Sequence[tuple[str, Sequence[int]]], *, colours: Sequence[str], height: int) -> Markup:
-    every = max(1, len(x_labels) // 12)
+    every = charts.label_every(x_labels) if kind in ("line", "bar") else 1  # horizontal bars: labels one above another
     chart = _KINDS[kind](
         style=charts.style(colours, values_inside=kind in ("hbar", "hstacked")),
         js=[],  # pygal's default tooltip script comes from a CDN: none
-        disable_xml_declaration=True, width=900, height=max(height, 220), explicit_size=False,
+        disable_xml_declaration=True, width=charts.WIDTH, height=max(height, 220), explicit_size=False,
         legend_at_bottom=True, legend_at_bottom_columns=3, truncate_legend=40, truncate_label=45,
         x_label_rotation=0, show_minor_x_labels=every == 1, x_labels_major_every=every,
         print_values=kind in ("hbar", "hstacked"), print_zeroes=False, show_legend=len(series) > 1,

@@ -17,7 +17,7 @@ from socle.api.strict import StrictRoute
 from socle.apps.feedback.analyses import Analyses
 from socle.apps.feedback.app import FeedbackServices
 from socle.apps.feedback.models import FeedbackAnalysis
-from socle.apps.feedback.report import STATUS_FR
+from socle.apps.feedback.report import ENGINES_FR, STATUS_FR
 from socle.apps.feedback.service import ACTIVE, DEFAULT_OPTIONS
 from socle.db.integers import MAX_INTEGER, Id
 from socle.errors import SocleError
@@ -28,8 +28,11 @@ from socle.ui.web import error_page, french, page, redirect, status_of
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=StrictRoute)
 IMPORT_PATH = "/ui/avis/importer"
 ACCEPTED = ".csv,.jsonl,.ndjson,.xlsx,.txt,.tsv"
-ENGINES = {"embedding": "Plongements sémantiques (embedding) : hors ligne, rapide, sans modèle de conversation",
-           "llm": "Modèle de langage (llm) : un modèle de conversation de la plateforme lit chaque message"}
+ENGINES = {"embedding": "Classement par ressemblance : rapide, sur les serveurs de la plateforme ; chaque message "
+                        "est rapproché d'exemples déjà classés",
+           "llm": "Lecture par un assistant IA : un modèle de conversation de la plateforme lit chaque message ; "
+                  "plus fin sur les cas difficiles, plus lent"}
+MODEL_KINDS = {"embedding": "de comparaison de textes", "llm": "de conversation"}
 MODEL_TYPES = {"embedding": "embeddings", "llm": "chat"}
 NOTICES = {"analyse-lancee": "L'analyse est lancée : elle se poursuit même si vous quittez cette page.",
            "analyse-arretee": "L'analyse est arrêtée : ce qui est annoté est gardé, vous pouvez la reprendre.",
@@ -138,7 +141,8 @@ async def _dataset(request: Request, visitor: Visitor, dataset_id: int, *, statu
             "token_budget": "", "replies": False, "learn": DEFAULT_OPTIONS["learn_from_labels"], **(chosen or {})}
     return page(request, "avis_jeu.html", visitor, title=dataset.name, section="/ui/avis", status_code=status_code,
                 error=error, dataset=dataset, analyses=[(a, _progress(a)) for a in analyses], imported=imported,
-                estimate=estimate, models=models, engines=ENGINES, form=form,
+                estimate=estimate, models=models, engines=ENGINES, engine_names=ENGINES_FR, model_kinds=MODEL_KINDS,
+                form=form,
                 running=any(a.status in ACTIVE for a in analyses),
                 notice_avis=NOTICES.get(request.query_params.get("fait", "")))
 
@@ -164,8 +168,7 @@ async def start_analysis(dataset_id: Id, request: Request, visitor: SignedIn,
     if engine not in ENGINES:
         return await refused("Choisissez un moteur d'analyse.")
     if model not in models[engine]:
-        kind = "de plongement (embeddings)" if engine == "embedding" else "de conversation"
-        return await refused(f"Choisissez un modèle {kind} pour le moteur « {engine} ».")
+        return await refused(f"Choisissez un modèle {MODEL_KINDS[engine]} pour le moteur « {ENGINES_FR[engine]} ».")
     if replies and reply_model not in models["llm"]:
         return await refused("Les brouillons de réponse demandent un modèle de conversation : choisissez-en un.")
     budget = token_budget.strip().replace(" ", "").replace("\u202f", "")

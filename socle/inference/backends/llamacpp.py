@@ -110,7 +110,7 @@ SMOLLM2_CARD = ModelCard(
                 "Ne pas s'en servir pour un travail réel.",
     languages=["en"],
     runs_on="Sur le serveur de la plateforme, en mémoire (processeur) : rien ne sort.",
-    url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")
+    url="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct", demonstration=True)
 
 
 class LlamaCppBackendConfig(BackendConfig):
@@ -123,6 +123,10 @@ class LlamaCppBackendConfig(BackendConfig):
     n_threads_batch: int | None = Field(default=None, ge=1, description="Prompt threads; default: all cores")
     max_queue: int = Field(default=64, ge=1, description="Calls waiting beyond this many get 503")
     default_max_tokens: int = Field(default=512, ge=1, description="When a request names no max_tokens")
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0, description="Penalty on the last 64 tokens, when "
+                                  "a request names no penalty: small models otherwise loop")
+    frequency_penalty: float = Field(default=0.3, ge=0.0, le=2.0, description="Frequency penalty when a request "
+                                     "names no penalty (OpenAI's meaning)")
     weight: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=600.0, gt=0)
     template_timeout_s: float = Field(default=5.0, gt=0, description="Time limit to render the model's chat "
@@ -270,6 +274,11 @@ class LlamaCppBackend:
         kwargs["max_tokens"] = (body.get("max_completion_tokens") or body.get("max_tokens")
                                 or self.config.default_max_tokens)
         kwargs["logits_processor"] = [generation.on_token]
+        if not any(body.get(k) is not None for k in ("presence_penalty", "frequency_penalty", "repeat_penalty",
+                                                    "response_format", "tools")):
+            # a small model loops without them; structured output repeats quotes and braces by design
+            kwargs["repeat_penalty"] = self.config.repeat_penalty
+            kwargs["frequency_penalty"] = self.config.frequency_penalty
         kwargs["stream"] = True
         if endpoint is Endpoint.CHAT:
             response_format = _response_format(body.get("response_format"))

@@ -24,7 +24,7 @@ from typing import Literal
 
 import aiohttp
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
 from socle.endpoints import Endpoint, Json
@@ -47,6 +47,9 @@ class OpenAIBackendConfig(BackendConfig):
     url: str = Field(description="Base URL including the version prefix, e.g. http://gpu1:8000/v1")
     model: str | None = Field(default=None, description="Model name on the backend; defaults to the id")
     api_key_env: str | None = Field(default=None, description="Name of the env var holding the backend key")
+    api_key: SecretStr | None = Field(default=None, exclude=True, description="The key entered in the browser, "
+                                      "kept encrypted in the database and set here when the catalogue is loaded; "
+                                      "a file names an environment variable instead (api_key_env)")
     timeout_s: float = Field(default=60.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     weight: int = Field(default=1, ge=1)
@@ -64,6 +67,14 @@ class OpenAIBackendConfig(BackendConfig):
         if not parts.hostname:
             raise ValueError("must name a host")
         return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _not_written(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:  # the message must not repeat the value
+            raise ValueError("a key is never written in the catalogue: name the environment variable that holds it "
+                             "in api_key_env, or enter it in the browser (it is then stored encrypted)")
+        return value
 
     @model_validator(mode="after")
     def _key_env_is_set(self) -> "OpenAIBackendConfig":
@@ -84,7 +95,9 @@ class OpenAICompatibleBackend:
         self.name = label or f"{model_id}#0"
         self.location = config.url  # credentials are refused in the configuration
         self._headers = {"content-type": "application/json"}
-        if config.api_key_env:
+        if config.api_key is not None:
+            self._headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        elif config.api_key_env:
             self._headers["authorization"] = f"Bearer {os.environ[config.api_key_env]}"
         # Parsed once: aiohttp takes a URL object as it is, where a string is parsed on every call.
         self._urls = {endpoint: URL(f"{config.url}/{endpoint.value}") for endpoint in Endpoint}

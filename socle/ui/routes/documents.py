@@ -1,11 +1,13 @@
-"""My documents: the collections I may read (mine, my groups', public ones), creating and deleting mine, and
-uploading files into them with each file's progress and ingestion status."""
+"""My documents: the collections I may read (mine, my groups', public ones), creating and deleting mine,
+uploading files into them with each file's progress and ingestion status, and downloading a document's original
+file; and the files dropped into a conversation (its own private collection)."""
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from socle.api.strict import StrictRoute
 from socle.db.integers import Id
@@ -52,9 +54,10 @@ async def collection_page(collection_id: Id, request: Request, visitor: SignedIn
     p = platform(request)
     collection = await p.collections.get(visitor.principal, collection_id)
     documents = await p.documents.list(visitor.principal, collection_id=collection_id, limit=1000)
+    originals = await asyncio.to_thread(lambda: {d.id for d in documents if p.documents.path(d.id).is_file()})
     return page(request, "collection.html", visitor, title=collection.name, collection=collection,
                 documents=documents, writable=writable(visitor, collection), visibilities=VISIBILITIES,
-                accepted=ACCEPTED)
+                accepted=ACCEPTED, originals=originals)
 
 
 @router.get("/documents/{collection_id}/documents/{document_id}")
@@ -65,13 +68,23 @@ async def document_page(collection_id: Id, document_id: Id, request: Request, vi
     document, chunks = await p.documents.chunks(visitor.principal, document_id, limit=PASSAGES)
     if document.collection_id != collection_id:
         raise NotFound(f"Document {document_id} not found.", param="document_id")
+    original = await asyncio.to_thread(p.documents.path(document_id).is_file)
     return page(request, "document.html", visitor, title=document.name, collection=collection, document=document,
-                chunks=chunks, more=document.chunks > len(chunks))
+                chunks=chunks, more=document.chunks > len(chunks), original=original)
+
+
+@router.get("/documents/{collection_id}/documents/{document_id}/fichier")
+async def download(collection_id: Id, document_id: Id, request: Request, visitor: SignedIn) -> Response:
+    """The original file, as an attachment whatever its type (an HTML file is never shown inline); its name is
+    encoded by Starlette (RFC 6266 ``filename*``), so a hostile name cannot break the header."""
+    document, path = await platform(request).documents.original(visitor.principal, collection_id, document_id)
+    return FileResponse(path, filename=document.name, media_type="application/octet-stream",
+                        content_disposition_type="attachment")
 
 
 @router.post("/documents/{collection_id}/supprimer")
 async def delete_collection(collection_id: Id, request: Request, visitor: SignedIn) -> Response:
-    await platform(request).collections.delete(visitor.principal, collection_id)
+    await platform(request).documents.delete_collection(visitor.principal, collection_id)  # with its files
     return redirect("/ui/documents?ok=collection-supprimee")
 
 
@@ -98,7 +111,33 @@ async def document_state(document_id: Id, request: Request, visitor: SignedIn) -
 
 def document_json(document: Document) -> dict[str, Any]:
     return {"id": document.id, "name": document.name, "status": document.status, "error": document.error,
-            "pages": document.pages, "chunks": document.chunks, "embedded": document.embedded}
+            "pages": document.pages, "chunks": document.chunks, "embedded": document.embedded,
+            "url": f"/ui/documents/{document.collection_id}/documents/{document.id}"}
+
+
+@router.post("/api/conversations/fichiers")
+async def drop_into_conversation(request: Request, visitor: SignedIn, file: Annotated[UploadFile, File()],
+                                 conversation: Annotated[Id | None, Form()] = None,
+                                 model: Annotated[str | None, Form(max_length=200)] = None) -> Response:
+    """A file dropped into a conversation (a new one, named after the file, when none is given yet)."""
+    p = platform(request)
+    if conversation is None:
+        if not model:
+            return JSONResponse({"error": {"message": "Choisissez un modèle."}}, status_code=400)
+        conversation = (await p.chat_turns.start(visitor.principal, title=f"Document {file.filename or ''}"[:200],
+                                                 model=model)).id
+    document, created = await p.conversation_files.upload(visitor.principal, conversation, file.filename or "",
+                                                          file.file)
+    return JSONResponse({"conversation": conversation, "url": f"/ui/chat/{conversation}",
+                         "document": document_json(document)}, status_code=201 if created else 200)
+
+
+@router.get("/api/conversations/{conversation_id}/fichiers")
+async def conversation_files(conversation_id: Id, request: Request, visitor: SignedIn) -> Response:
+    p = platform(request)
+    await p.conversations.get(visitor.principal, conversation_id)  # another's: 404
+    return JSONResponse({"files": [document_json(d) for d in
+                                   await p.conversation_files.list(visitor.principal, conversation_id)]})
 
 
 async def _collections(request: Request, visitor: Visitor, *, status_code: int = 200,

@@ -49,7 +49,7 @@ async def root() -> Response:
 
 @router.get(SETTINGS_PATH)
 async def settings_page(request: Request, visitor: SignedIn) -> Response:
-    require(visitor.principal, Permission.ALL)
+    require(visitor.principal, Permission.SITE_ADMIN)
     return _settings(request, visitor, await platform(request).site.current())
 
 

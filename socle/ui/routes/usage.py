@@ -1,5 +1,6 @@
-"""Usage as charts: "Ma consommation" (one's own calls), the administrators' dashboard (the platform's impact
-indicators: active users, requests, tokens, documents, ratings) and the CSV export of the sums.
+"""Usage as charts: "Ma consommation" (one's own calls, and what the quotas binding one leave now), the
+administrators' dashboard (the platform's impact indicators: active users, requests, tokens, documents, ratings)
+and the CSV export of the sums.
 
 Scopes are the services': the usage service shows one's own usage to everyone and anyone's to
 ``usage:read_all``, and refuses the platform-wide figures (active users, documents) to anyone else.
@@ -18,9 +19,11 @@ from starlette.responses import Response
 
 from socle import charts
 from socle.api.strict import StrictRoute
+from socle.errors import PermissionDenied, SocleError
 from socle.identity.permissions import SYSTEM
+from socle.quotas.service import Allowance
 from socle.spreadsheets import safe_cell
-from socle.ui.security import SignedIn, platform
+from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import page
 from socle.usage.service import UsageFilter
 
@@ -63,6 +66,51 @@ def long_day(day: str) -> str:
     return date.fromisoformat(day).strftime("%d/%m/%Y")
 
 
+LIMIT_WORDS = {"requests_per_minute": "Requêtes dans la minute écoulée",
+               "requests_per_day": "Requêtes sur les dernières 24 heures",
+               "tokens_per_minute": "Jetons dans la minute en cours",
+               "budget_tokens": "Budget en jetons", "budget_cost": "Budget en coût"}
+BUDGET_PERIODS = {"day": "aujourd'hui", "month": "ce mois-ci"}
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A quota binding the person, in their words: whose it is, on which model, and each limit's remainder."""
+
+    whose: str
+    model: str
+    lines: list[Allowance]
+
+
+async def my_allowance(request: Request, visitor: Visitor) -> tuple[list[Bound], str | None]:
+    """What each quota binding the visitor (their account, groups, role, keys, the whole platform) leaves now;
+    a sentence instead when the quota store cannot be read."""
+    p, actor = platform(request), visitor.principal
+    if p.inference.quotas is None:
+        return [], None
+    try:
+        keys = {key.id: key.name or key.public_id for key in await p.identity.list_keys(actor, user_id=actor.user_id)
+                if key.revoked_at is None}
+    except PermissionDenied:
+        keys = {}
+    try:
+        lines = await p.quotas.allowance(actor, p.inference.quotas.store, key_ids=keys)
+    except SocleError:
+        return [], "Les quotas ne peuvent pas être lus pour le moment : réessayez dans un instant."
+    user = await p.identity.get_user(actor, actor.user_id)
+    groups = {str(group.id): group.name for group in user.groups}
+    bound: dict[int, Bound] = {}
+    for line in lines:
+        if line.quota_id not in bound:
+            whose = {"user": "Votre compte", "role": f"Chaque personne du rôle « {line.subject} »",
+                     "group": f"Votre groupe « {groups.get(line.subject, line.subject)} » (partagé par ses membres)",
+                     "key": f"Votre clé « {keys.get(int(line.subject), line.subject)} »",
+                     "global": "Toute la plateforme (partagé par tous)"}[line.scope]
+            bound[line.quota_id] = Bound(whose, line.model or "Tous les modèles", [])
+        bound[line.quota_id].lines.append(line)
+    return list(bound.values()), None
+
+
 def per_day_and_model(rows: Sequence[dict[str, Any]], days: Sequence[str], field: str) -> charts.Series:
     """One series per model, one value per day (0 where the model was not called)."""
     models = sorted({row["model"] for row in rows})
@@ -76,8 +124,11 @@ async def my_usage(request: Request, visitor: SignedIn, periode: str | None = No
     mine = UsageFilter(user_id=visitor.principal.user_id, since=period.since)  # an admin's own, too
     rows = await platform(request).usage.totals(visitor.principal, mine, ["day", "model"])
     by_model = await platform(request).usage.totals(visitor.principal, mine, ["model"])
+    allowance, allowance_error = await my_allowance(request, visitor)
     return page(request, "consommation.html", visitor, title="Ma consommation", periods=PERIODS, period=period,
-                rows=rows, by_model=by_model, long_day=long_day,
+                rows=rows, by_model=by_model, long_day=long_day, allowance=allowance,
+                allowance_error=allowance_error, limit_words=LIMIT_WORDS, budget_periods=BUDGET_PERIODS,
+                currency=platform(request).usage.currency,
                 requests_chart=charts.bars("Requêtes par jour et par modèle", period.labels,
                                            per_day_and_model(rows, period.days, "requests"), stacked=True),
                 tokens_chart=charts.bars("Jetons par jour et par modèle", period.labels,

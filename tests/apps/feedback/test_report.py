@@ -85,7 +85,7 @@ def test_the_report_states_its_engine_escapes_everything_and_shows_only_pseudony
     assert html.startswith("<!doctype html>") and "lang=\"fr\"" in html
     assert RAW not in html and "Jean Dupont" not in html  # never the message as imported
     assert "<script" not in html and "<img" not in html and "Avis &lt;CAF&gt; 2024" in html
-    assert "multilingual-e5-small" in html and "embedding" in html  # which engine produced it
+    assert "multilingual-e5-small" in html and "classement par ressemblance" in html  # which engine produced it
     assert re.search(r"Annotations invalides</dt><dd>1<", html) and "4\u202f321" in html
     assert "du 10/01/2024 au" in html
     assert html.count("<svg") == 4 and html.count("<details") == 4

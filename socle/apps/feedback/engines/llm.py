@@ -31,7 +31,7 @@ def system_prompt(taxonomy: Taxonomy) -> str:
         "sentiment : negative, neutral ou positive, avec sentiment_confidence.\n"
         "irritant : en une phrase courte en français, ce qui irrite l'usager ; null s'il n'y en a pas.\n"
         f"urgent : true si {taxonomy.urgency[0].lower()}{taxonomy.urgency[1:]} ; urgency_reason dit pourquoi, "
-        "sinon null.\n"
+        "en français, sinon null. Un message positif (remerciement, satisfaction) n'est jamais urgent.\n"
         "Les données personnelles ont été remplacées par des marqueurs comme [NOM_1] : ne les commente pas.")
 
 
@@ -105,6 +105,8 @@ class LlmEngine:
             else:
                 errors = self._validator.errors(value)
                 if not errors:
+                    if value.get("sentiment") == "positive":  # never urgent, whatever the model said
+                        value = {**value, "urgent": False, "urgency_reason": None}
                     return Outcome(item.message_id, value, tokens=tokens, attempts=attempt)
                 problem = "; ".join(errors)
             messages = [*messages[:2], {"role": "assistant", "content": content[:2000]},
