@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,6 +130,16 @@ class CatalogueStore:
         self._audit = audit
         self._box = box
         self._test_timeout_s = test_timeout_s
+        self._listeners: list[Callable[[], Awaitable[object]]] = []
+
+    def on_change(self, listener: Callable[[], Awaitable[object]]) -> None:
+        """``listener`` runs in this process once an administrator's change is committed: the process that made
+        it applies it at once, the others when they next read the revision."""
+        self._listeners.append(listener)
+
+    async def _changed(self) -> None:
+        for listener in self._listeners:
+            await listener()
 
     # ---- what every process reads ---------------------------------------------------------------------------
 
@@ -238,6 +248,7 @@ class CatalogueStore:
                                         details={"type": config.type, "backends": len(backends)})
             await _bump(session)
             entry_id = row.id
+        await self._changed()
         return await self.entry(actor, entry_id)
 
     async def update(self, actor: Principal, entry_id: int, settings: Mapping[str, Any]) -> ModelEntry:
@@ -259,6 +270,7 @@ class CatalogueStore:
             await self._audit.record_in(session, Action.MODEL_CHANGED, actor=actor, target=("model", row.name),
                                         details={"changed": changed})
             await _bump(session)
+        await self._changed()
         return await self.entry(actor, entry_id)
 
     async def set_enabled(self, actor: Principal, entry_id: int, enabled: bool) -> ModelEntry:
@@ -271,6 +283,7 @@ class CatalogueStore:
                 await self._audit.record_in(session, Action.MODEL_CHANGED, actor=actor, target=("model", row.name),
                                             details={"enabled": enabled})
                 await _bump(session)
+        await self._changed()
         return await self.entry(actor, entry_id)
 
     async def delete(self, actor: Principal, entry_id: int) -> None:
@@ -280,6 +293,7 @@ class CatalogueStore:
             await session.delete(row)
             await self._audit.record_in(session, Action.MODEL_DELETED, actor=actor, target=("model", row.name))
             await _bump(session)
+        await self._changed()
 
     async def add_backend(self, actor: Principal, entry_id: int, backend: Mapping[str, Any], *,
                           api_key: str = "") -> ModelEntry:
@@ -298,6 +312,7 @@ class CatalogueStore:
             await self._audit.record_in(session, Action.MODEL_CHANGED, actor=actor, target=("model", row.name),
                                         details={"backend_added": config.backend_label(len(config.backends) - 1)})
             await _bump(session)
+        await self._changed()
         return await self.entry(actor, entry_id)
 
     async def remove_backend(self, actor: Principal, entry_id: int, backend_id: int) -> ModelEntry:
@@ -318,6 +333,7 @@ class CatalogueStore:
             await self._audit.record_in(session, Action.MODEL_CHANGED, actor=actor, target=("model", row.name),
                                         details={"backend_removed": label})
             await _bump(session)
+        await self._changed()
         return await self.entry(actor, entry_id)
 
     async def export_yaml(self, actor: Principal) -> str:

@@ -54,6 +54,8 @@ class ModelRegistry:
                  refresh_s: float = 2.0, close_grace_s: float = 300.0) -> None:
         self._catalogue = catalogue
         self._store = store
+        if store is not None:
+            store.on_change(self.refresh)  # this process applies its own administrators' changes at once
         self._refresh_s = refresh_s
         self._close_grace_s = close_grace_s
         self._revision: int | None = None

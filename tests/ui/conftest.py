@@ -178,6 +178,22 @@ def sign_in(page: Page, account: Account) -> None:
     expect(page).to_have_url("/ui/chat")
 
 
+def tab_to(page: Page, selector: str, key: str = "Tab", *, presses: int = 150) -> None:
+    """Move the focus with the keyboard alone until it reaches ``selector``; every stop shows its focus."""
+    for _ in range(presses):
+        page.keyboard.press(key)
+        focused = page.evaluate("""(selector) => {
+            const element = document.activeElement;
+            const style = getComputedStyle(element);
+            return {reached: element.matches(selector), visible: element === document.body ||
+                    (element.matches(":focus-visible") && style.outlineStyle !== "none")};
+        }""", selector)
+        assert focused["visible"], page.evaluate("document.activeElement.outerHTML")
+        if focused["reached"]:
+            return
+    raise AssertionError(f"the keyboard never reaches {selector}")
+
+
 def http_sign_in(server: Server, account: Account) -> str:
     """Sign in without a browser; the session cookie's value."""
     with httpx.Client(base_url=server.url) as http:

@@ -10,7 +10,7 @@ import time
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import Account, answered, check_page, model_picker, sign_in
+from tests.ui.conftest import Account, answered, check_page, model_picker, sign_in, tab_to
 
 
 def _ask(page: Page, model: str, text: str) -> None:
@@ -95,32 +95,17 @@ def test_the_chat_by_keyboard_alone_then_on_a_phone(page: Page, account: Account
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, account)
 
-    def tab_to(selector: str, key: str = "Tab") -> None:
-        """Move the focus with the keyboard alone until it reaches ``selector``; every stop shows its focus."""
-        for _ in range(120):
-            page.keyboard.press(key)
-            focused = page.evaluate("""(selector) => {
-                const element = document.activeElement;
-                const style = getComputedStyle(element);
-                return {reached: element.matches(selector), visible: element === document.body ||
-                        (element.matches(":focus-visible") && style.outlineStyle !== "none")};
-            }""", selector)
-            assert focused["visible"], page.evaluate("document.activeElement.outerHTML")
-            if focused["reached"]:
-                return
-        raise AssertionError(f"the keyboard never reaches {selector}")
-
-    tab_to("#model")
+    tab_to(page, "#model", presses=120)
     page.keyboard.type("hostile")  # chosen by typing its name, as on any list
     expect(model_picker(page)).to_have_value("hostile")
-    tab_to("#prompt")
+    tab_to(page, "#prompt", presses=120)
     page.keyboard.type("Bonjour au clavier")
     page.keyboard.press("Enter")
     answered(page)
-    tab_to(".socle-copier", "Shift+Tab")
+    tab_to(page, ".socle-copier", "Shift+Tab", presses=120)
     page.keyboard.press("Enter")
     expect(page.locator("#chat-status")).to_have_text("Réponse copiée dans le presse-papiers.")
-    tab_to(".socle-modifier", "Shift+Tab")
+    tab_to(page, ".socle-modifier", "Shift+Tab", presses=120)
     page.keyboard.press("Enter")
     expect(page.get_by_label("Nouvelle version de la question")).to_be_focused()
     page.keyboard.press("Escape")  # the edit is dropped, the focus back where it was
@@ -128,7 +113,7 @@ def test_the_chat_by_keyboard_alone_then_on_a_phone(page: Page, account: Account
     expect(page.locator(".socle-message--user .socle-message__body")).to_have_text(["Bonjour au clavier"])
     check_page(page, "chat-clavier")
 
-    tab_to("#prompt")  # the quota allows one question a day: the next one is refused and stays in the box
+    tab_to(page, "#prompt", presses=120)  # the quota allows one question a day: the next one is refused and stays in the box
     page.keyboard.type("Une deuxième question")
     page.keyboard.press("Enter")
     expect(page.locator("#prompt-erreur")).to_contain_text("limite")

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.support.documents import pdf
 from tests.support.servers import Server
-from tests.ui.conftest import Account, check_page, new_account, sign_in
+from tests.ui.conftest import Account, check_page, new_account, sign_in, tab_to
 
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
 
@@ -96,32 +96,18 @@ def test_the_documents_page_by_keyboard_alone_then_on_a_phone(page: Page, accoun
     sign_in(page, account)
     page.goto("/ui/documents")
 
-    def tab_to(selector: str, key: str = "Tab") -> None:
-        """Move the focus with the keyboard alone until it reaches ``selector``; every stop shows its focus."""
-        for _ in range(150):
-            page.keyboard.press(key)
-            focused = page.evaluate("""(selector) => {
-                const element = document.activeElement;
-                const style = getComputedStyle(element);
-                return {reached: element.matches(selector), visible: element === document.body ||
-                        (element.matches(":focus-visible") && style.outlineStyle !== "none")};
-            }""", selector)
-            assert focused["visible"], page.evaluate("document.activeElement.outerHTML")
-            if focused["reached"]:
-                return
-        raise AssertionError(f"the keyboard never reaches {selector}")
 
-    tab_to("#name")
+    tab_to(page, "#name")
     page.keyboard.type("Notes de service")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/ui/documents/\d+\?ok=collection-creee$"))
-    tab_to("#files")
+    tab_to(page, "#files")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press(" ")  # the space bar, as a person presses it
     name = 'note "urgente"\r\n.txt'
     content = "Note de service. Les bureaux ferment à dix-huit heures le vendredi.".encode()
     chooser.value.set_files([{"name": name, "mimeType": "text/plain", "buffer": content}])
-    tab_to("#upload-form button[type=submit]")
+    tab_to(page, "#upload-form button[type=submit]")
     page.keyboard.press("Enter")
     listed = page.locator("#documents tr").filter(has_text="note")
     expect(listed).to_contain_text("Prêt", timeout=60_000)  # the table follows the document by itself
@@ -129,14 +115,14 @@ def test_the_documents_page_by_keyboard_alone_then_on_a_phone(page: Page, accoun
     expect(listed.get_by_role("link", name=re.compile("^note"))).to_be_visible()  # its passages, once ready
 
     page.reload()
-    tab_to("#documents a[download]")
+    tab_to(page, "#documents a[download]")
     with page.expect_download() as download:
         page.keyboard.press("Enter")
     assert open(download.value.path(), "rb").read() == content  # the original file, as it was sent
     disposition = page.request.get(page.locator("#documents a[download]").get_attribute("href") or "").headers[
         "content-disposition"]
     assert disposition.startswith("attachment; filename*=utf-8''") and "\n" not in disposition
-    tab_to("#documents td.socle-nom a")
+    tab_to(page, "#documents td.socle-nom a")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_contain_text("note")
     expect(page.locator(".socle-passage")).to_contain_text("dix-huit heures")

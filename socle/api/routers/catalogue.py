@@ -83,7 +83,6 @@ async def list_catalogue(caller: Caller, request: Request) -> ListOf:
 @router.post("/models", response_model=CatalogueModelOut, status_code=status.HTTP_201_CREATED)
 async def create_catalogue_model(body: CatalogueModelCreate, caller: Caller, request: Request) -> CatalogueModelOut:
     entry = await platform(request).models.create(caller, body.model, body.backend, api_key=body.api_key)
-    await platform(request).registry.refresh()
     return _out(entry)
 
 
@@ -101,14 +100,12 @@ async def update_catalogue_model(entry_id: Id, body: CatalogueModelUpdate, calle
         entry = await models.update(caller, entry_id, body.model)
     if body.enabled is not None:
         entry = await models.set_enabled(caller, entry_id, body.enabled)
-    await platform(request).registry.refresh()
     return _out(entry)
 
 
 @router.delete("/models/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_catalogue_model(entry_id: Id, caller: Caller, request: Request) -> None:
     await platform(request).models.delete(caller, entry_id)
-    await platform(request).registry.refresh()
 
 
 @router.post("/models/{entry_id}/test", response_model=list[ProbeOut],

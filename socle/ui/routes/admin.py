@@ -422,7 +422,6 @@ async def create_model(request: Request, visitor: SignedIn, id: Name = "", type:
                                                       _remote_backend(form), api_key=api_key)
     except SocleError as exc:
         return _new_model(request, visitor, form=form, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect(f"/ui/admin/modeles/{entry.id}?ok=modele-ajoute")
 
 
@@ -447,7 +446,6 @@ async def update_model(entry_id: Id, request: Request, visitor: SignedIn, type: 
         await service.update(visitor.principal, entry_id, {**kept, **_model_settings(form)})
     except SocleError as exc:
         return await _model(request, visitor, entry_id, form=form, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect(f"/ui/admin/modeles/{entry_id}?ok=modele-modifie")
 
 
@@ -468,7 +466,6 @@ async def enable_model(entry_id: Id, request: Request, visitor: SignedIn,
         await platform(request).models.set_enabled(visitor.principal, entry_id, active == "1")
     except SocleError as exc:
         return await _model(request, visitor, entry_id, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect(f"/ui/admin/modeles/{entry_id}?ok={'modele-en-service' if active == '1' else 'modele-hors-service'}")
 
 
@@ -478,7 +475,6 @@ async def delete_model(entry_id: Id, request: Request, visitor: SignedIn) -> Res
         await platform(request).models.delete(visitor.principal, entry_id)
     except SocleError as exc:
         return await _model(request, visitor, entry_id, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect("/ui/admin/modeles?ok=modele-retire")
 
 
@@ -491,7 +487,6 @@ async def add_backend(entry_id: Id, request: Request, visitor: SignedIn, url: Lo
                                                    api_key=api_key)
     except SocleError as exc:
         return await _model(request, visitor, entry_id, backend_form=form, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect(f"/ui/admin/modeles/{entry_id}?ok=serveur-ajoute")
 
 
@@ -501,7 +496,6 @@ async def remove_backend(entry_id: Id, backend_id: Id, request: Request, visitor
         await platform(request).models.remove_backend(visitor.principal, entry_id, backend_id)
     except SocleError as exc:
         return await _model(request, visitor, entry_id, **inline(exc))
-    await platform(request).registry.refresh()
     return redirect(f"/ui/admin/modeles/{entry_id}?ok=serveur-retire")
 
 

@@ -94,20 +94,7 @@
 
   // Dropping a file anywhere on the conversation or its form.
   const zones = [form, document.getElementById("conversation")].filter(Boolean);
-  for (const zone of zones) {
-    zone.addEventListener("dragover", (event) => {
-      if (!event.dataTransfer || !Array.from(event.dataTransfer.types).includes("Files")) return;
-      event.preventDefault();
-      zone.classList.add("socle-depot--survol");
-    });
-    zone.addEventListener("dragleave", () => zone.classList.remove("socle-depot--survol"));
-    zone.addEventListener("drop", (event) => {
-      if (!event.dataTransfer || !event.dataTransfer.files.length) return;
-      event.preventDefault();
-      zone.classList.remove("socle-depot--survol");
-      sendAll(Array.from(event.dataTransfer.files));
-    });
-  }
+  for (const zone of zones) window.socleDropZone(zone, sendAll);
 
   // The files already in this conversation.
   if (form.dataset.conversation) {

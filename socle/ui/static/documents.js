@@ -148,18 +148,7 @@
     // Files dropped on the zone are sent at once; the file field and its button do the same from the keyboard.
     const zone = document.getElementById("depot");
     if (zone) {
-      zone.addEventListener("dragover", (event) => {
-        if (!event.dataTransfer || !Array.from(event.dataTransfer.types).includes("Files")) return;
-        event.preventDefault();
-        zone.classList.add("socle-depot--survol");
-      });
-      zone.addEventListener("dragleave", () => zone.classList.remove("socle-depot--survol"));
-      zone.addEventListener("drop", (event) => {
-        if (!event.dataTransfer || !event.dataTransfer.files.length) return;
-        event.preventDefault();
-        zone.classList.remove("socle-depot--survol");
-        sendAll(Array.from(event.dataTransfer.files));
-      });
+      window.socleDropZone(zone, sendAll);
     }
   }
 

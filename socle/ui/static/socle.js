@@ -75,3 +75,19 @@ document.addEventListener("click", (event) => {
   form.elements.namedItem("budget_period").value = values.budget_period;
   form.elements.namedItem("subject").focus();
 });
+
+// A zone files can be dropped on (the documents page, a conversation): onFiles gets them; the zone shows the hover.
+window.socleDropZone = (zone, onFiles) => {
+  zone.addEventListener("dragover", (event) => {
+    if (!event.dataTransfer || !Array.from(event.dataTransfer.types).includes("Files")) return;
+    event.preventDefault();
+    zone.classList.add("socle-depot--survol");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("socle-depot--survol"));
+  zone.addEventListener("drop", (event) => {
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    zone.classList.remove("socle-depot--survol");
+    onFiles(Array.from(event.dataTransfer.files));
+  });
+};
