@@ -62,6 +62,10 @@ def test_a_person_downloads_everything_about_them_and_nothing_of_others(platform
         # An upload still waiting for its ingestion is in the archive as it was sent.
         waiting = server.data_dir / "documents" / str(person.document_ids[0])
         waiting.write_bytes(f"en attente {person.canaries['document']}".encode())
+        # An ingested document's original is kept, and is theirs too, as it was sent.
+        original = server.data_dir / "documents" / str(person.document_ids[1])
+        kept = {f"fichiers/{person.document_ids[1]}-note-shared.md": original.read_bytes()}
+        assert person.canaries["shared"].encode() in original.read_bytes()
         try:
             with person.api(server) as http:
                 mine = http.get("/me/export")
@@ -69,7 +73,7 @@ def test_a_person_downloads_everything_about_them_and_nothing_of_others(platform
                 assert mine.headers["content-type"] == "application/zip"
                 assert "attachment" in mine.headers["content-disposition"]
                 files = check_archive(mine.content, person, other)["files"]
-                assert files == {f"fichiers/{person.document_ids[0]}-note-document.md": waiting.read_bytes()}
+                assert files == {f"fichiers/{person.document_ids[0]}-note-document.md": waiting.read_bytes(), **kept}
 
                 refused = http.get(f"/users/{other.id}/export")  # someone else's: users:admin only
                 assert refused.status_code == 403, refused.text
@@ -79,7 +83,7 @@ def test_a_person_downloads_everything_about_them_and_nothing_of_others(platform
 
         by_admin = admin.get(f"/users/{person.id}/export")
         assert by_admin.status_code == 200
-        assert check_archive(by_admin.content, person, other)["files"] == {}
+        assert check_archive(by_admin.content, person, other)["files"] == kept
         missing = admin.get("/users/999999999/export")
         assert missing.status_code == 404 and missing.json()["error"]["param"] == "user_id"
 

@@ -3,6 +3,8 @@ refusal, in French on the DSFR's error page (in JSON for the pages' own fetches)
 (its 4xx) is that refusal, not a server error."""
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -49,7 +51,8 @@ def test_a_models_refusal_is_a_refusal_not_a_server_error(page: Page, account: A
     with page.expect_response("**/ui/api/chat") as waiting:
         ask(page, "hostile", "Résume ce compte rendu : " + "la séance est ouverte. " * 2_000)  # beyond its context
     assert waiting.value.status == 400  # the model's own status, as the API passes it on
-    note = page.locator(".socle-message--assistant .fr-error-text")
+    note = page.locator("#prompt-erreur")  # refused before any answer: the question stays in the box, with the reason
+    expect(page.locator("#prompt")).to_have_value(re.compile(r"^Résume ce compte rendu"))
     expect(note).to_contain_text("Le modèle a refusé la demande")
     expect(note).to_contain_text("context too long <img src=x")  # its words, as text
     assert page.evaluate("window.__pwned") is None

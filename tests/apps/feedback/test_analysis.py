@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from socle.apps.feedback.report import ENGINES_FR
 from socle.apps.feedback.schema import AnnotationValidator
 from socle.apps.feedback.taxonomy import load_taxonomy
 from tests.apps.feedback.support import MESSAGES, import_file, jsonl, messages, planted, wait_analysis
@@ -82,7 +83,7 @@ def test_embedded_analysis_end_to_end(http: httpx.Client) -> None:
         assert value not in exported.text, value
 
     report = http.get(f"/feedback/analyses/{analysis['id']}/report")
-    assert report.status_code == 200 and "<svg" in report.text and "embedding" in report.text.lower()
+    assert report.status_code == 200 and "<svg" in report.text and ENGINES_FR["embedding"] in report.text
     scores = http.get(f"/feedback/analyses/{analysis['id']}/evaluation").json()["data"]
     kinds = {(s["kind"], s["label"]) for s in scores}
     assert {("theme", "macro"), ("subtheme", "macro"), ("sentiment", "macro"), ("urgent", "urgent")} <= kinds
