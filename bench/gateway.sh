@@ -28,7 +28,8 @@
 # of the openai backend, 256, caps open streams per backend and worker), PHASES, SKIP_LITELLM=1,
 # PROFILE_STREAMS=1 (streams1 with socle only, py-spy from mid-ramp on: profile-streams.txt), BEFORE (a
 # checkout whose socle/ is served as the target "before" in chat, streams and streams1, from the same
-# virtualenv through PYTHONPATH; the profile phase profiles this checkout only).
+# virtualenv through PYTHONPATH; the profile phase profiles this checkout only), AFTER (the same for the target
+# "socle": a checkout of the changes alone, when other work in progress in this one must not count).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -184,7 +185,7 @@ if has chat || has streams; then
     log "LiteLLM skipped (SKIP_LITELLM or no $LITELLM_VENV/bin/litellm)"
   fi
   SOCLE_PORT=$(free_port)
-  start_socle socle "$SOCLE_PORT" "$MOCK_PORT" "$WORKERS"
+  start_socle socle "$SOCLE_PORT" "$MOCK_PORT" "$WORKERS" "${AFTER:-}"
   targets+=("socle=http://127.0.0.1:$SOCLE_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID")
   SOCLE_MAIN=$SOCLE_PID
   if [[ -n "${BEFORE:-}" ]]; then
@@ -242,7 +243,7 @@ if has profile || has streams1; then
   start_mock "$MOCK_PORT_B" "$STREAM1_CHUNKS" "$STREAM1_DELAY_MS" "$OUT/mock-1worker.log"
   MOCK_B=$MOCK_PID
   SOCLE1_PORT=$(free_port)
-  start_socle socle-1worker "$SOCLE1_PORT" "$MOCK_PORT_B" 1
+  start_socle socle-1worker "$SOCLE1_PORT" "$MOCK_PORT_B" 1 "${AFTER:-}"
   socle1="socle=http://127.0.0.1:$SOCLE1_PORT,key=$SOCLE_KEY,model=mock-model,pid=$SOCLE_PID"
   SOCLE1_PID=$SOCLE_PID
   if [[ -n "${BEFORE:-}" ]] && has streams1; then

@@ -11,7 +11,8 @@ alternating A, B, C (then C, B, A) for ``--rounds`` rounds of ``--seconds`` each
 
 The figure to read is the server's CPU time per request (user + system of the server process, from
 ``/proc``, before and after each round, divided by the requests served): on a shared 2-core machine it
-moves far less than req/s. Also reported, per condition: req/s, p50/p99, Redis commands per request
+moves far less than req/s. The mock backend's own CPU per request is measured the same way in the same
+rounds (``backend_cpu_ms_per_req``): what the backend alone costs, side by side. Also reported, per condition: req/s, p50/p99, Redis commands per request
 (``INFO commandstats`` deltas, commands run inside Lua scripts included: global to the Redis server, so
 other clients of it inflate them), Redis's own CPU per request (``INFO cpu``, same caveat), and the Redis
 round trips per call seen with ``MONITOR`` over a few sequential calls (the commands the gateway's
@@ -188,17 +189,18 @@ def pyspy_share(collapsed: Path, cpu_ms_per_req: float) -> dict[str, Any]:
 
 
 async def one_round(load: ModuleType, target: Any, concurrency: int, seconds: float, pid: int,
-                    redis_url: str) -> dict[str, Any]:
+                    redis_url: str, backend_pid: int) -> dict[str, Any]:
     args = SimpleNamespace(requests=10**9, seconds=seconds, warmup_seconds=0, batch=1)
     calls0, rcpu0 = redis_snapshot(redis_url)
-    cpu0 = cpu_seconds(pid)
+    cpu0, backend0 = cpu_seconds(pid), cpu_seconds(backend_pid)
     result: dict[str, Any] = await load.run_requests(target, "chat", concurrency, args)
-    cpu1 = cpu_seconds(pid)
+    cpu1, backend1 = cpu_seconds(pid), cpu_seconds(backend_pid)
     calls1, rcpu1 = redis_snapshot(redis_url)
     served = result["ok"] + result["errors"]
     delta = {k: calls1.get(k, 0) - calls0.get(k, 0) for k in calls1 if calls1.get(k, 0) != calls0.get(k, 0)}
     result.update(server_cpu_s=round(cpu1 - cpu0, 3),
                   server_cpu_ms_per_req=round(1000 * (cpu1 - cpu0) / served, 4) if served else None,
+                  backend_cpu_ms_per_req=round(1000 * (backend1 - backend0) / served, 4) if served else None,
                   redis_commands_per_req=round(sum(delta.values()) / served, 2) if served else None,
                   redis_commands=delta,
                   redis_cpu_us_per_req=round(1e6 * (rcpu1 - rcpu0) / served, 1) if served else None)
@@ -210,8 +212,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for name in ("A", "B", "C"):
         mine = [r for r in runs if r["target"] == name]
         out[name] = {k: round(statistics.median(r[k] for r in mine), 4)
-                     for k in ("server_cpu_ms_per_req", "rps", "p50_ms", "p99_ms", "redis_commands_per_req",
-                               "redis_cpu_us_per_req")}
+                     for k in ("server_cpu_ms_per_req", "backend_cpu_ms_per_req", "rps", "p50_ms", "p99_ms",
+                               "redis_commands_per_req", "redis_cpu_us_per_req")}
         out[name]["cpu_ms_per_req_rounds"] = [r["server_cpu_ms_per_req"] for r in mine]
         out[name]["errors"] = sum(r["errors"] for r in mine)
         last = mine[-1]
@@ -222,6 +224,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["added_cpu_ms_per_req"] = round(a["server_cpu_ms_per_req"] - b["server_cpu_ms_per_req"], 4)
     out["ratio_rps_A_over_B"] = round(a["rps"] / b["rps"], 3)
     out["ratio_cpu_C_over_B"] = round(out["C"]["server_cpu_ms_per_req"] / b["server_cpu_ms_per_req"], 3)
+    out["backend_cpu_ms_per_req"] = round(statistics.median(r["backend_cpu_ms_per_req"] for r in runs), 4)
     return out
 
 
@@ -252,7 +255,8 @@ def main() -> None:
             procs.append(subprocess.Popen([sys.executable, str(args.shared_bench / "mock_backend.py"), "--port",
                                            str(mock_port), "--model", "mock-model"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_http(f"http://127.0.0.1:{mock_port}/health", 15, procs[-1])
+            mock = procs[-1]
+            wait_http(f"http://127.0.0.1:{mock_port}/health", 15, mock)
             data = Path(tmp) / "data"
             data.mkdir()
             (Path(tmp) / "models.yaml").write_text(
@@ -288,16 +292,17 @@ def main() -> None:
 
             async def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 for name in ("A", "B", "C"):  # warm-up, not recorded
-                    await one_round(load, targets[name], args.concurrency, 2.0, server.pid, args.redis_url)
+                    await one_round(load, targets[name], args.concurrency, 2.0, server.pid, args.redis_url, mock.pid)
                 runs = []
                 for rnd in range(1, args.rounds + 1):
                     for name in ("A", "B", "C") if rnd % 2 else ("C", "B", "A"):
                         r = await one_round(load, targets[name], args.concurrency, args.seconds, server.pid,
-                                            args.redis_url)
+                                            args.redis_url, mock.pid)
                         r["round"] = rnd
                         runs.append(r)
                         print(json.dumps({k: r[k] for k in ("target", "round", "rps", "p50_ms", "p99_ms", "errors",
-                                                            "server_cpu_ms_per_req", "redis_commands_per_req")}),
+                                                            "server_cpu_ms_per_req", "backend_cpu_ms_per_req",
+                                                            "redis_commands_per_req")}),
                               flush=True)
                         await asyncio.sleep(0.5)
                 profile: dict[str, Any] = {}
@@ -308,7 +313,7 @@ def main() -> None:
                                                 str(int(args.profile)), "-f", "raw", "-o", str(raw), "-p",
                                                 str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                         r = await one_round(load, targets[name], args.concurrency, args.profile + 1, server.pid,
-                                            args.redis_url)
+                                            args.redis_url, mock.pid)
                         await asyncio.to_thread(spy.wait, 30)
                         profile[name] = {"rps": r["rps"], "server_cpu_ms_per_req": r["server_cpu_ms_per_req"],
                                          **(pyspy_share(raw, r["server_cpu_ms_per_req"]) if raw.exists() else {"error": "no profile"})}

@@ -14,17 +14,23 @@ from socle.api.limits import BodySizeLimit
 from socle.api.origin import RequestOrigin
 from socle.api.readiness import Readiness
 from socle.api.routers import (
+    audio,
     audit,
+    batches,
     catalogue,
     collections,
     conversations,
     documents,
     exports,
+    files,
+    fine_tuning,
     health,
     identity,
     inference,
     models,
+    moderations,
     quotas,
+    responses,
     usage,
 )
 from socle.apps import installed_apps
@@ -72,9 +78,12 @@ def create_app(settings: Settings | None = None, *, apps: Sequence[App] | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        uploads={path: settings.max_upload_bytes + 1024 * 1024  # + form fields
                                 for path in ("/v1/documents", ui.UPLOAD_PATH,
-                                             *(path for web in faces.values() for path in web.upload_paths))})
+                                             *(path for web in faces.values() for path in web.upload_paths))}
+                       | {"/v1/files": max(settings.files_max_bytes, settings.max_upload_bytes) + 1024 * 1024,
+                          "/v1/audio/transcriptions": settings.audio_max_bytes + 1024 * 1024})
     for module in (health, models, inference, identity, exports, usage, quotas, collections, conversations,
-                   documents, audit, catalogue):
+                   documents, files, fine_tuning, responses, batches, audit, catalogue, audio,
+                   moderations):
         app.include_router(module.router)
     for web in faces.values():
         for router in web.api:

@@ -1,9 +1,11 @@
-"""Backups and restores: the database and the uploaded documents in one ``.tar.gz``, consistent together.
+"""Backups and restores: the database and the files of the data directory in one ``.tar.gz``, consistent together.
 
 Archive layout: ``database/socle.sqlite3`` (SQLite, taken with the online backup API) or
 ``database/socle.pgdump`` (PostgreSQL, ``pg_dump --format=custom``), ``documents/<id>`` (uploads waiting for
-their ingestion), ``data/admin.key`` and ``data/models.manifest.json`` when present, and ``manifest.json``
-last (format, versions, schema revision, SHA-256 of every other member). Written and read as a stream:
+their ingestion), ``files/<id>`` (the bytes of ``/v1/files``: fine-tuning data, batch input and results),
+``fine_tuning/job-<id>/...`` (the trainings' adapters and complete checkpoints), ``data/admin.key`` and
+``data/models.manifest.json`` when present, and ``manifest.json`` last (format, versions, schema revision,
+SHA-256 of every other member). Written and read as a stream:
 memory stays bounded whatever the size; the database dump is staged in a temporary file next to the output.
 
 Why the documents are taken *after* the database snapshot: an upload's file is written and synced before
@@ -11,8 +13,11 @@ its row is committed (:mod:`socle.rag.documents`), so every row of the snapshot 
 the snapshot was taken. A file can still vanish afterwards (its ingestion finished, or it was deleted):
 files are therefore pinned (hard-linked) right after the snapshot and every document the snapshot still
 needs a file for (queued or processing) is checked against its content hash; should one be missing, a new
-snapshot is taken, in which that document is ingested or gone. Files the snapshot does not reference
-(uploaded after it) are harmless orphans: no row points at them, and a restore keeps them untouched.
+snapshot is taken, in which that document is ingested or gone. The same holds for ``/v1/files``, whose every
+row needs its bytes (written before the row too, :mod:`socle.files.service`). Files the snapshot does not
+reference (uploaded after it) are harmless orphans: no row points at them, and a restore keeps them untouched.
+The trainings' folders are pinned after the snapshot too; a checkpoint being written (a hidden ``.partial-``
+folder, renamed when complete) is left out.
 """
 from __future__ import annotations
 
@@ -39,15 +44,20 @@ from socle.db import migrate
 from socle.settings import Settings
 
 FORMAT = "socle-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: files/ and fine_tuning/ too (an older version refuses such an archive by its format)
 MANIFEST = "manifest.json"
 SQLITE_MEMBER = "database/socle.sqlite3"
 PG_MEMBER = "database/socle.pgdump"
 DATA_FILES = ("admin.key", "models.manifest.json")  # small state files of the data directory
+FINE_TUNING = "fine_tuning"  # the trainings' working folders under the data directory (socle.platform)
+FOLDERS = ("documents", "files", FINE_TUNING)  # the folders of the data directory a restore replaces
 _NEEDS_FILE = ("queued", "processing")  # document states whose ingestion still reads the uploaded file
 _ATTEMPTS = 5
 _BLOCK = 1024 * 1024
-_MEMBER = re.compile(r"(database/socle\.(sqlite3|pgdump)|documents/[0-9]+|data/(admin\.key|models\.manifest\.json))")
+_PART = r"[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,200}"  # a path component: never hidden, never ".."
+_TREE_FILE = re.compile(rf"job-[0-9]+(/{_PART}){{1,8}}")
+_MEMBER = re.compile(r"(database/socle\.(sqlite3|pgdump)|(documents|files)/[0-9]+|data/(admin\.key|models\.manifest\.json)"
+                     rf"|{FINE_TUNING}/{_TREE_FILE.pattern})")
 
 
 class BackupError(Exception):
@@ -60,6 +70,7 @@ class Snapshot:
 
     revisions: list[str]
     needed: dict[str, str] = field(default_factory=dict)  # document file name -> content SHA-256
+    files: dict[str, str] = field(default_factory=dict)  # /v1/files file name -> content SHA-256 (every row)
 
 
 # ---- backup ----------------------------------------------------------------------------------------
@@ -72,22 +83,28 @@ def backup(settings: Settings, out: Path) -> dict[str, Any]:
     url = make_url(settings.resolved_database_url)
     with tempfile.TemporaryDirectory(prefix=".socle-backup-", dir=out.parent) as tmp:
         work = Path(tmp)
-        pins = _pin_dir(settings.documents_dir, work)
+        pins = _pin_dir(settings.data_dir, work)
         try:
             if _kind(url) == "sqlite":
                 member, dump, snapshot = SQLITE_MEMBER, work / "socle.sqlite3", None
                 for _ in range(_ATTEMPTS):
                     snapshot = _sqlite_snapshot(_sqlite_path(url), dump)
-                    if _pin(settings.documents_dir, pins, snapshot.needed):
+                    if _pin_needed(settings, pins, snapshot):
                         break
                 else:
                     raise BackupError("Documents kept changing during the backup: try again.")
             else:
                 member, dump = PG_MEMBER, work / "socle.pgdump"
-                snapshot = asyncio.run(_pg_dump(url, dump, settings.documents_dir, pins))
+                snapshot = asyncio.run(_pg_dump(url, dump, settings, pins))
             assert snapshot is not None
+            _pin_tree(settings.data_dir / FINE_TUNING, pins / FINE_TUNING)
             members = [(member, dump)]
-            members += sorted((f"documents/{p.name}", p) for p in pins.iterdir()) if pins.exists() else []
+            for folder in ("documents", "files"):
+                pinned = pins / folder
+                members += sorted((f"{folder}/{p.name}", p) for p in pinned.iterdir()) if pinned.exists() else []
+            trees = pins / FINE_TUNING
+            members += sorted((f"{FINE_TUNING}/{p.relative_to(trees).as_posix()}", p) for p in trees.rglob("*")
+                              if p.is_file()) if trees.exists() else []
             members += [(f"data/{name}", settings.data_dir / name) for name in DATA_FILES
                         if (settings.data_dir / name).is_file()]
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "platform_version": __version__,
@@ -120,30 +137,53 @@ def _write_archive(out: Path, partial: Path, members: list[tuple[str, Path]], ma
     os.replace(partial, out)  # the archive appears whole, or not at all
 
 
-def _pin_dir(documents: Path, work: Path) -> Path:
-    """A private folder next to the documents (same file system: hard links cost nothing); in the work
-    folder, where files are copied, when the data directory is read-only to this user."""
+def _pin_dir(data_dir: Path, work: Path) -> Path:
+    """A private folder in the data directory, beside the documents and files (same file system: hard links cost
+    nothing); in the work folder, where files are copied, when the data directory is read-only to this user."""
     try:
-        documents.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".backup-", dir=documents.parent))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".backup-", dir=data_dir))
     except OSError:
         (work / "pins").mkdir()
         return work / "pins"
 
 
+def _pin_needed(settings: Settings, pins: Path, snapshot: Snapshot) -> bool:
+    """Pin the documents and the ``/v1/files``; True when every file the snapshot needs is pinned."""
+    documents = _pin(settings.documents_dir, pins / "documents", snapshot.needed)
+    return _pin(settings.files_dir, pins / "files", snapshot.files) and documents
+
+
+def _pin_tree(source: Path, pins: Path) -> None:
+    """Pin the trainings' folders file by file: adapters and complete checkpoints (a checkpoint being written is a
+    hidden folder, left out; a file gone meanwhile, an old checkpoint dropped, is skipped)."""
+    for path in sorted(source.rglob("*")) if source.is_dir() else ():
+        relative = path.relative_to(source).as_posix()
+        if not _TREE_FILE.fullmatch(relative) or not path.is_file():
+            continue
+        target = pins / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link(path, target)
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        return  # gone meanwhile
+    except OSError:  # no hard links on this file system: a copy
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(source, target)
+
+
 def _pin(documents: Path, pins: Path, needed: dict[str, str]) -> bool:
-    """Pin every document file not pinned yet; True when each needed one is pinned with its content."""
+    """Pin every file of the folder not pinned yet; True when each needed one is pinned with its content."""
+    pins.mkdir(exist_ok=True)
     for source in documents.iterdir() if documents.is_dir() else ():
         target = pins / source.name
-        if source.name.startswith(".") or not source.is_file() or target.exists():
-            continue
-        try:
-            os.link(source, target)
-        except FileNotFoundError:
-            continue  # ingested or deleted meanwhile
-        except OSError:  # no hard links on this file system: a copy
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copyfile(source, target)
+        if not source.name.isdigit() or not source.is_file() or target.exists():
+            continue  # a file being staged has a hidden name
+        _link(source, target)  # ingested or deleted meanwhile: skipped
     complete = True
     for name, digest in needed.items():
         pinned = pins / name
@@ -166,15 +206,17 @@ def _sqlite_snapshot(source: Path, dump: Path) -> Snapshot:
         revisions = [row[0] for row in dst.execute("SELECT version_num FROM alembic_version")]
         needed = {str(i): h for i, h in dst.execute(
             "SELECT id, content_hash FROM documents WHERE status IN (?, ?)", _NEEDS_FILE)}
+        has_files = dst.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'").fetchone()
+        files = {str(i): h for i, h in dst.execute("SELECT id, content_hash FROM files")} if has_files else {}
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"Cannot read the database {source}: {exc}") from exc
     finally:
         dst.close()
         src.close()
-    return Snapshot(revisions, needed)
+    return Snapshot(revisions, needed, files)
 
 
-async def _pg_dump(url: URL, dump: Path, documents: Path, pins: Path) -> Snapshot:
+async def _pg_dump(url: URL, dump: Path, settings: Settings, pins: Path) -> Snapshot:
     """pg_dump from a snapshot exported by our own transaction, whose needed files are pinned first."""
     import asyncpg
 
@@ -189,11 +231,15 @@ async def _pg_dump(url: URL, dump: Path, documents: Path, pins: Path) -> Snapsho
                 revisions = [r[0] for r in await connection.fetch("SELECT version_num FROM alembic_version")]
                 needed = {str(r[0]): r[1] for r in await connection.fetch(
                     "SELECT id, content_hash FROM documents WHERE status = ANY($1::text[])", list(_NEEDS_FILE))}
-                if not _pin(documents, pins, needed):
+                files = {str(r[0]): r[1] for r in await connection.fetch(
+                    "SELECT id, content_hash FROM files")} if await connection.fetchval(
+                    "SELECT to_regclass('files') IS NOT NULL") else {}
+                snapshot = Snapshot(revisions, needed, files)
+                if not _pin_needed(settings, pins, snapshot):
                     continue
                 await _run([pg_dump, "--format=custom", f"--snapshot={exported}", f"--file={dump}",
                             *_pg_args(url)], url, "pg_dump")
-                return Snapshot(revisions, needed)
+                return snapshot
             finally:
                 await transaction.rollback()
     except asyncpg.PostgresError as exc:
@@ -227,12 +273,12 @@ def restore(settings: Settings, archive: Path, *, force: bool = False) -> dict[s
             _put_sqlite(staged / SQLITE_MEMBER, _sqlite_path(url))
         else:
             asyncio.run(_pg_restore(url, staged / PG_MEMBER, force=force))
-        documents = settings.documents_dir
-        old = staged / "documents.old"
-        if documents.exists():
-            os.replace(documents, old)
-        (staged / "documents").mkdir(exist_ok=True)
-        os.replace(staged / "documents", documents)
+        for folder in FOLDERS:  # documents_dir and files_dir are these folders of the data directory
+            target = settings.data_dir / folder
+            if target.exists():
+                os.replace(target, staged / f"{folder}.old")
+            (staged / folder).mkdir(exist_ok=True)
+            os.replace(staged / folder, target)
         for name in DATA_FILES:
             if (staged / "data" / name).is_file():
                 os.replace(staged / "data" / name, settings.data_dir / name)
@@ -294,9 +340,8 @@ def _check_revisions(revisions: list[str], database_url: str, manifest: dict[str
 
 def _extract(archive: Path, staged: Path, manifest: dict[str, Any]) -> None:
     """Second pass: write the members under ``staged``, checking each checksum again as it is written."""
-    (staged / "documents").mkdir()
-    (staged / "data").mkdir()
-    (staged / "database").mkdir()
+    for folder in (*FOLDERS, "data", "database"):
+        (staged / folder).mkdir()
     try:
         with tarfile.open(archive, mode="r|gz") as tar:
             for member in tar:
@@ -305,6 +350,7 @@ def _extract(archive: Path, staged: Path, manifest: dict[str, Any]) -> None:
                 source = tar.extractfile(member)
                 assert source is not None and _MEMBER.fullmatch(member.name)
                 target = staged / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)  # a training's folders
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as out:
                     digest = hashlib.sha256()
@@ -361,8 +407,9 @@ def _holds_state(settings: Settings, url: URL) -> str | None:
     """What the target already holds, or None when it is empty."""
     if (settings.data_dir / "admin.key").exists():
         return f"{settings.data_dir / 'admin.key'} exists"
-    if settings.documents_dir.is_dir() and any(settings.documents_dir.iterdir()):
-        return f"{settings.documents_dir} holds files"
+    for folder in FOLDERS:
+        if (settings.data_dir / folder).is_dir() and any((settings.data_dir / folder).iterdir()):
+            return f"{settings.data_dir / folder} holds files"
     if _kind(url) == "sqlite":
         path = _sqlite_path(url)
         return f"{path} exists" if path.exists() and path.stat().st_size > 0 else None

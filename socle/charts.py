@@ -98,3 +98,22 @@ def bars(label: str, x_labels: Sequence[str], series: Series, *, stacked: bool =
     tree.set("aria-label", label)
     tree.set("focusable", "false")
     return Markup(etree.tostring(tree, encoding="unicode"))  # pygal escapes every text it writes (labels, names)
+
+
+def lines(label: str, x_labels: Sequence[str], series: Series) -> Markup:
+    """Lines: one per series over the x labels (a missing value leaves a gap), e.g. a training's losses by step.
+    ``label`` is the image's accessible name."""
+    every = label_every(x_labels)
+    chart = pygal.Line(style=style(), js=[], disable_xml_declaration=True, width=WIDTH, height=340,
+                       explicit_size=False, legend_at_bottom=True, legend_at_bottom_columns=2, x_label_rotation=0,
+                       show_minor_x_labels=every == 1, x_labels_major_every=every, truncate_label=-1,
+                       allow_interruptions=True, no_data_text="Aucune mesure pour l'instant",
+                       show_legend=len(series) > 1, value_formatter=lambda v: french_number(v, decimals=2))
+    chart.x_labels = list(x_labels)
+    for name, values in series:
+        chart.add(name, list(values))
+    tree = without_scripts(chart.render_tree())
+    tree.set("role", "img")
+    tree.set("aria-label", label)
+    tree.set("focusable", "false")
+    return Markup(etree.tostring(tree, encoding="unicode"))  # pygal escapes every text it writes

@@ -1,5 +1,5 @@
-"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | quotas | models | usage``, and each
-installed app's commands (``socle <app> …``)."""
+"""Command line: ``socle serve | ingest | db | users | groups | roles | keys | secrets | quotas | models |
+usage``, and each installed app's commands (``socle <app> …``)."""
 from __future__ import annotations
 
 import os
@@ -43,6 +43,8 @@ app.add_typer(quotas_app, name="quotas")
 audit_app = typer.Typer(help="The audit trail: check its chain, export it.", no_args_is_help=True)
 compliance_app = typer.Typer(help="Personal data (GDPR): the register of processing activities...",
                              no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets kept encrypted in the database (SOCLE_ENCRYPTION_KEYS).", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(audit_app, name="audit")
 app.add_typer(compliance_app, name="compliance")
 
@@ -331,6 +333,29 @@ def roles_create(name: str, permission: Annotated[list[str], typer.Option(help="
     console.print(f"Role {role.id} created: {role.name}.")
 
 
+# ---- secrets ---------------------------------------------------------------------------------------
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Encrypt every stored secret (backend keys, ProConnect's client secret) again with the first key of
+    SOCLE_ENCRYPTION_KEYS: run it after putting a new key first; then the old one can be dropped."""
+    from socle.audit.service import Action
+    from socle.inference.sealing import SealingUnavailable
+
+    async def action(p: Platform) -> tuple[int, int]:
+        try:
+            counts = await p.models.reseal(), await p.site.reseal()
+        except SealingUnavailable as exc:
+            err.print(f"[bold red]Error:[/] {exc}")
+            raise typer.Exit(1) from exc
+        await p.audit.record(Action.SECRETS_RESEALED, details={"backend_keys": counts[0], "proconnect": counts[1]})
+        return counts
+
+    backends, proconnect = console_.with_platform(action)
+    console.print(f"Encrypted again with the first key: {backends} backend key(s), {proconnect} ProConnect "
+                  "client secret(s).", soft_wrap=True)
+
+
 # ---- keys ------------------------------------------------------------------------------------------
 
 @keys_app.command("generate")
@@ -464,7 +489,9 @@ def compliance_register(
         err.print("[bold red]Error:[/] --format is markdown or json.")
         raise typer.Exit(2)
     async def action_(p: Platform) -> register.Register:
-        return register.build(p.settings, p.personal_data, controller=controller)
+        site = await p.site.current()
+        return register.build(p.settings, p.personal_data, controller=controller, chosen=site.retention_days,
+                              proconnect=site.proconnect is not None)
 
     built = console_.with_platform(action_)
     sys.stdout.write((built.as_json() if format == "json" else register.as_markdown(built)) + "\n")

@@ -1,9 +1,14 @@
-"""Domain errors, raised by services and adapters, mapped to HTTP by ``socle.api.errors`` alone.
+"""Domain errors, raised by services and adapters, answered over HTTP by ``socle.api.errors``.
 
 Each carries what the OpenAI error envelope needs (type, code, param) so the SDK raises its usual
-exception; no module below the HTTP layer knows about status codes.
+exception. The one rule from an error to its status and envelope (:func:`status_of`, :func:`error_payload`)
+lives here, beside the errors: the API and the web UI answer with it, and a batch's result files
+(:mod:`socle.batches.runner`) record a failed request as the API would have answered it. Services raise
+errors; they never pick a status themselves.
 """
 from __future__ import annotations
+
+from typing import Any
 
 
 class SocleError(Exception):
@@ -104,3 +109,35 @@ class UpstreamRejected(SocleError):
     def __init__(self, message: str, *, status: int, param: str | None = None, code: str | None = None):
         super().__init__(message, param=param, code=code)
         self.status = status
+
+
+STATUS_BY_KIND = {
+    "invalid_request": 400,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+    "server_error": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+    "gateway_timeout": 504,
+}
+
+
+def envelope(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error envelope."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_payload(exc: SocleError) -> dict[str, Any]:
+    return envelope(exc.message, exc.type, param=exc.param, code=exc.code)
+
+
+def status_of(exc: SocleError) -> int:
+    """The one rule from a domain error to an HTTP status, for the API, the web UI and a batch's result files
+    alike: a backend's own refusal (its 4xx) keeps the backend's status, anything unknown is a 500."""
+    if isinstance(exc, UpstreamRejected):
+        return exc.status
+    return STATUS_BY_KIND.get(exc.kind, 500)

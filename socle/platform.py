@@ -23,14 +23,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from socle.apps import installed_apps
 from socle.apps.base import App, Installed, PersonalData
 from socle.audit.service import AuditTrail
+from socle.batches.runner import BatchRunner, Collaborators
+from socle.batches.service import BatchService
+from socle.batches.store import BatchStore
 from socle.chat.conversations import ConversationService
 from socle.chat.turns import ChatTurns
 from socle.compliance.erasure import ErasureService
 from socle.compliance.export import ExportService
 from socle.compliance.retention import Periods, Retention
 from socle.db.session import create_engine, session_factory
+from socle.files.service import FileService
+from socle.finetuning import engine as training_engine
+from socle.finetuning.jobs import FineTuningRunner, serve_adapter
+from socle.finetuning.jobs import Limits as TrainingLimits
+from socle.finetuning.service import FineTuningService
+from socle.finetuning.store import FineTuningStore
 from socle.identity.invitations import AccountLinks
-from socle.identity.oidc import OidcClient
+from socle.identity.oidc import Federation
 from socle.identity.permissions import Catalogue
 from socle.identity.service import IdentityService
 from socle.identity.sessions import SessionStore
@@ -55,8 +64,10 @@ from socle.rag.ingestion import Ingestion
 from socle.rag.parsing import Limits, Sandbox
 from socle.rag.search import SearchService
 from socle.rag.stores import ChunkStore, store_for
+from socle.responses.service import ResponseService
+from socle.responses.store import ResponseStore
 from socle.settings import Settings
-from socle.site.service import SiteService, environment_defaults
+from socle.site.service import SiteService
 from socle.usage.events import Sinks
 from socle.usage.impact import ImpactEstimator
 from socle.usage.metrics import Metrics
@@ -100,14 +111,18 @@ class Platform:
     ingestion: Ingestion
     conversations: ConversationService
     chat_turns: ChatTurns
+    responses: ResponseService  # /v1/responses: OpenAI's Responses API over chat calls, responses stored
     conversation_files: ConversationFiles  # files dropped into a conversation
+    files: FileService  # /v1/files: fine-tuning data, batch input
+    batches: BatchService  # /v1/batches: requests of a file run by a low-priority job, results as files
+    fine_tuning: FineTuningService  # /v1/fine_tuning/jobs: LoRA trainings, served as new models
     erasure: ErasureService
     exports: ExportService
     retention: Retention
     web_sessions: SessionStore
     sign_in_throttle: SignInThrottle
     account_links: AccountLinks  # invitations, password resets, imports of accounts
-    identity_provider: OidcClient | None  # ProConnect, when it is configured (SOCLE_OIDC_ISSUER)
+    identity_provider: Federation  # ProConnect as the site's settings choose it (SOCLE_OIDC_* by default)
     apps: dict[str, Installed] = field(default_factory=dict)
     _running: list[JobWorkers] = field(default_factory=list, repr=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
@@ -128,10 +143,17 @@ class Platform:
         permissions = Catalogue.of((spec.name, spec.label) for app in apps for spec in app.permissions)
         personal_data = {app.name: tuple(app.personal_data(sessions, app_settings[app.name])) for app in apps}
         every_kind = [data for kinds in personal_data.values() for data in kinds]
+        response_store = ResponseStore(sessions, retention_days=settings.retention_conversations_days)
+        every_kind.append(response_store)  # stored responses: kept as long as conversations, erased, exported
+        batch_store = BatchStore(sessions, retention_days=settings.retention_conversations_days)
+        every_kind.append(batch_store)  # batches: the same duties (their files go with the person's files)
         identity = IdentityService(sessions, audit, permissions=permissions, cache_ttl_s=settings.auth_cache_ttl_s)
         quotas = QuotaService(sessions, audit, refresh_s=settings.quota_refresh_s)
         impacts = ImpactEstimator(settings.electricity_mix, pue=settings.datacenter_pue, wue=settings.datacenter_wue)
-        models = CatalogueStore(sessions, audit, SecretBox(settings.encryption_keys))
+        box = SecretBox(settings.encryption_keys)  # the secrets kept in the database: backend keys, ProConnect's
+        models = CatalogueStore(sessions, audit, box)
+        site = SiteService(sessions, audit, settings, box=box, models=models, refresh_s=settings.site_refresh_s,
+                           chat_models=[m.id for m in catalogue.models if m.type == "chat"])
         registry = ModelRegistry(catalogue, health_interval_s=settings.health_interval_s,
                                  manifest=ModelManifest.in_data_dir(settings.data_dir), store=models,
                                  refresh_s=settings.catalogue_refresh_s, close_grace_s=settings.shutdown_grace_s)
@@ -153,31 +175,44 @@ class Platform:
                           hnsw_ef_construction=settings.rag_pg_hnsw_ef_construction,
                           lexical_candidates=settings.rag_pg_lexical_candidates)
         documents = DocumentService(sessions, jobs, settings.documents_dir, max_bytes=settings.max_upload_bytes)
-        embedding_model = _embedding_model(registry, settings.rag_embedding_model)
+        embedding_model = _embedding_model(registry, settings.rag_embedding_model,
+                                           named="rag_embedding_model" in settings.model_fields_set)
         search = SearchService(sessions, store, inference, embedding_model=embedding_model)
         sandbox = Sandbox(Limits(max_bytes=settings.max_upload_bytes, max_pages=settings.parse_max_pages,
                                  memory_mb=settings.parse_memory_mb, timeout_s=settings.parse_timeout_s))
-        conversations, answering = ConversationService(sessions), Answering(search)
+        conversations, answering = ConversationService(sessions), Answering(search, inference)
         conversation_files = ConversationFiles(sessions, documents)
+        files = FileService(sessions, audit, settings.files_dir, max_bytes=settings.files_max_bytes,
+                            fine_tune_max_bytes=settings.files_fine_tune_max_bytes,
+                            fine_tune_max_examples=settings.files_fine_tune_max_examples,
+                            context_tokens=max((m.max_context_length or 4096 for m in catalogue.models
+                                                if m.type == "chat"), default=4096))
+        fine_tuning = _fine_tuning(settings, sessions, jobs, audit, files, inference, models)
+        batches = _batches(settings, sessions, jobs, files, identity, inference, batch_store)
         platform = cls(
             settings=settings, mode=mode, engine=engine, sessions=sessions, audit=audit, jobs=jobs,
+            fine_tuning=fine_tuning,
             identity=identity, usage=UsageService(sessions, audit, currency=settings.currency), quotas=quotas,
             registry=registry, models=models, recorder=recorder, watchdog=watchdog, metrics=metrics, inference=inference,
             store=store, collections=CollectionService(sessions, audit), documents=documents, search=search,
             answering=answering, sandbox=sandbox,
             ingestion=Ingestion(sessions, jobs, documents, sandbox, inference, store, embedding_model=embedding_model,
                                 on_ingested=metrics.ingested),
-            conversations=conversations, conversation_files=conversation_files,
+            conversations=conversations, conversation_files=conversation_files, files=files, batches=batches,
             chat_turns=ChatTurns(conversations, inference, answering, conversation_files),
-            erasure=ErasureService(engine, sessions, store, documents, identity, quotas, audit, every_kind),
-            exports=ExportService(sessions, documents, audit, every_kind),
-            retention=Retention(engine, sessions, jobs, store, documents, audit, _periods(settings), every_kind),
+            responses=ResponseService(inference, response_store, answering),
+            erasure=ErasureService(engine, sessions, store, documents, identity, quotas, audit, every_kind,
+                                   files=files, catalogue=models,
+                                   training_folder=fine_tuning.runner.job_dir),
+            exports=ExportService(sessions, documents, audit, every_kind, files=files),
+            retention=Retention(engine, sessions, jobs, store, documents, audit, _periods(settings), every_kind,
+                                chosen=site),
             web_sessions=SessionStore(sessions, lifetime=timedelta(hours=settings.ui_session_hours),
                                       idle=timedelta(minutes=settings.ui_session_idle_minutes)),
             sign_in_throttle=SignInThrottle(counters, per_account=settings.ui_sign_in_failures_per_account,
                                             per_address=settings.ui_sign_in_failures_per_ip,
                                             window_minutes=settings.ui_sign_in_window_minutes),
-            identity_provider=_identity_provider(settings),
+            identity_provider=_identity_provider(settings, box),
             account_links=AccountLinks(
                 sessions, audit, identity, mailer=SmtpMailer.from_settings(settings), public_url=settings.public_url,
                 throttle=SignInThrottle(counters, per_account=settings.ui_sign_in_failures_per_account,
@@ -185,8 +220,7 @@ class Platform:
                                         window_minutes=settings.ui_sign_in_window_minutes, namespace="password-reset"),
                 invitation_ttl=timedelta(hours=settings.invitation_hours),
                 reset_ttl=timedelta(minutes=settings.password_reset_minutes)),
-            site=SiteService(sessions, audit, environment_defaults(settings), refresh_s=settings.site_refresh_s,
-                             chat_models=[m.id for m in catalogue.models if m.type == "chat"]),
+            site=site,
         )
         for app in apps:
             services = app.build(platform, app_settings[app.name])
@@ -200,12 +234,15 @@ class Platform:
         """Every job pool: the platform's own, then the apps'."""
         return [Pool("ingestion", self.ingestion.kinds, self.settings.ingestion_workers),
                 Pool("compliance", self.retention.kinds, 1),
+                *self.fine_tuning.pools,
+                *self.batches.pools,
                 *(pool for installed in self.apps.values() for pool in installed.pools)]
 
     @property
     def personal_data(self) -> list[PersonalData]:
-        """Every kind of personal data the installed apps keep (the register lists them)."""
-        return [data for installed in self.apps.values() for data in installed.personal_data]
+        """Every kind of personal data the installed apps keep, and the stored responses (the register lists them)."""
+        return [*(data for installed in self.apps.values() for data in installed.personal_data), self.responses.store,
+                self.batches.store]
 
     def app(self, kind: type[T]) -> T:
         """An installed app's services, found by their type (``platform.app(MyAppServices)``)."""
@@ -266,13 +303,47 @@ class Platform:
         await self.engine.dispose()
 
 
-def _embedding_model(registry: ModelRegistry, name: str) -> str | None:
-    """The catalogue's model that indexes and searches documents; none: documents are searched by their words."""
+def _embedding_model(registry: ModelRegistry, name: str, *, named: bool) -> str | None:
+    """The catalogue's model that indexes and searches documents; none: documents are searched by their words.
+    A model named on purpose (``SOCLE_RAG_EMBEDDING_MODEL`` set) that the catalogue's file lacks is one added in the
+    browser: it is kept (while it is not served, documents are searched by their words)."""
     models = [served for served in registry.models if name in (served.id, *served.config.aliases)]
-    if not models:
-        log.warning("no embeddings model %r in the catalogue: documents are searched by their words only", name)
-        return None
-    return models[0].id
+    if models:
+        return models[0].id
+    if named:
+        log.info("embeddings model %r: not in the catalogue's file, expected among the models added in the browser",
+                 name)
+        return name
+    log.warning("no embeddings model %r in the catalogue: documents are searched by their words only", name)
+    return None
+
+
+def _fine_tuning(settings: Settings, sessions: async_sessionmaker[AsyncSession], jobs: JobQueue, audit: AuditTrail,
+                 files: FileService, inference: InferenceService, models: CatalogueStore) -> FineTuningService:
+    """The jobs API and its two job kinds; this process trains only where SOCLE_WORKER_ROLES names 'training'."""
+    runner = FineTuningRunner(
+        FineTuningStore(sessions), files, inference.registry, models,
+        lambda kind, payload, key: jobs.enqueue(kind, payload, dedupe_key=key),
+        workdir=settings.data_dir / "fine_tuning",
+        limits=TrainingLimits(max_examples=settings.files_fine_tune_max_examples,
+                              max_bytes=settings.files_fine_tune_max_bytes,
+                              tokens_per_s=settings.fine_tuning_tokens_per_s,
+                              price_per_1k_tokens=settings.fine_tuning_price_per_1k_tokens,
+                              checkpoint_every=settings.fine_tuning_checkpoint_every,
+                              threads=settings.fine_tuning_threads),
+        train=training_engine.train, adapter_backends=serve_adapter)
+    return FineTuningService(sessions, jobs, audit, files, inference, models, runner,
+                             unavailable=training_engine.unavailable_reason, trains_here=settings.trains)
+
+
+def _batches(settings: Settings, sessions: async_sessionmaker[AsyncSession], jobs: JobQueue, files: FileService,
+             identity: IdentityService, inference: InferenceService, store: BatchStore) -> BatchService:
+    """The batches API and its job kind, in a pool of its own with few workers (low priority)."""
+    runner = BatchRunner(store, Collaborators(read_input=files.content_for_owner, write_output=files.create_output,
+                                              discard_output=files.discard_output,
+                                              principal_of=identity.principal_of, call=inference.call),
+                         concurrency=settings.batch_request_concurrency, max_requests=settings.batch_max_requests)
+    return BatchService(sessions, jobs, files, store, [Pool("batches", runner.kinds, settings.batch_workers)])
 
 
 def _periods(settings: Settings) -> Periods:
@@ -281,10 +352,8 @@ def _periods(settings: Settings) -> Periods:
                    sessions=settings.retention_sessions_days)
 
 
-def _identity_provider(settings: Settings) -> OidcClient | None:
-    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
-        return None
-    return OidcClient(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id,
-                      client_secret=settings.oidc_client_secret.get_secret_value(), scopes=settings.oidc_scopes,
-                      timeout_s=settings.oidc_timeout_s, require_email_verified=settings.oidc_require_email_verified)
+def _identity_provider(settings: Settings, box: SecretBox) -> Federation:
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else ""
+    return Federation(box, environment_secret=secret, scopes=settings.oidc_scopes, timeout_s=settings.oidc_timeout_s,
+                      require_email_verified=settings.oidc_require_email_verified)
 

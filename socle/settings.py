@@ -25,12 +25,20 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from socle.endpoints import ModelType
+from socle.endpoints import PLATFORM_TYPES, ModelType
 from socle.identity import keys
+from socle.inference.audience import Audience
 from socle.inference.cards import ModelCard
 from socle.inference.catalogue import backend_kinds, config_union
 
 RoutingStrategy = Literal["least-busy", "round-robin", "weighted"]
+
+
+WORKER_ROLES = ("api", "jobs", "training")
+
+
+def _roles(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class ConfigError(Exception):
@@ -67,6 +75,12 @@ class ModelConfig(_Strict):
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
     type: ModelType
     routing: RoutingStrategy = "least-busy"
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _albert_type(cls, value: object) -> object:
+        """The Albert API's names of the kinds (``text-generation``...) are understood too."""
+        return PLATFORM_TYPES.get(value, value) if isinstance(value, str) else value
     backends: list[BackendConfig] = Field(min_length=1)
     owned_by: str = "socle"
     max_context_length: int | None = Field(default=None, ge=1)
@@ -78,6 +92,8 @@ class ModelConfig(_Strict):
     pricing: Pricing = Field(default_factory=Pricing)
     impact: Impact | None = None
     card: ModelCard | None = Field(default=None, description="Shown to users before they choose the model")
+    audience: Audience | None = Field(default=None, description="Who may see and use it (a fine-tuned model: its "
+                                      "owner, the groups it is shared with); none: everyone")
 
     @property
     def model_card(self) -> ModelCard | None:
@@ -120,6 +136,7 @@ DEFAULT_CATALOGUE = Catalogue(
         ModelConfig(id="smollm2-135m", type="chat", backends=[{"type": "llamacpp"}],
                     max_context_length=4096, impact=Impact(active_params_b=0.135)),
         ModelConfig(id="multilingual-e5-small", type="embeddings", backends=[{"type": "e5"}],
+                    aliases=["multilingual-e5-small-passage"],  # embeds passages (e5.PASSAGE_SUFFIX)
                     max_context_length=512, impact=Impact(active_params_b=0.118)),
         ModelConfig(id="multilingual-e5-small-rerank", type="rerank", backends=[{"type": "e5"}],
                     max_context_length=512, impact=Impact(active_params_b=0.118)),
@@ -195,6 +212,17 @@ class Settings(BaseSettings):
     worker_port: int | None = Field(default=None, ge=1, le=65535, description="`socle worker` answers /health, "
                                     "/ready and /metrics (a key with metrics:read) on this port of SOCLE_HOST, "
                                     "for probes and for its own metrics (ingestion); unset: it listens nowhere")
+    worker_roles: str = Field(default="api,jobs,training", description="What this process takes on, "
+                              "comma-separated: 'training' takes fine-tuning trainings (one at a time), so that in "
+                              "production only the GPU workers train (set 'api,jobs' elsewhere)")
+    fine_tuning_tokens_per_s: float = Field(default=80.0, gt=0, description="Training speed this platform's "
+                                            "trainers reach, for the estimate of a job's duration")
+    fine_tuning_price_per_1k_tokens: float = Field(default=0.0, ge=0, description="Price of 1,000 trained tokens, "
+                                                   "in the platform's currency, for a job's estimate")
+    fine_tuning_checkpoint_every: int = Field(default=20, ge=1, description="Training steps between two "
+                                              "checkpoints (a training interrupted resumes from the last one)")
+    fine_tuning_threads: int | None = Field(default=None, ge=1, description="CPU threads a training uses "
+                                            "(PyTorch's); default: every core of the machine")
 
     rag_embedding_model: str = Field(default="multilingual-e5-small", description="Embeddings model of the "
                                      "catalogue that indexes and searches documents")
@@ -213,8 +241,21 @@ class Settings(BaseSettings):
                                            "holding its rarest words and those holding all the others, "
                                            "not every match")
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest uploaded document")
+    audio_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, description="Largest audio file sent to "
+                                 "/v1/audio/transcriptions (the OpenAI API's limit by default)")
+    files_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, description="Largest file of /v1/files "
+                                 "(batch input, assistants' files)")
+    files_fine_tune_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Largest fine-tuning "
+                                           "file (checked line by line at upload, held in memory to train)")
+    files_fine_tune_max_examples: int = Field(default=50_000, ge=1, description="Most examples in one "
+                                              "fine-tuning file")
     ingestion_workers: int = Field(default=2, ge=0, description="Ingestion jobs run at once per process "
                                    "(0: this process ingests nothing)")
+    batch_workers: int = Field(default=1, ge=0, description="Batches (/v1/batches) run at once per process "
+                               "(0: this process runs none)")
+    batch_request_concurrency: int = Field(default=4, ge=1, description="Requests of one batch sent at once: kept "
+                                           "small, so that interactive calls keep the backends first")
+    batch_max_requests: int = Field(default=50_000, ge=1, description="Most requests in one batch's input file")
     job_lease_s: float = Field(default=30.0, ge=1, description="A job whose worker died is taken up again "
                                "after this long")
     job_stall_s: float = Field(default=300.0, gt=0, description="A job due this long and not started is "
@@ -315,6 +356,19 @@ class Settings(BaseSettings):
                              f"{keys.MIN_SECRET_LENGTH} characters>): make one with `socle keys generate`")
         return value
 
+    @field_validator("worker_roles")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        unknown = sorted(set(_roles(value)) - set(WORKER_ROLES))
+        if unknown:
+            raise ValueError(f"unknown role {', '.join(unknown)}; the roles are {', '.join(WORKER_ROLES)}")
+        return value
+
+    @property
+    def trains(self) -> bool:
+        """This process takes fine-tuning trainings (SOCLE_WORKER_ROLES names 'training')."""
+        return "training" in _roles(self.worker_roles)
+
     @field_validator("ui_trusted_proxies")
     @classmethod
     def _addresses_or_networks(cls, value: str) -> str:
@@ -366,6 +420,11 @@ class Settings(BaseSettings):
     def documents_dir(self) -> Path:
         """Accepted uploads wait here until they are ingested."""
         return self.data_dir / "documents"
+
+    @property
+    def files_dir(self) -> Path:
+        """The bytes of /v1/files, one file per id."""
+        return self.data_dir / "files"
 
     @property
     def admin_key_file(self) -> Path:

@@ -48,7 +48,8 @@ models:
   - {{id: remote-embed-down, type: embeddings, backends: [{{type: openai, url: "http://127.0.0.1:{closed_port}/v1"}}]}}
 """
 
-TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024", "SOCLE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024)}
+TEST_LIMITS = {"SOCLE_MAX_BODY_BYTES": "65536", "SOCLE_MAX_TOKENS_LIMIT": "1024", "SOCLE_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
+               "SOCLE_FILES_MAX_BYTES": str(1024 * 1024), "SOCLE_FILES_FINE_TUNE_MAX_BYTES": str(256 * 1024)}
 
 
 @pytest.fixture(scope="session")

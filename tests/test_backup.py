@@ -1,5 +1,6 @@
 """``socle backup`` of a platform that serves, ``socle restore`` into a fresh one: the same keys, documents and
-search, on SQLite and on PostgreSQL; damaged, foreign or newer archives and non-empty targets are refused."""
+search, ``/v1/files`` and trainings' folders, on SQLite and on PostgreSQL; damaged, foreign or newer archives and
+non-empty targets are refused."""
 from __future__ import annotations
 
 import contextlib
@@ -22,6 +23,10 @@ import pytest
 from tests.conftest import POSTGRES_ADMIN_DSN, TEST_LIMITS, _on_postgres, database_url
 from tests.support.documents import pdf, upload, wait_ingested, word
 from tests.support.servers import SOCLE, Server, start_server, stop
+
+FILE_BYTES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}\n'
+TRAINING_FILES = {"adapter/adapter_model.safetensors": b"adapter", "adapter/adapter_config.json": b"{}",
+                  "adapter.gguf": b"gguf", "checkpoints/0000010/state.pt": b"state"}
 
 
 def _env(data_dir: Path, database: str | None) -> dict[str, str]:
@@ -71,8 +76,16 @@ def test_backup_while_serving_then_restore_into_a_fresh_platform(tmp_path: Path,
         collection = http.post("/collections", json={"name": "guides"}).json()["id"]
         ingested = upload(http, collection, pdf(tmp_path / "passeport.pdf")).json()["id"]
         assert wait_ingested(http, [ingested])[ingested]["status"] == "ready"
+        sdk = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+        kept = sdk.files.create(file=("lots.jsonl", io.BytesIO(FILE_BYTES)), purpose="batch").id
     finally:
         stop(server.process)
+    training = source / "fine_tuning" / "job-1"  # a training's adapter and checkpoints (no GPU needed to back up)
+    for relative, body in TRAINING_FILES.items():
+        (training / relative).parent.mkdir(parents=True, exist_ok=True)
+        (training / relative).write_bytes(body)
+    (training / "checkpoints" / ".partial-20").mkdir()  # a checkpoint being written: left out
+    (training / "checkpoints" / ".partial-20" / "state.pt").write_bytes(b"half")
     # Restarted without ingestion: the next upload waits, as a file of the data directory, in the backup.
     server = start_server(source, database_url=own_database, extra_env={**TEST_LIMITS, "SOCLE_INGESTION_WORKERS": "0"})
     archive = tmp_path / "backups" / "socle.tar.gz"
@@ -100,6 +113,9 @@ def test_backup_while_serving_then_restore_into_a_fresh_platform(tmp_path: Path,
         stop(server.process)
     names = [member.name for member in tarfile.open(archive)]
     assert names[-1] == "manifest.json" and f"documents/{waiting}" in names and "data/admin.key" in names
+    assert f"files/{kept.removeprefix('file-')}" in names
+    assert {name for name in names if name.startswith("fine_tuning/")} == {
+        f"fine_tuning/job-1/{relative}" for relative in TRAINING_FILES}
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
 
     target = tmp_path / "restored"
@@ -122,6 +138,10 @@ def test_backup_while_serving_then_restore_into_a_fresh_platform(tmp_path: Path,
             hits = http.post("/search", json={"prompt": prompt, "collections": [collection]}).json()["data"]
             assert hits and hits[0]["chunk"]["metadata"]["document_id"] == document, hits
         assert _client(server, server.admin_key).get("/users").status_code == 200  # the restored admin.key
+        assert sdk.files.content(kept).read() == FILE_BYTES and sdk.files.retrieve(kept).purpose == "batch"
+        for relative, body in TRAINING_FILES.items():
+            assert (target / "fine_tuning" / "job-1" / relative).read_bytes() == body
+        assert not (target / "fine_tuning" / "job-1" / "checkpoints" / ".partial-20").exists()
     finally:
         stop(server.process)
 
@@ -138,6 +158,10 @@ def archive(tmp_path: Path) -> Path:
     assert socle(env, "db", "upgrade").returncode == 0
     (tmp_path / "made" / "documents").mkdir()
     (tmp_path / "made" / "documents" / "7").write_bytes(b"orphan upload: no row points at it")
+    (tmp_path / "made" / "files").mkdir()
+    (tmp_path / "made" / "files" / "9").write_bytes(b"orphan file: no row points at it")
+    (tmp_path / "made" / "fine_tuning" / "job-3").mkdir(parents=True)
+    (tmp_path / "made" / "fine_tuning" / "job-3" / "adapter.gguf").write_bytes(b"gguf")
     out = tmp_path / "made.tar.gz"
     done = socle(env, "backup", str(out))
     assert done.returncode == 0, done.stderr
@@ -177,6 +201,8 @@ def test_an_orphan_upload_is_kept_and_a_restore_upgrades_to_head(tmp_path: Path,
     done = socle(env, "restore", str(archive))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "target" / "documents" / "7").read_bytes().startswith(b"orphan")
+    assert (tmp_path / "target" / "files" / "9").read_bytes().startswith(b"orphan")
+    assert (tmp_path / "target" / "fine_tuning" / "job-3" / "adapter.gguf").read_bytes() == b"gguf"
     assert _revisions(tmp_path / "target" / "socle.db") == _heads()
 
 
@@ -193,11 +219,13 @@ def test_an_older_backup_is_migrated_to_head(tmp_path: Path) -> None:
 
 
 def test_a_corrupted_archive_is_refused(tmp_path: Path, archive: Path) -> None:
-    damaged = _repack(archive, tmp_path / "damaged.tar.gz", member="documents/7", change=b"tampered")
     env = _env(tmp_path / "target", None)
-    done = socle(env, "restore", str(damaged))
-    assert done.returncode == 1 and "checksum mismatch" in done.stderr and "documents/7" in done.stderr
-    assert not (tmp_path / "target" / "socle.db").exists()
+    for member in ("documents/7", "files/9", "fine_tuning/job-3/adapter.gguf"):
+        damaged = _repack(archive, tmp_path / "damaged.tar.gz", member=member, change=b"tampered")
+        done = socle(env, "restore", str(damaged))
+        assert done.returncode == 1 and "checksum mismatch" in done.stderr and member in done.stderr
+        assert not (tmp_path / "target" / "socle.db").exists()
+        damaged.unlink()
 
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
@@ -218,6 +246,10 @@ def test_a_newer_schema_or_another_database_kind_is_refused(tmp_path: Path, arch
 
 
 def test_a_non_empty_target_needs_force(tmp_path: Path, archive: Path) -> None:
+    (tmp_path / "files-only" / "files").mkdir(parents=True)
+    (tmp_path / "files-only" / "files" / "1").write_bytes(b"x")
+    done = socle(_env(tmp_path / "files-only", None), "restore", str(archive))
+    assert done.returncode == 1 and "not empty" in done.stderr and "files" in done.stderr
     env = _env(tmp_path / "busy", None)
     assert socle(env, "db", "upgrade").returncode == 0
     done = socle(env, "restore", str(archive))
@@ -254,11 +286,13 @@ def test_a_file_the_snapshot_needs_is_pinned_with_its_content_or_the_snapshot_is
     def snapshot(source: Path, dump: Path) -> backups.Snapshot:
         calls.append(source)
         taken = real(source, dump)
-        return backups.Snapshot(taken.revisions, {"8": five} if len(calls) == 1 else {})
+        return backups.Snapshot(taken.revisions, {"8": five} if len(calls) == 1 else {},
+                                {"12": five} if len(calls) == 2 else {})  # a /v1/files file deleted meanwhile
 
     monkeypatch.setattr(backups, "_sqlite_snapshot", snapshot)
     manifest = backups.backup(Settings(data_dir=tmp_path / "made"), tmp_path / "again.tar.gz")
-    assert len(calls) == 2 and "documents/7" in manifest["files"]
+    assert len(calls) == 3 and {"documents/7", "files/9", "fine_tuning/job-3/adapter.gguf"} <= set(manifest["files"])
+    assert manifest["format_version"] == backups.FORMAT_VERSION == 2
 
 
 def test_postgresql_tools_never_see_the_password_and_their_absence_is_explained(

@@ -1,4 +1,5 @@
-"""The OpenAI error envelope, and the one mapping from domain errors to HTTP statuses."""
+"""Domain errors answered over HTTP: OpenAI's error envelope with the status of the one rule
+(:func:`socle.errors.status_of`, kept beside the errors so that a batch's result files share it)."""
 from __future__ import annotations
 
 import logging
@@ -12,39 +13,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from socle.api.strict import UnreadableInput
-from socle.errors import RateLimited, SocleError, UpstreamRejected
+from socle.errors import RateLimited, SocleError
+from socle.errors import envelope as envelope  # the routers' and the web UI's names
+from socle.errors import error_payload as error_payload
+from socle.errors import status_of as status_of
 
 log = logging.getLogger("socle.api")
-
-STATUS_BY_KIND = {
-    "invalid_request": 400,
-    "unauthenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "too_large": 413,
-    "rate_limited": 429,
-    "server_error": 500,
-    "bad_gateway": 502,
-    "unavailable": 503,
-    "gateway_timeout": 504,
-}
-
-
-def envelope(message: str, type_: str, *, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def error_payload(exc: SocleError) -> dict[str, Any]:
-    return envelope(exc.message, exc.type, param=exc.param, code=exc.code)
-
-
-def status_of(exc: SocleError) -> int:
-    """The one rule from a domain error to an HTTP status, for the API and the web UI alike: a backend's own
-    refusal (its 4xx) keeps the backend's status, anything unknown is a 500."""
-    if isinstance(exc, UpstreamRejected):
-        return exc.status
-    return STATUS_BY_KIND.get(exc.kind, 500)
 
 
 def error_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

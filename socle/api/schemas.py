@@ -8,7 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 from socle.db.integers import Id
 from socle.db.models import Chunk
@@ -83,12 +92,25 @@ class EmbeddingRequest(_Open):
 
 
 class RerankRequest(_Open):
-    """vLLM's, Cohere's and Jina's shape; the Albert API's names (``prompt``, ``input``) are accepted too."""
+    """vLLM's, Cohere's and Jina's shape; the Albert API's names (``prompt``, ``input``) are accepted too, and
+    then the answer takes the Albert API's shape (``data[].score``): ``albert`` says which the client used."""
 
     model: str = Field(min_length=1, max_length=256)
     query: str = Field(min_length=1, validation_alias=AliasChoices("query", "prompt"))
     documents: list[str] = Field(min_length=1, max_length=1000, validation_alias=AliasChoices("documents", "input"))
     top_n: int | None = Field(default=None, ge=1)
+    _albert: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_shape(cls, data: Any, handler: ModelWrapValidatorHandler[RerankRequest]) -> RerankRequest:
+        request = handler(data)
+        request._albert = isinstance(data, dict) and ("prompt" in data or "input" in data)
+        return request
+
+    @property
+    def albert(self) -> bool:
+        return self._albert
 
 
 class ModelOut(BaseModel):
@@ -96,7 +118,10 @@ class ModelOut(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str
-    type: str
+    type: str = Field(description="The Albert API's name of its kind: text-generation, text-embeddings-inference, "
+                      "text-classification (rerank)")
+    kind: str = Field(description="The platform's name of its kind, as the catalogue writes it: chat, embeddings, "
+                      "rerank")
     aliases: list[str] = []
     max_context_length: int | None = None
     card: ModelCard | None = Field(default=None, description="Provider, licence, intended use, limitations, "
@@ -202,8 +227,11 @@ class KeyCreated(KeyOut):
 # ---- documents and search ------------------------------------------------------------------------
 
 def chunk_out(chunk: Chunk, document_name: str | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"document_id": chunk.document_id, "collection_id": chunk.collection_id,
-                                "index": chunk.idx, "title": chunk.title, "page": chunk.page}
+    """A chunk as the Albert API shows it: its document's metadata (the client's, given at upload) beside the
+    platform's own keys, which a client's may not shadow."""
+    metadata: dict[str, Any] = {**(chunk.meta or {}), "document_id": chunk.document_id,
+                                "collection_id": chunk.collection_id, "index": chunk.idx, "title": chunk.title,
+                                "page": chunk.page}
     if document_name is not None:
         metadata["document_name"] = document_name
     return {"object": "chunk", "id": chunk.id, "content": chunk.text, "metadata": metadata}

@@ -58,12 +58,20 @@ class Action(StrEnum):
     MODEL_TESTED = "model.tested"
     COLLECTION_PUBLISHED = "collection.published"
     COLLECTION_UNPUBLISHED = "collection.unpublished"
+    FILE_UPLOADED = "file.uploaded"
+    FILE_DELETED = "file.deleted"
+    FINE_TUNING_CREATED = "fine_tuning.created"
+    FINE_TUNING_CANCELLED = "fine_tuning.cancelled"
     DATA_EXPORTED = "data.exported"
     USER_ERASED = "user.erased"
     OTHERS_DATA_READ = "data.read_others"
     AUDIT_EXPORTED = "audit.exported"
     AUDIT_PRUNED = "audit.pruned"
     SITE_SETTINGS_CHANGED = "site.settings_changed"
+    RETENTION_CHANGED = "site.retention_changed"
+    QUOTA_PRESETS_CHANGED = "site.quota_presets_changed"
+    PROCONNECT_CHANGED = "site.proconnect_changed"
+    SECRETS_RESEALED = "site.secrets_resealed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from fpdf import FPDF
 
 from socle.db.models import Conversation, Message
+from socle.rag import extractive
 
 _NEAREST = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-", "…": "...", "œ": "oe",
                           "Œ": "OE", "€": "EUR", "\u202f": " ", "\u2009": " ", "•": "-", "→": "->"})
@@ -20,6 +21,8 @@ _NEAREST = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—":
 def author(message: Message, conversation: Conversation) -> str:
     if message.role == "user":
         return "Vous"
+    if extractive.is_extracts(message.content):  # quoted from the documents: not generated
+        return "Extraits de vos documents (sans reformulation)"
     return f"Réponse de {message.model or conversation.model} (générée par IA)"
 
 

@@ -142,7 +142,7 @@ class ChatTurns:
     async def start(self, principal: Principal, *, title: str, model: str) -> Conversation:
         """An empty conversation with a chat model the caller may use (named by its canonical id)."""
         require(principal, Permission.MODELS_USE)
-        served = self._inference.registry.get(model)
+        served = self._inference.visible(principal, model)  # a model kept for others is unknown here too
         if served.config.type != "chat":
             raise InvalidRequest(f"The model '{served.id}' is a {served.config.type} model, not a chat model.",
                                  param="model", code="model_not_supported")
@@ -191,7 +191,7 @@ class ChatTurns:
             body, results = await self._answering.ground(
                 principal, body, SearchOption(collections=searched, k=self._sources_k))
             sources = sources_of(results)
-        if searched and not generate and self._demonstration(principal, model):
+        if searched and self._answering.by_extracts(principal, model, generate=generate):
             chunks: AsyncIterator[Json] = _written(extractive.answer(content, results))
         else:
             chunks = await self._inference.stream(principal, Endpoint.CHAT, body)  # fails before the first token
@@ -211,12 +211,6 @@ class ChatTurns:
         await self._conversations.get(principal, conversation_id)  # mine, or 404 before anything goes
         await self._files.forget(principal, conversation_id)
         await self._conversations.delete(principal, conversation_id)
-
-    def _demonstration(self, principal: Principal, model: str) -> bool:
-        """Whether ``model`` is a demonstration one (its card says so), for a caller who may use it."""
-        require(principal, Permission.MODELS_USE)
-        card = self._inference.registry.get(model).config.model_card
-        return card is not None and card.demonstration
 
 
 async def _written(text: str) -> AsyncIterator[Json]:

@@ -3,9 +3,10 @@
 ``donnees.json`` holds their profile (role, groups), their API keys (metadata: never a secret or its hash),
 their web sessions (dates only), the quota rules that bind them, their conversations with every message,
 their collections with their documents and the text the platform extracted from them, what each installed
-app keeps of them (its :class:`~socle.apps.base.PersonalData`, under the names it gives), their usage rows,
-and the audit trail's entries about them (as actor or as target). ``fichiers/`` holds the uploads still kept
-on disk (a file is kept only until it is ingested; its text is in the JSON). Everything is read a batch at a
+app keeps of them (its :class:`~socle.apps.base.PersonalData`, under the names it gives), their files of
+``/v1/files``, their usage rows, and the audit trail's entries about them (as actor or as target).
+``fichiers/`` holds the uploads still kept on disk (a document is kept only until it is ingested; its text is
+in the JSON) and every file of ``/v1/files``. Everything is read a batch at a
 time and written to a file as it comes, off the event loop: the archive's size never sits in memory.
 """
 from __future__ import annotations
@@ -35,11 +36,13 @@ from socle.db.models import (
     LoginSession,
     Message,
     Quota,
+    UploadedFile,
     UsageRecord,
     User,
     utcnow,
 )
 from socle.errors import NotFound
+from socle.files.service import FileService
 from socle.identity.keys import PREFIX
 from socle.identity.permissions import Permission, Principal, require
 from socle.rag.documents import DocumentService
@@ -53,9 +56,10 @@ _FLUSH_BYTES = 1024 * 1024
 
 class ExportService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], documents: DocumentService,
-                 audit: AuditTrail, personal_data: Sequence[PersonalData]) -> None:
+                 audit: AuditTrail, personal_data: Sequence[PersonalData], *, files: FileService) -> None:
         self._sessions = sessions
         self._documents = documents
+        self._files = files
         self._audit = audit
         self._personal_data = personal_data
 
@@ -73,7 +77,7 @@ class ExportService:
             handle = await asyncio.to_thread(archive.open, DATA_FILE, "w", force_zip64=True)
             try:
                 files = await _Person(self._sessions, self._documents, self._personal_data,
-                                      user_id).write(_Json(handle))
+                                      user_id, self._files).write(_Json(handle))
             finally:
                 await asyncio.to_thread(handle.close)
             for path, name in files:
@@ -136,9 +140,10 @@ class _Person:
     """One person's data, read in batches and written section after section."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], documents: DocumentService,
-                 personal_data: Sequence[PersonalData], user_id: int) -> None:
+                 personal_data: Sequence[PersonalData], user_id: int, uploads: FileService) -> None:
         self._sessions = sessions
         self._documents = documents
+        self._uploads = uploads
         self._personal_data = personal_data
         self._user_id = user_id
         self._files: list[tuple[Path, str]] = []
@@ -179,6 +184,9 @@ class _Person:
         await out.raw(',"collections":')
         await out.items(self._rows(select(Collection).where(Collection.owner_id == uid), Collection.id),
                         lambda c: self._collection(out, c))
+        await out.raw(',"files":')
+        await out.items(self._rows(select(UploadedFile).where(UploadedFile.owner_id == uid), UploadedFile.id),
+                        lambda f: out.value(self._upload(f)))
         for kind in self._personal_data:
             async for name, rows in kind.export(uid):
                 await out.raw(f",{json.dumps(name)}:")
@@ -202,6 +210,13 @@ class _Person:
 
     def _rows(self, query: Select[Any], key: Any) -> AsyncIterator[Any]:
         return in_batches(self._sessions, query, key)
+
+    def _upload(self, upload: UploadedFile) -> dict[str, Any]:
+        """A file of /v1/files: its bytes go into the archive beside the JSON."""
+        fields = _columns(upload, "id", "filename", "purpose", "bytes", "status", "status_details", "created_at")
+        fields["file"] = f"{FILES_DIR}/file-{upload.id}-{upload.filename}"
+        self._files.append((self._uploads.path(upload.id), fields["file"]))
+        return fields
 
     async def _conversation(self, out: _Json, conversation: Conversation) -> None:
         await out.raw(json.dumps(_columns(conversation, "id", "title", "model", "collection_ids", "created_at",

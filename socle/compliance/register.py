@@ -1,15 +1,16 @@
 """The register of processing activities (GDPR art. 30), produced from the platform's actual configuration.
 
 Every recipient is a configured backend, named by its model and the host that serves it (never a URL's
-credentials or path); the retention periods are the ``SOCLE_RETENTION_*`` settings (and each installed
-app's for its own data); the security measures say what this installation does, including where it falls
-short of the recommendation (TLS, cookies). Each installed app's personal data adds its activity.
+credentials or path); the retention periods are those in force — the site's settings, the
+``SOCLE_RETENTION_*`` settings by default (and each installed app's for its own data); the security measures
+say what this installation does, including where it falls short of the recommendation (TLS, cookies). Each
+installed app's personal data adds its activity.
 """
 from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -83,10 +84,12 @@ def host_of(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def retention_periods(settings: Settings, personal_data: Sequence[PersonalData] = ()) -> dict[str, int | None]:
-    """Days each kind of data is kept, from ``SOCLE_RETENTION_<KIND>_DAYS`` (None: no such setting), then the
-    apps' kinds, from their own settings."""
-    return {**{kind: getattr(settings, f"retention_{kind}_days", None) for kind in KINDS},
+def retention_periods(settings: Settings, personal_data: Sequence[PersonalData] = (),
+                      chosen: Mapping[str, int] | None = None) -> dict[str, int | None]:
+    """Days each kind of data is kept: ``chosen`` (the administrators' periods, in the site's settings), else
+    ``SOCLE_RETENTION_<KIND>_DAYS`` (None: no such setting), then the apps' kinds, from their own settings."""
+    chosen = chosen or {}
+    return {**{kind: chosen.get(kind, getattr(settings, f"retention_{kind}_days", None)) for kind in KINDS},
             **{data.kind: data.retention_days for data in personal_data}}
 
 
@@ -118,19 +121,20 @@ def _storage(settings: Settings) -> list[str]:
     url = settings.resolved_database_url
     database = (f"Base de données PostgreSQL sur {host_of(url)}" if url.startswith("postgres")
                 else f"Base de données SQLite dans le répertoire de données ({settings.data_dir})")
-    places = [database, f"Fichiers déposés en attente d'indexation : {settings.documents_dir}"]
+    places = [database, "Fichiers originaux des documents déposés, gardés avec leur document (pour leur "
+              f"indexation et leur téléchargement) : {settings.documents_dir}"]
     if settings.redis_url:
         places.append("Compteurs des quotas et des connexions (sans contenu) : Redis sur "
                       f"{host_of(settings.redis_url)}")
     return places
 
 
-def _activities(settings: Settings, recipients: list[Recipient],
-                personal_data: Sequence[PersonalData]) -> list[Activity]:
-    periods = {kind: _days(days) for kind, days in retention_periods(settings).items()}
+def _activities(settings: Settings, recipients: list[Recipient], personal_data: Sequence[PersonalData],
+                chosen: Mapping[str, int] | None, proconnect: bool) -> list[Activity]:
+    periods = {kind: _days(days) for kind, days in retention_periods(settings, (), chosen).items()}
     chat = sorted({r.model for r in recipients if r.type == "chat"})
     every_model = sorted({r.model for r in recipients})
-    sign_in = ["ProConnect (fournisseur d'identité de l'État)"] if settings.oidc_issuer else []
+    sign_in = ["ProConnect (fournisseur d'identité de l'État)"] if proconnect else []
     return [
         Activity("Comptes et accès", "Identifier les utilisateurs, leur donner des droits, sécuriser l'accès "
                  "(clés d'API, sessions web, connexion par mot de passe ou ProConnect)", _PUBLIC_TASK,
@@ -146,8 +150,10 @@ def _activities(settings: Settings, recipients: list[Recipient],
         Activity("Documents et recherche", "Indexer les documents des agents et y rechercher les passages "
                  "qui répondent à une question", _PUBLIC_TASK,
                  [_AGENTS, "Personnes citées dans les documents"],
-                 ["Documents déposés et leur texte découpé", "Représentations vectorielles du texte"],
-                 every_model, f"Documents : {periods['documents']}"),
+                 ["Documents déposés (le fichier original, son texte découpé en passages)",
+                  "Représentations vectorielles du texte", "Fichiers déposés dans une conversation"],
+                 every_model, f"Documents (fichier original, texte et passages) : {periods['documents']} ; "
+                 "fichiers déposés dans une conversation : supprimés avec elle"),
         Activity("Mesure de l'usage et quotas", "Appliquer les quotas, mesurer la consommation, le coût et "
                  "l'impact environnemental", _PUBLIC_TASK, [_AGENTS],
                  ["Identifiants de l'utilisateur et de la clé", "Modèle, jetons, durée, coût, énergie"], [],
@@ -186,15 +192,20 @@ def _security(settings: Settings, models: list[ModelConfig]) -> list[str]:
     ]
 
 
-def build(settings: Settings, personal_data: Sequence[PersonalData], *, controller: str = "") -> Register:
+def build(settings: Settings, personal_data: Sequence[PersonalData], *, controller: str = "",
+          chosen: Mapping[str, int] | None = None, proconnect: bool | None = None) -> Register:
     """The register for this configuration (the catalogue is read and validated) and the installed apps'
-    personal data."""
+    personal data. ``chosen``: the retention periods in force (the site's settings); ``proconnect``: whether
+    ProConnect is on (by default, whether the environment configures it)."""
+    proconnect = bool(settings.oidc_issuer) if proconnect is None else proconnect
     models = settings.catalogue().models
     recipients = _recipients(models)
     return Register(generated_at=datetime.now(UTC).isoformat(timespec="seconds"), controller=controller,
-                    storage=_storage(settings), activities=_activities(settings, recipients, personal_data),
+                    storage=_storage(settings),
+                    activities=_activities(settings, recipients, personal_data, chosen, proconnect),
                     recipients=recipients,
-                    retention={kind: _days(days) for kind, days in retention_periods(settings, personal_data).items()},
+                    retention={kind: _days(days)
+                               for kind, days in retention_periods(settings, personal_data, chosen).items()},
                     security=_security(settings, models), labels={data.kind: data.label for data in personal_data})
 
 

@@ -7,7 +7,8 @@ than its period: conversations unused, usage rows, uploaded documents (with thei
 chunk store, and files), web sessions expired, the audit trail's oldest entries (through the audit trail,
 which records the pruning so that its chain still verifies), and each installed app's personal data (its
 :class:`~socle.apps.base.PersonalData`, with its own period). A period of 0 keeps that kind; the audit
-trail's is at least a year. Each run is recorded with its counts.
+trail's is at least a year. The periods are the environment's until an administrator changes them in the site's
+settings (:mod:`socle.site`), within :data:`BOUNDS`. Each run is recorded with its counts.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -44,6 +45,18 @@ log = logging.getLogger("socle.compliance")
 KIND = "compliance.retention"
 KINDS = ("conversations", "usage", "documents", "audit", "sessions")  # the platform's; then the apps'
 _BATCH = 500
+BOUNDS = {"conversations": (0, 3650), "usage": (0, 3650), "documents": (0, 3650), "audit": (365, 3650),
+          "sessions": (0, 365)}
+"""Days an administrator may choose for each kind (0: kept until deleted by hand): at most ten years, nothing
+being kept longer than its purpose needs (RGPD art. 5.1.e); the audit trail at least a year, so that it outlives
+what it proves (RGPD art. 32)."""
+assert set(BOUNDS) == set(KINDS)
+
+
+class ChosenPeriods(Protocol):
+    """Where the administrators' periods are kept (the site's settings): days by kind, the platform's kinds."""
+
+    async def retention_days(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +88,7 @@ class Overview:
 class Retention:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], queue: JobQueue,
                  store: ChunkStore, documents: DocumentService, audit: AuditTrail, periods: Periods,
-                 personal_data: Sequence[PersonalData]) -> None:
+                 personal_data: Sequence[PersonalData], *, chosen: ChosenPeriods | None = None) -> None:
         self._engine = engine
         self.personal_data = personal_data
         self._sessions = sessions
@@ -84,6 +97,15 @@ class Retention:
         self._documents = documents
         self._audit = audit
         self.periods = replace(periods, apps={kind.kind: kind.retention_days for kind in personal_data})
+        """The environment's periods (``SOCLE_RETENTION_*``, the apps' settings): the defaults of :meth:`current`."""
+        self._chosen = chosen
+
+    async def current(self) -> Periods:
+        """The periods in force: the administrators' (the site's settings) over the environment's."""
+        if self._chosen is None:
+            return self.periods
+        days = await self._chosen.retention_days()
+        return replace(self.periods, **{kind: int(days[kind]) for kind in KINDS if kind in days})
 
     @property
     def kinds(self) -> list[JobKind]:
@@ -113,11 +135,12 @@ class Retention:
         """Delete everything past its period; record and return the run (idempotent: a rerun deletes nothing)."""
         started = now or utcnow()
         counts: dict[str, int] = {}
+        periods = await self.current()
         deleters = {"conversations": self._old_conversations, "usage": self._old_usage,
                     "documents": self._old_documents, "audit": self._audit.prune, "sessions": self._old_sessions,
                     **{kind.kind: kind.expire for kind in self.personal_data}}
-        for kind in self.periods.kinds:
-            days = self.periods.of(kind)
+        for kind in periods.kinds:
+            days = periods.of(kind)
             if days > 0:
                 counts[kind] = await deleters[kind](started - timedelta(days=days))
         if any(counts.values()):
@@ -134,7 +157,7 @@ class Retention:
         require(actor, Permission.USERS_ADMIN)
         async with self._sessions() as session:
             last = await session.scalar(select(RetentionRun).order_by(RetentionRun.id.desc()).limit(1))
-        return Overview(self.periods, last)
+        return Overview(await self.current(), last)
 
     # ---- one method per kind: the rows older than ``cutoff`` ------------------------------------------
 

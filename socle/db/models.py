@@ -241,6 +241,8 @@ class Document(Base):
     pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     chunk_size: Mapped[int] = mapped_column(Integer)
     chunk_overlap: Mapped[int] = mapped_column(Integer)
+    chunk_min_size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # smaller chunks: dropped
+    meta: Mapped[dict[str, object] | None] = mapped_column("metadata", JSON, nullable=True)  # the client's, as given
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     embedded: Mapped[int] = mapped_column(Integer, default=0)  # chunks that have their vector
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -285,6 +287,7 @@ class Chunk(Base):
     page: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lexical: Mapped[str] = mapped_column(Text)
     embedding: Mapped[object | None] = mapped_column(Embedding, nullable=True, deferred=True)
+    meta: Mapped[dict[str, object] | None] = mapped_column("metadata", JSON, nullable=True)  # its document's
 
 
 class LoginSession(Base):
@@ -447,3 +450,145 @@ class CatalogueState(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FineTuningJob(Base):
+    """A fine-tuning job (``/v1/fine_tuning/jobs``): what its owner asked for, the hyperparameters resolved, and
+    where it stands (``validating_files → queued → running → succeeded | failed | cancelled``). Files are named
+    by id without a foreign key: a training file deleted later leaves the job's history whole."""
+
+    __tablename__ = "fine_tuning_jobs"
+    __table_args__ = (Index("ix_fine_tuning_jobs_owner", "owner_id", "id"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(200))  # the base model
+    training_file_id: Mapped[int] = mapped_column(IdType)
+    validation_file_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hyperparameters: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)  # resolved: no "auto" left
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(32), default="validating_files")
+    error: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)  # {code, message, param}
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    estimate: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)  # examples, tokens, time, cost
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FineTuningEvent(Base):
+    """A line of a job's log: a ``message``, or ``metrics`` (step, losses) that the events API and the chart show."""
+
+    __tablename__ = "fine_tuning_events"
+    __table_args__ = (Index("ix_fine_tuning_events_job", "job_id", "id"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    job_id: Mapped[int] = mapped_column(IdType, ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(8), default="info")  # info | warn | error
+    type: Mapped[str] = mapped_column(String(16), default="message")  # message | metrics
+    message: Mapped[str] = mapped_column(String(2000))
+    data: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FineTuningCheckpoint(Base):
+    """A checkpoint a job saved (the engine resumes from the last one after a crash), with its metrics."""
+
+    __tablename__ = "fine_tuning_checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "step", name="uq_fine_tuning_checkpoints_step"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    job_id: Mapped[int] = mapped_column(IdType, ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1000))
+    train_loss: Mapped[float] = mapped_column(Float)
+    valid_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UploadedFile(Base):
+    """A file of ``/v1/files`` (training data, batch input...), its owner's alone; the bytes lie in the data
+    directory under its id. ``status``: ``processed`` once checked (a fine-tuning file passed its validation),
+    ``error`` with ``status_details`` otherwise; ``checks`` keeps what the validation found (examples, tokens,
+    line-numbered errors) for the pages that show it."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_owner", "owner_id", "id"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(500))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="processed")  # processed | error
+    status_details: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    checks: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StoredResponse(Base):
+    """A response of the Responses API (``/v1/responses``), its owner's alone. ``input_items`` is the whole
+    context the model was given (the previous response's context and output, then this request's input), so
+    that a response continued by ``previous_response_id`` is read in one query; ``parameters`` holds what the
+    response object repeats (tools, temperature, metadata...)."""
+
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_owner", "owner_id", "id"), Index("ix_responses_created", "created_at"),
+                      NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))  # in_progress | completed | incomplete | failed
+    instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    input_items: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    output: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    usage: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    parameters: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    error: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    previous_response_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Batch(Base):
+    """A batch of ``/v1/batches``, its owner's alone: requests read from an input file, run by a job at low
+    priority. ``key_id`` is the API key that created it: its requests count against that key's quotas too."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_owner", "owner_id", "id"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(IdType, ForeignKey("users.id", ondelete="CASCADE"))
+    key_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[int] = mapped_column(IdType)
+    completion_window: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    batch_metadata: Mapped[dict[str, object] | None] = mapped_column("metadata", JSON, nullable=True)
+    errors: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    output_file_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    error_file_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    in_progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finalizing_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelling_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BatchResult(Base):
+    """One request of a batch, done: its output line (a response or an error), kept under the request's line
+    number until the batch's files are written. The unique line is what makes a resumed batch run each request
+    once and write each result once."""
+
+    __tablename__ = "batch_results"
+    __table_args__ = (UniqueConstraint("batch_id", "line", name="uq_batch_results_line"), NEVER_REUSED)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(IdType, ForeignKey("batches.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    record: Mapped[dict[str, object]] = mapped_column(JSON)

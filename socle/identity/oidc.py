@@ -13,6 +13,7 @@ Errors are :class:`Unauthenticated` with a ``code`` saying which check failed (`
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 import urllib.parse
@@ -31,6 +32,9 @@ from joserfc.jwk import KeySet
 
 from socle.errors import BackendUnavailable, Unauthenticated
 from socle.identity.names import canonical_email
+from socle.inference.sealing import SealingUnavailable, SecretBox
+
+log = logging.getLogger("socle.identity")
 
 _ALGORITHMS = ("RS256", "PS256", "ES256", "RS384", "PS384", "ES384", "RS512", "PS512", "ES512")  # never HS*, none
 _METADATA_TTL_S = 3600.0
@@ -273,6 +277,51 @@ class OidcClient:
         if not isinstance(document, dict):
             raise BackendUnavailable(f"{url} is not a JSON object.", code="oidc_unavailable")
         return document
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChoice:
+    """ProConnect as the site's settings name it: its issuer, this platform's client id, and the client secret
+    sealed (:class:`~socle.inference.sealing.SecretBox`), or "" for the environment's."""
+
+    issuer: str
+    client_id: str
+    sealed_secret: str
+
+
+class Federation:
+    """The identity provider to use now: the site's settings choose it (stored in the database, the environment's
+    ``SOCLE_OIDC_*`` as their defaults), so every process follows an administrator's change within the settings'
+    refresh delay. The client is kept while the choice stays the same: its provider's documents stay cached."""
+
+    def __init__(self, box: SecretBox, *, environment_secret: str, scopes: str, timeout_s: float,
+                 require_email_verified: bool) -> None:
+        self._box = box
+        self._environment_secret = environment_secret
+        self._scopes = scopes
+        self._timeout_s = timeout_s
+        self._require_email_verified = require_email_verified
+        self._kept: tuple[ProviderChoice, OidcClient] | None = None
+
+    def client(self, choice: ProviderChoice | None) -> OidcClient | None:
+        """The client for ``choice`` (None: ProConnect is off). A secret that cannot be opened (the keys
+        changed) turns it off, logged, rather than failing every page."""
+        if choice is None:
+            return None
+        if self._kept is not None and self._kept[0] == choice:
+            return self._kept[1]
+        try:
+            secret = self._box.open(choice.sealed_secret) if choice.sealed_secret else self._environment_secret
+        except SealingUnavailable as exc:
+            log.error("ProConnect is off: its client secret cannot be opened (%s)", exc)
+            return None
+        if not (choice.issuer and choice.client_id and secret):
+            return None
+        client = OidcClient(issuer=choice.issuer, client_id=choice.client_id, client_secret=secret,
+                            scopes=self._scopes, timeout_s=self._timeout_s,
+                            require_email_verified=self._require_email_verified)
+        self._kept = (choice, client)
+        return client
 
 
 def _parse_metadata(document: dict[str, Any], issuer: str) -> ProviderMetadata:

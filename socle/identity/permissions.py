@@ -29,6 +29,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"  # read and export the audit trail and the register of processing activities
     SITE_ADMIN = "site:admin"  # the site's settings: its texts, footer, welcome screen, quota presets
     MODELS_ADMIN = "models:admin"  # the catalogue: models, their backends and cards, tested and changed at run time
+    FILES_OWN = "files:own"  # upload, read and delete one's own files (/v1/files: training data, batches)
 
 
 LABELS: dict[str, str] = {
@@ -47,6 +48,7 @@ LABELS: dict[str, str] = {
     Permission.AUDIT_READ: "Lire et exporter le journal d'audit et le registre des traitements",
     Permission.SITE_ADMIN: "Modifier les paramètres du site (textes, pied de page, accueil, modèles de quotas)",
     Permission.MODELS_ADMIN: "Ajouter, modifier, tester et retirer les modèles et leurs serveurs de calcul",
+    Permission.FILES_OWN: "Déposer ses propres fichiers (exemples pour affiner un modèle, lots de demandes)",
 }
 """What each of the platform's own permissions allows, in French (the roles page shows it)."""
 assert set(LABELS) == set(Permission)

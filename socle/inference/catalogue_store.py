@@ -33,6 +33,8 @@ from socle.db.models import CatalogueBackend, CatalogueModel, CatalogueState, ut
 from socle.endpoints import Endpoint, Json
 from socle.errors import Conflict, InvalidRequest, NotFound, SocleError
 from socle.identity.permissions import Permission, Principal, require
+from socle.inference import audio
+from socle.inference.audience import Audience
 from socle.inference.backends.base import Backend
 from socle.inference.catalogue import build_backend
 from socle.inference.sealing import SecretBox
@@ -49,6 +51,8 @@ _PROBES: dict[str, tuple[Endpoint, Json]] = {
     "embeddings": (Endpoint.EMBEDDINGS, {"input": ["Bonjour"]}),
     "rerank": (Endpoint.RERANK, {"query": "horaires de la mairie", "documents": ["La mairie ouvre à 9 h.",
                                                                                 "Il pleut."]}),
+    "transcription": (Endpoint.TRANSCRIPTIONS, {"file": audio.Audio("essai.wav", audio.silence(1.0), "audio/wav")}),
+    "moderation": (Endpoint.MODERATIONS, {"input": "Bonjour"}),
 }
 # What a person reads for a field refused by the validation (the pydantic names are the YAML's).
 FIELD_LABELS = {"id": "Identifiant", "type": "Usage", "routing": "Répartition", "aliases": "Autres noms",
@@ -168,6 +172,31 @@ class CatalogueStore:
             models.append(_with_keys(config, keys))
         return Snapshot(revision, tuple(models))
 
+    async def names(self, model_type: str) -> set[str]:
+        """The ids of the stored models of ``model_type`` (in service or not; the file's and the browser's): what
+        a setting naming a model (the site's default model) may name."""
+        async with self._sessions() as session:
+            rows = list(await session.scalars(select(CatalogueModel)))
+        found = set()
+        for row in rows:
+            try:
+                if _config(row).type == model_type:
+                    found.add(row.name)
+            except ValidationError:  # an entry that no longer validates here names no model
+                continue
+        return found
+
+    async def reseal(self) -> int:
+        """Seal every stored backend key again with the first key of ``SOCLE_ENCRYPTION_KEYS`` (after a rotation,
+        so that the old key can be dropped); the number of keys sealed again. The keys themselves do not change:
+        the catalogue's revision stays."""
+        async with self._sessions() as session, session.begin():
+            backends = list(await session.scalars(select(CatalogueBackend).where(CatalogueBackend.secret.is_not(None))))
+            for backend in backends:
+                assert backend.secret is not None
+                backend.secret = self._box.reseal(backend.secret)
+        return len(backends)
+
     async def import_file(self, catalogue: Catalogue) -> bool:
         """Write the file's models as it declares them (several processes may start at once: a clash is retried);
         True when the catalogue changed."""
@@ -257,7 +286,8 @@ class CatalogueStore:
         async with self._sessions() as session, session.begin():
             row = await _editable(session, entry_id)
             current = _config(row)
-            config = _validated({**settings, "id": row.name,
+            kept = {"audience": row.settings["audience"]} if "audience" in row.settings else {}  # not a form's
+            config = _validated({**kept, **settings, "id": row.name,
                                  "backends": [b.model_dump(mode="json", exclude_defaults=True)
                                               for b in current.backends]})
             model_settings, card, _ = _parts(config)
@@ -335,6 +365,57 @@ class CatalogueStore:
             await _bump(session)
         await self._changed()
         return await self.entry(actor, entry_id)
+
+    # ---- what the platform's own services do (their callers' rights are checked by them) ------------------------
+
+    async def register(self, config: ModelConfig, *, owner_id: int | None, details: Mapping[str, Any]) -> None:
+        """Add a model that a service made (a fine-tuned model), or replace it when it is there already (the job
+        that made it ran again after a crash): a model of the browser, which the administrators may then take out
+        of service or remove."""
+        model_settings, card, backends = _parts(config)
+        async with self._sessions() as session, session.begin():
+            row = await session.scalar(select(CatalogueModel).where(CatalogueModel.name == config.id))
+            if row is None:
+                position = UI_POSITION + int(await session.scalar(select(CatalogueModel.id).order_by(
+                    CatalogueModel.id.desc()).limit(1)) or 0)
+                session.add(CatalogueModel(name=config.id, position=position, origin="ui", enabled=True,
+                                           settings=model_settings, card=card, updated_at=utcnow(), updated_by=owner_id,
+                                           backends=_backend_rows(backends, [None] * len(backends))))
+            else:
+                row.settings, row.card, row.updated_at, row.updated_by = model_settings, card, utcnow(), owner_id
+                row.backends = _backend_rows(backends, [None] * len(backends))
+            await self._audit.record_in(session, Action.MODEL_CREATED, target=("model", config.id),
+                                        details={"type": config.type, "backends": len(backends), **details})
+            await _bump(session)
+        await self._changed()
+
+    async def remove_owned_in(self, session: AsyncSession, owner_id: int) -> int:
+        """Remove the models a person owns (their fine-tuned models) inside the caller's transaction, when the person
+        is erased; the caller calls :meth:`applied` once it commits. The catalogue is small: read whole."""
+        rows = await session.scalars(select(CatalogueModel).where(CatalogueModel.origin == "ui"))
+        owned = [row for row in rows if (row.settings.get("audience") or {}).get("owner_id") == owner_id]
+        for row in owned:
+            await session.delete(row)  # with its backends
+        if owned:
+            await _bump(session)
+        return len(owned)
+
+    async def applied(self) -> None:
+        """Apply in this process a change that a caller's transaction committed (:meth:`remove_owned_in`)."""
+        await self._changed()
+
+    async def set_audience(self, actor: Principal, name: str, audience: Audience) -> None:
+        """Change who may use a model (shared with groups, published): the caller's service checked the right."""
+        async with self._sessions() as session, session.begin():
+            row = await session.scalar(select(CatalogueModel).where(CatalogueModel.name == name))
+            if row is None:
+                raise NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
+            row.settings = {**row.settings, "audience": audience.model_dump(mode="json")}
+            row.updated_at, row.updated_by = utcnow(), actor.user_id or None
+            await self._audit.record_in(session, Action.MODEL_CHANGED, actor=actor, target=("model", name),
+                                        details={"groups": list(audience.group_ids), "public": audience.public})
+            await _bump(session)
+        await self._changed()
 
     async def export_yaml(self, actor: Principal) -> str:
         """The models in service as a catalogue file: a key entered in the browser is not written, its backend
@@ -524,6 +605,10 @@ def _summary(model_type: str, answer: Json) -> str:
             text = str(answer["choices"][0]["message"].get("content") or "")
         elif model_type == "embeddings":
             text = f"vecteur de {len(answer['data'][0]['embedding'])} nombres"
+        elif model_type == "transcription":
+            text = f"transcription d'une seconde de silence : « {answer['text']} »"
+        elif model_type == "moderation":
+            text = "texte signalé" if answer["results"][0]["flagged"] else "texte non signalé"
         else:
             text = f"{len(answer.get('results') or answer.get('data') or [])} passages classés"
     except (KeyError, IndexError, TypeError, AttributeError):

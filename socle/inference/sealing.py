@@ -37,6 +37,16 @@ class SecretBox:
                                  "définir une.", param="api_key", code="encryption_not_configured")
         return self._fernet.encrypt(secret.encode()).decode()
 
+    def reseal(self, token: str) -> str:
+        """``token`` sealed again with the first key (after a rotation): any key opens it, the first seals it."""
+        if self._fernet is None:
+            raise SealingUnavailable("SOCLE_ENCRYPTION_KEYS is not set: stored secrets cannot be sealed again.")
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise SealingUnavailable("A stored secret cannot be decrypted with SOCLE_ENCRYPTION_KEYS: add the key "
+                                     "it was encrypted with (after the current one).") from exc
+
     def open(self, token: str) -> str:
         if self._fernet is None:
             raise SealingUnavailable("The catalogue holds backend keys entered in the browser, and "

@@ -15,9 +15,17 @@ from contextlib import aclosing
 
 import orjson
 
-from socle.endpoints import ENDPOINTS_BY_TYPE, GENERATIONS, Endpoint, Json
-from socle.errors import BackendError, BackendTimeout, BackendUnavailable, InvalidRequest, SocleError
+from socle.endpoints import ENDPOINTS_BY_TYPE, GENERATIONS, TYPE_NAMES, Endpoint, Json
+from socle.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidRequest,
+    NotFound,
+    SocleError,
+)
 from socle.identity.permissions import Permission, Principal, require
+from socle.inference import audio, token_ids
 from socle.inference.registry import ModelRegistry, ServedModel
 from socle.inference.routing import BackendState
 from socle.quotas.limiter import UNLIMITED, Admission, QuotaLimiter
@@ -54,15 +62,38 @@ class InferenceService:
 
     def list_models(self, principal: Principal) -> list[ServedModel]:
         require(principal, Permission.MODELS_READ)
-        return list(self.registry.models)
+        return [served for served in self.registry.models
+                if served.config.audience is None or served.config.audience.admits(principal)]
 
     def get_model(self, principal: Principal, name: str) -> ServedModel:
         require(principal, Permission.MODELS_READ)
-        return self.registry.get(name)
+        return self.visible(principal, name)
 
-    async def call(self, principal: Principal, endpoint: Endpoint, body: Json) -> Json:
+    def visible(self, principal: Principal, name: str) -> ServedModel:
+        """The model named, if the caller may see it: a model kept for others is answered as unknown. A model of
+        the file has no audience: one attribute test on the hot path."""
+        served = self.registry.get(name)
+        if served.config.audience is not None and not served.config.audience.admits(principal):
+            raise NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
+        return served
+
+    def model_for(self, principal: Principal, model_type: str, requested: str | None) -> str:
+        """The model a call of an optional-model route goes to (the one asked, else the first of its type), once
+        some model of that type is configured: without one, every call is a clear 404, whatever it names."""
+        first = next((served.id for served in self.list_models(principal) if served.config.type == model_type), None)
+        if first is None:
+            raise NotFound(f"No {TYPE_NAMES[model_type]} model is configured on this platform.", param="model",
+                           code="model_not_found")
+        return requested or first
+
+    async def call(self, principal: Principal, endpoint: Endpoint, body: Json, *,
+                   recorded_as: str | None = None) -> Json:
+        """Answer a call. ``recorded_as``: the operation its usage row names, when the caller called another API
+        than the one that serves it (``responses``, answered by chat completions)."""
         served = self._admit(principal, endpoint, body)
-        record = CallRecord(principal, served.id, endpoint.value)
+        if endpoint is Endpoint.EMBEDDINGS:  # OpenAI's token ids mean nothing to the models served here
+            body = token_ids.as_text(body)
+        record = CallRecord(principal, served.id, recorded_as or endpoint.value)
         admission = UNLIMITED
         error: SocleError | None = None
         try:
@@ -89,10 +120,12 @@ class InferenceService:
             await self._settle(admission, served, record)
             self.usage.record(record)
 
-    async def stream(self, principal: Principal, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
-        """Open a stream; errors before its first chunk are raised here, later ones by the iterator."""
+    async def stream(self, principal: Principal, endpoint: Endpoint, body: Json, *,
+                     recorded_as: str | None = None) -> AsyncIterator[Json]:
+        """Open a stream; errors before its first chunk are raised here, later ones by the iterator.
+        ``recorded_as`` as for :meth:`call`."""
         served = self._admit(principal, endpoint, body)
-        record = CallRecord(principal, served.id, endpoint.value)
+        record = CallRecord(principal, served.id, recorded_as or endpoint.value)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if endpoint in GENERATIONS:  # always ask for usage: accounting needs it, whatever the client wants
             body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
@@ -127,6 +160,7 @@ class InferenceService:
         with served.pool.lease(state) as backend:
             try:
                 async with aclosing(backend.stream(endpoint, body)) as upstream:  # closing stops the backend
+                    del body  # an open stream's frames hold neither the request nor its last chunk
                     async for chunk in upstream:
                         if chunk.get("usage"):
                             record.usage(chunk["usage"])
@@ -137,6 +171,7 @@ class InferenceService:
                         record.first_token()
                         chunk["model"] = served.id
                         yield chunk
+                        del chunk
             except _RETRYABLE as exc:
                 served.pool.failed(state, exc)
                 raise
@@ -149,8 +184,10 @@ class InferenceService:
             async with aclosing(rest):
                 if first is not None:
                     yield first
+                    del first  # an open stream's frames hold no chunk while the next one is awaited
                     async for chunk in rest:
                         yield chunk
+                        del chunk
         except BaseException as exc:  # GeneratorExit when the client leaves
             status = _status(exc)
             raise
@@ -169,6 +206,8 @@ class InferenceService:
         def estimate() -> tuple[int, float]:
             text = body.get("messages") or body.get("prompt") or body.get("input") or ""
             prompt = len(orjson.dumps(text)) // 3 + 16  # about 4 bytes per token: a safe margin
+            if endpoint is Endpoint.TRANSCRIPTIONS:  # a second of audio counts as a token
+                prompt = audio.seconds_at_most(body)
             completion = 0 if endpoint not in GENERATIONS else _outputs(endpoint, body) * (
                 body.get("max_completion_tokens") or body.get("max_tokens") or self.default_completion_tokens)
             return prompt + completion, served.config.pricing.cost(prompt, completion)
@@ -191,7 +230,7 @@ class InferenceService:
 
     def _admit(self, principal: Principal, endpoint: Endpoint, body: Json) -> ServedModel:
         require(principal, Permission.MODELS_USE)
-        served = self.registry.get(body["model"])
+        served = self.visible(principal, body["model"])
         if endpoint not in ENDPOINTS_BY_TYPE[served.config.type]:
             raise InvalidRequest(
                 f"The model '{served.id}' is a {served.config.type} model: it does not serve /v1/{endpoint}.",

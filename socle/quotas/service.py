@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "equipe": {"scope": "group", "requests_per_minute": 120, "requests_per_day": 10_000,
                "tokens_per_minute": 200_000, "budget_tokens": 30_000_000, "budget_period": "month"},
 }
-"""The starting points the quota form offers (the admin changes any figure before saving)."""
+"""The starting points the quota form offers (the admin changes any figure before saving): the code's
+defaults; the administrators change the amounts in the site's settings (:mod:`socle.site`)."""
+PRESET_AMOUNTS = ("requests_per_minute", "requests_per_day", "tokens_per_minute", "budget_tokens")
+"""The figures of a preset an administrator may change (its scope and period are what make it that preset)."""
+
+
+def preset_amounts() -> dict[str, dict[str, int]]:
+    """The presets' amounts as the code sets them: what the site's settings start from."""
+    return {name: {amount: int(preset[amount]) for amount in PRESET_AMOUNTS} for name, preset in PRESETS.items()}
+
+
+def presets_with(amounts: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, Any]]:
+    """The presets with the administrators' amounts over the code's (an amount not given keeps the code's)."""
+    return {name: {**preset, **{amount: int(value) for amount, value in amounts.get(name, {}).items()
+                                if amount in PRESET_AMOUNTS}}
+            for name, preset in PRESETS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Each section (the text under one heading) is chunked on its own, so a chunk neve
 headings; within a section, semchunk (MIT) cuts at the largest boundary that fits — paragraphs, then
 lines, sentences, clauses, words. Sizes are in characters, as the Albert API's ``chunk_size`` and
 ``chunk_overlap`` are. Each chunk keeps its section's title and page, for display and for retrieval
-(the title is searched with the chunk).
+(the title is searched with the chunk). Chunks shorter than ``min_size`` characters are dropped, as the
+Albert API's ``chunk_min_size`` asks (a page number or a stray heading alone is noise in search results).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _chunker(size: int) -> semchunk.Chunker:
     return semchunk.chunkerify(len, size)
 
 
-def chunk_document(document: ParsedDocument, *, size: int = 2048, overlap: int = 200) -> list[Chunk]:
+def chunk_document(document: ParsedDocument, *, size: int = 2048, overlap: int = 200,
+                   min_size: int = 0) -> list[Chunk]:
     if size < 100:
         raise ValueError("chunk size must be at least 100 characters")
     if not 0 <= overlap < size // 2:
@@ -44,6 +46,6 @@ def chunk_document(document: ParsedDocument, *, size: int = 2048, overlap: int =
     for section in document.sections:
         pieces = chunker(section.text, overlap=overlap or None) if len(section.text) > size else [section.text]
         for piece in pieces:
-            if piece.strip():
+            if piece.strip() and len(piece.strip()) >= min_size:
                 chunks.append(Chunk(index=len(chunks), text=piece.strip(), title=section.title, page=section.page))
     return chunks

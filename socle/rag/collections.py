@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.audit.service import Action, AuditTrail
-from socle.db.models import Collection, utcnow
+from socle.db.models import Collection, User, utcnow
 from socle.errors import InvalidRequest, NotFound
 from socle.identity.names import readable_name
 from socle.identity.permissions import Permission, Principal, require
@@ -79,6 +79,16 @@ class CollectionService:
             collection.group_id = group_id if visibility == "group" else None
             collection.updated_at = utcnow()
         return collection
+
+    async def owners(self, collections: list[Collection]) -> dict[int, str]:
+        """The names of these collections' owners (the Albert API's ``owner``), by user id: a name, never an
+        email (a public collection's readers are everyone); an owner without a name is shown by their id."""
+        ids = sorted({collection.owner_id for collection in collections})
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            names = dict((await session.execute(select(User.id, User.name).where(User.id.in_(ids)))).all())
+        return {user_id: names.get(user_id) or f"user-{user_id}" for user_id in ids}
 
     async def delete(self, actor: Principal, collection_id: int) -> None:
         async with self._sessions() as session, session.begin():

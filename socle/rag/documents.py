@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
-import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle.db.models import Chunk, Collection, Document, utcnow
-from socle.errors import InvalidRequest, NotFound, PayloadTooLarge
+from socle.errors import InvalidRequest, NotFound
 from socle.identity.permissions import Permission, Principal, require
 from socle.jobs.queue import JobQueue
 from socle.rag.collections import CollectionService, readable
 from socle.rag.parsing import SUPPORTED
+from socle.storage import stage
 
 INGEST = "rag.ingest"
 EMBED = "rag.embed"
-_COPY_BLOCK = 1024 * 1024
 
 
 class DocumentService:
@@ -46,8 +44,10 @@ class DocumentService:
         return self.files / str(document_id)
 
     async def upload(self, actor: Principal, collection_id: int, filename: str, source: BinaryIO, *,
-                     chunk_size: int = 2048, chunk_overlap: int = 200) -> tuple[Document, bool]:
-        """Accept a file into a collection; returns the document and whether it is new."""
+                     chunk_size: int = 2048, chunk_overlap: int = 200, chunk_min_size: int = 0,
+                     metadata: dict[str, object] | None = None) -> tuple[Document, bool]:
+        """Accept a file into a collection; returns the document and whether it is new. ``metadata`` (the
+        client's, checked by ``socle.rag.albert_options``) goes on the document and on each of its chunks."""
         require(actor, Permission.COLLECTIONS_OWN)
         name = Path(filename or "").name
         if Path(name).suffix.lower() not in SUPPORTED:
@@ -59,41 +59,25 @@ class DocumentService:
             raise InvalidRequest("chunk_size must be between 100 and 20000 characters.", param="chunk_size")
         if not 0 <= chunk_overlap < chunk_size // 2:
             raise InvalidRequest("chunk_overlap must be between 0 and half of chunk_size.", param="chunk_overlap")
+        if not 0 <= chunk_min_size <= chunk_size:
+            raise InvalidRequest("chunk_min_size must be between 0 and chunk_size.", param="chunk_min_size")
         async with self._sessions() as session:
             await CollectionService.writable(session, actor, collection_id)
         staged, digest, size = await asyncio.to_thread(self._stage, source)
         try:
-            return await self._accept(collection_id, name, staged, digest, size, chunk_size, chunk_overlap)
+            return await self._accept(collection_id, name, staged, digest, size,
+                                      {"chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
+                                       "chunk_min_size": chunk_min_size, "meta": metadata})
         finally:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()
 
     def _stage(self, source: BinaryIO) -> tuple[Path, str, int]:
         """Copy the upload next to its final place, hashing it and bounding its size; synced to disk."""
-        self.files.mkdir(parents=True, exist_ok=True)
-        staged = self.files / f".upload-{secrets.token_hex(8)}"
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with staged.open("wb") as out:
-                while block := source.read(_COPY_BLOCK):
-                    size += len(block)
-                    if size > self._max_bytes:
-                        raise PayloadTooLarge(f"The file exceeds {self._max_bytes} bytes.", param="file")
-                    digest.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        if size == 0:
-            staged.unlink(missing_ok=True)
-            raise InvalidRequest("The file is empty.", param="file", code="empty_file")
-        return staged, digest.hexdigest(), size
+        return stage(self.files, source, max_bytes=self._max_bytes)
 
-    async def _accept(self, collection_id: int, name: str, staged: Path, digest: str, size: int, chunk_size: int,
-                      chunk_overlap: int) -> tuple[Document, bool]:
+    async def _accept(self, collection_id: int, name: str, staged: Path, digest: str, size: int,
+                      options: dict[str, Any]) -> tuple[Document, bool]:
         try:
             async with self._sessions() as session, session.begin():
                 existing = await session.scalar(select(Document).where(Document.collection_id == collection_id,
@@ -102,8 +86,7 @@ class DocumentService:
                     return existing, False
                 now = utcnow()
                 document = Document(collection_id=collection_id, name=name, content_hash=digest, size_bytes=size,
-                                    status="queued", chunk_size=chunk_size, chunk_overlap=chunk_overlap, chunks=0,
-                                    embedded=0, created_at=now, updated_at=now)
+                                    status="queued", chunks=0, embedded=0, created_at=now, updated_at=now, **options)
                 session.add(document)
                 await session.flush()
                 await session.execute(update(Collection).where(Collection.id == collection_id)
@@ -133,6 +116,24 @@ class DocumentService:
     async def get(self, actor: Principal, document_id: int) -> Document:
         async with self._sessions() as session:
             return await self._readable(session, actor, document_id)
+
+    async def wait_searchable(self, actor: Principal, document_id: int, *, embedded: bool,
+                              timeout_s: float) -> Document:
+        """Wait until a document is searchable by every method — parsed, and its chunks embedded when
+        ``embedded`` — or has failed; the document as it is then (still on its way when the time ran out).
+        The database is looked at, with a growing pause: the ingestion may run in another process."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pause = 0.05
+        while True:
+            document = await self.get(actor, document_id)
+            done = document.status == "failed" or (
+                document.status == "ready" and (not embedded or document.embedded >= document.chunks))
+            left = deadline - loop.time()
+            if done or left <= 0:
+                return document
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 1.5, 1.0)
 
     async def delete(self, actor: Principal, document_id: int) -> None:
         async with self._sessions() as session, session.begin():
@@ -172,6 +173,16 @@ class DocumentService:
                                          .where(Chunk.document_id == document_id, readable(actor))
                                          .order_by(Chunk.idx).limit(limit).offset(offset))
             return document, list(rows)
+
+    async def chunk(self, actor: Principal, document_id: int, chunk_id: int) -> tuple[Document, Chunk]:
+        """One chunk of a readable document (404 when either is not there, or not the other's)."""
+        async with self._sessions() as session:
+            document = await self._readable(session, actor, document_id)
+            chunk = await session.scalar(select(Chunk).join(Collection, Collection.id == Chunk.collection_id).where(
+                Chunk.id == chunk_id, Chunk.document_id == document_id, readable(actor)))
+        if chunk is None:
+            raise NotFound(f"Chunk {chunk_id} not found in document {document_id}.", param="chunk")
+        return document, chunk
 
     async def count_all(self, actor: Principal, *, since: datetime | None = None) -> int:
         """Documents on the whole platform (added since ``since``), whoever may read them: a figure of the

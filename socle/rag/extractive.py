@@ -7,14 +7,18 @@ each shared term weighted by its rarity among the candidate sentences. The passa
 ranked by the hybrid search (words and embeddings); scoring their sentences by words costs nothing, whereas
 embedding every sentence would cost the small CPU embedding model seconds per question (about 8 passages/s).
 The answer is Markdown (rendered with raw HTML escaped): the passage's own characters are escaped so that a
-document's text is shown as written, and the answering sentences are in bold.
+document's text is shown as written, and the answering sentences are in bold. Through the API, the answer is a
+chat completion like any other (:func:`completion`, :func:`chunks`), written by the platform: it used no tokens.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from socle.rag.search import Result
 from socle.text import terms
@@ -80,3 +84,28 @@ def answer(question: str, results: Sequence[Result]) -> str:
         parts.append(f"[{quote.number}] {_escaped(quote.where)} :\n\n> {text}")
     parts.append(NOTICE)
     return "\n\n".join(parts)
+
+
+def is_extracts(content: str) -> bool:
+    """Whether a saved answer is one of these (it ends with their notice): not generated, so not labelled as such."""
+    return content.rstrip().endswith(NOTICE)
+
+
+def _head(model: str) -> dict[str, Any]:
+    return {"id": f"chatcmpl-extraits-{secrets.token_hex(12)}", "created": int(time.time()), "model": model,
+            "system_fingerprint": "extraits"}
+
+
+def completion(model: str, text: str) -> dict[str, Any]:
+    """The answer as an OpenAI chat completion (no tokens used: no model wrote it)."""
+    return {**_head(model), "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                         "logprobs": None}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+
+async def chunks(model: str, text: str) -> AsyncIterator[dict[str, Any]]:
+    """The answer as the chunks of an OpenAI chat completion stream: all of it, then its end."""
+    head = {**_head(model), "object": "chat.completion.chunk"}
+    yield {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]}
+    yield {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}

@@ -82,7 +82,8 @@ class Ingestion:
             raise PermanentError(f"document {document_id}: file missing")
         try:
             parsed = await self._sandbox.parse(path, document.name)
-            chunks = chunk_document(parsed, size=document.chunk_size, overlap=document.chunk_overlap)
+            chunks = chunk_document(parsed, size=document.chunk_size, overlap=document.chunk_overlap,
+                                    min_size=document.chunk_min_size)
         except ParseError as exc:
             await self._fail(document_id, str(exc))
             path.unlink(missing_ok=True)
@@ -93,7 +94,7 @@ class Ingestion:
                 return
             await session.execute(delete(Chunk).where(Chunk.document_id == document_id))  # none, unless rerun
             session.add_all(Chunk(document_id=document_id, collection_id=document.collection_id, idx=chunk.index,
-                                  text=chunk.text, title=chunk.title, page=chunk.page,
+                                  text=chunk.text, title=chunk.title, page=chunk.page, meta=document.meta,
                                   lexical=analyse(chunk.searchable)) for chunk in chunks)
             document.status, document.title, document.pages = "ready", parsed.title, parsed.pages
             document.chunks, document.embedded, document.error, document.updated_at = len(chunks), 0, None, utcnow()

@@ -2,6 +2,9 @@
 French texts for the legal pages, written from what the platform really stores and for how long."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from socle.compliance.retention import KINDS
 from socle.settings import Settings
 
 WELCOME = ("Bonjour. Écrivez votre demande ci-dessous : rédiger ou reformuler un texte, résumer une note, "
@@ -42,7 +45,12 @@ l'administration tant qu'un agent ne les a pas relus et repris à son compte.
 """
 
 
-def privacy(organisation: str, contact: str, settings: Settings) -> str:
+def retention_days(settings: Settings) -> dict[str, int]:
+    """The environment's retention periods (``SOCLE_RETENTION_<KIND>_DAYS``), by kind."""
+    return {kind: int(getattr(settings, f"retention_{kind}_days")) for kind in KINDS}
+
+
+def privacy(organisation: str, contact: str, days: Mapping[str, int]) -> str:
     who = organisation or "l'administration qui exploite cette plateforme"
     write = f" ({contact})" if contact else ""
     return f"""## Responsable du traitement
@@ -53,13 +61,14 @@ limitation, opposition), adressez-vous à son délégué à la protection des do
 ## Données traitées et durée de conservation
 
 - **Votre compte** : adresse électronique, nom, rôle et groupes — tant que le compte existe.
-- **Vos conversations** avec l'assistant — {_days(settings.retention_conversations_days)} après leur dernière
+- **Vos conversations** avec l'assistant — {_days(days['conversations'])} après leur dernière
   utilisation.
-- **Vos documents** et les passages qui en sont extraits — {_days(settings.retention_documents_days)}.
+- **Vos documents** (le fichier déposé, tel quel, et les passages qui en sont extraits) —
+  {_days(days['documents'])} ; un fichier joint à une conversation est supprimé avec elle.
 - **Votre consommation** (nombre de demandes, volume de texte traité, modèle utilisé, sans le contenu des
-  échanges) — {_days(settings.retention_usage_days)}.
+  échanges) — {_days(days['usage'])}.
 - **Le journal d'audit** des actions sensibles (connexions, changements de droits) —
-  {_days(settings.retention_audit_days)}.
+  {_days(days['audit'])}.
 
 ## Finalité
 

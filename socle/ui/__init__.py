@@ -19,6 +19,7 @@ from socle.apps.base import NavLink, Web
 from socle.identity.permissions import Principal
 from socle.ui.routes import (
     admin,
+    affiner,
     audit,
     auth,
     chat,
@@ -48,7 +49,7 @@ def install(app: FastAPI, faces: Mapping[str, Web]) -> None:
     if not (STATIC_DIR / "dsfr" / "dsfr.min.css").is_file():
         log.warning("the DSFR's assets are missing from %s: run `make install` (pages will be unstyled)",
                     STATIC_DIR / "dsfr")
-    for module in (auth, proconnect, chat, documents, keys, usage, admin, roles, compliance, audit, site):
+    for module in (auth, proconnect, chat, documents, affiner, keys, usage, admin, roles, compliance, audit, site):
         app.include_router(module.router)
     app.include_router(admin.pickers)
     links = []

@@ -69,8 +69,11 @@ def sign_in_throttle(request: Request) -> SignInThrottle:
 
 
 def identity_provider(request: Request) -> OidcClient | None:
-    """ProConnect's client when it is configured (``SOCLE_OIDC_ISSUER``), else None: no button, no routes."""
-    return platform(request).identity_provider
+    """ProConnect's client when the site's settings turn it on (``SOCLE_OIDC_*`` by default), else None: no
+    button, no routes. The settings are those read for this request (the last read, before they are)."""
+    built = platform(request)
+    site = getattr(request.state, "site", None) or built.site.latest
+    return built.identity_provider.client(site.proconnect)
 
 
 def public_url(request: Request, path: str) -> str:
@@ -216,7 +219,8 @@ def _policy(scope: Scope) -> tuple[bytes, bytes]:
     """The content security policy, letting forms lead to the identity provider's origins (read when the
     response starts: the request may just have discovered them)."""
     built = getattr(getattr(scope.get("app"), "state", None), "platform", None)
-    client: OidcClient | None = getattr(built, "identity_provider", None)
+    site = scope.get("state", {}).get("site") or (built.site.latest if built is not None else None)
+    client = built.identity_provider.client(site.proconnect) if site is not None else None
     origins = sorted(o for o in client.origins() if _ORIGIN.fullmatch(o)) if client is not None else []
     targets = "".join(f" {origin}" for origin in origins)
     return b"content-security-policy", _POLICY.format(targets=targets).encode()

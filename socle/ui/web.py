@@ -28,6 +28,7 @@ from socle.api.strict import UnreadableInput
 from socle.errors import RateLimited, SocleError
 from socle.formats import french_number
 from socle.identity.permissions import Permission
+from socle.rag import extractive
 from socle.site.service import SiteSettings
 from socle.ui import markdown, security
 from socle.ui.security import CsrfRejected, SignInRequired, Visitor
@@ -38,6 +39,7 @@ TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes every .
 TEMPLATES.env.globals.update(version=__version__, Permission=Permission)
 TEMPLATES.env.filters["markdown"] = lambda text: Markup(markdown.to_html(text))  # raw HTML escaped by to_html
 TEMPLATES.env.filters["nombre"] = french_number  # 12 345, the French way
+TEMPLATES.env.tests["extraits"] = extractive.is_extracts  # an answer quoting documents, written by no model
 API_PREFIX = "/ui/api/"
 STATIC_PREFIX = "/ui/static/"
 log = logging.getLogger("socle.ui")
@@ -67,6 +69,8 @@ NOTICES = {
     "membre-ajoute": "Le membre a été ajouté au groupe.",
     "membre-retire": "Le membre a été retiré du groupe.",
     "quota-cree": "Le quota a été créé : il s'applique dans les secondes qui viennent.",
+    "affinage-annule": "L'affinage est annulé : s'il s'entraînait, il s'arrête dans quelques secondes.",
+    "modele-partage": "Le partage du modèle est enregistré : il s'applique dans les secondes qui viennent.",
     "modele-ajoute": "Le modèle a été ajouté : toute la plateforme le sert dans les secondes qui viennent.",
     "modele-modifie": "Le modèle a été modifié : la modification s'applique dans les secondes qui viennent.",
     "modele-en-service": "Le modèle est remis en service.",

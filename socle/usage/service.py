@@ -20,6 +20,7 @@ from socle.identity.permissions import SYSTEM, Permission, Principal, require
 
 GroupBy = Literal["day", "model", "user", "key", "endpoint", "status"]
 _SUMS = ("prompt_tokens", "completion_tokens", "cost", "energy_kwh", "co2_kg")
+RecordOrder = Literal["created_at", "cost", "total_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +77,15 @@ class UsageService:
             conditions.append(UsageRecord.created_at < filters.until)
         return conditions
 
-    async def records(self, actor: Principal, filters: UsageFilter, *, limit: int = 100,
-                      offset: int = 0) -> list[UsageRecord]:
+    async def records(self, actor: Principal, filters: UsageFilter, *, limit: int = 100, offset: int = 0,
+                      order_by: RecordOrder = "created_at", descending: bool = True) -> list[UsageRecord]:
+        """Rows, newest first unless ``order_by`` (the Albert API's orders: by time, cost or tokens) says."""
         await self._note_read_of_others(actor, filters, per_person=True)
+        key = {"created_at": UsageRecord.created_at, "cost": UsageRecord.cost,
+               "total_tokens": UsageRecord.prompt_tokens + UsageRecord.completion_tokens}[order_by]
+        keys = (key.desc(), UsageRecord.id.desc()) if descending else (key.asc(), UsageRecord.id.asc())
         query = (select(UsageRecord).where(*self._where(actor, filters))
-                 .order_by(UsageRecord.created_at.desc(), UsageRecord.id.desc()).limit(limit).offset(offset))
+                 .order_by(*keys).limit(limit).offset(offset))
         async with self._sessions() as session:
             return list(await session.scalars(query))
 

@@ -80,7 +80,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         search = SearchService(sessions, store, inference, embedding_model=None)  # by words: no embedding call
         conversations = ConversationService(sessions)
         try:
-            yield World(ChatTurns(conversations, inference, Answering(search),
+            yield World(ChatTurns(conversations, inference, Answering(search, inference),
                                   ConversationFiles(sessions, DocumentService(sessions, JobQueue(sessions),
                                                                               tmp_path / "files", max_bytes=1 << 20))),
                         conversations,

@@ -26,6 +26,7 @@ from socle.db.models import (
     Message,
     RetentionRun,
     Role,
+    StoredResponse,
     UsageRecord,
     User,
     utcnow,
@@ -66,6 +67,8 @@ async def seed(p: Platform) -> dict[str, int]:
             session.add(Message(conversation_id=conversation.id, role="user", content="question", created_at=when))
             session.add(UsageRecord(created_at=when, user_id=user.id, role="user", group_ids=[], model="m",
                                     endpoint="chat", status="ok", latency_ms=1.0))
+            session.add(StoredResponse(owner_id=user.id, model="m", status="completed", input_items=[], output=[],
+                                       parameters={}, created_at=when))  # kept as long as conversations
             dataset = FeedbackDataset(owner_id=user.id, name=f"avis {when:%Y}", created_at=when, messages=1)
             session.add(dataset)
             await session.flush()
@@ -133,6 +136,7 @@ async def test_the_daily_job_deletes_what_is_past_its_period_and_keeps_the_rest(
         assert await session.scalar(select(func.count()).select_from(Message)) == 1
         usage = list(await session.scalars(select(UsageRecord.created_at)))
         assert usage == [RECENT]
+        assert list(await session.scalars(select(StoredResponse.created_at))) == [RECENT]
         assert list(await session.scalars(select(FeedbackDataset.name))) == [f"avis {RECENT:%Y}"]
         assert await session.scalar(select(func.count()).select_from(FeedbackMessage)) == 1
         assert list(await session.scalars(select(LoginSession.expires_at))) == [RECENT]  # 30 days after expiry
@@ -144,7 +148,8 @@ async def test_the_daily_job_deletes_what_is_past_its_period_and_keeps_the_rest(
         job = await session.scalar(select(Job).where(Job.kind == KIND))
     assert not p.documents.path(ids["old"]).exists() and p.documents.path(ids["recent"]).exists()
     assert run is not None and run.day == NOW.date().isoformat()
-    assert run.counts == {"conversations": 1, "usage": 1, "documents": 1, "feedback": 1, "audit": 2, "sessions": 1}
+    assert run.counts == {"conversations": 1, "usage": 1, "documents": 1, "feedback": 1, "audit": 2, "sessions": 1,
+                          "responses": 1}
     assert job is not None and job.status == "done" and job.payload == {"day": run.day}
     verification = await p.audit.verify()
     assert verification.ok, verification.reason  # the pruning is recorded: the chain still verifies

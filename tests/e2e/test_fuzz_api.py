@@ -29,7 +29,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {}
 # Calls that would take the fuzzing admin's own account or key away, and end the run's authentication:
 # other accounts and keys are fair game.
 SELF_DESTRUCTIVE = {("DELETE", "/v1/users/{user_id}"), ("PATCH", "/v1/users/{user_id}"),
-                    ("DELETE", "/v1/keys/{key_id}")}
+                    ("DELETE", "/v1/keys/{key_id}"), ("DELETE", "/v1/tokens/{key_id}")}
 
 
 def _header(response: schemathesis.Response, name: str) -> str:

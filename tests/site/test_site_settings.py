@@ -17,9 +17,10 @@ from socle.db.models import Role, SiteSetting
 from socle.db.session import create_engine, session_factory
 from socle.errors import InvalidRequest, PermissionDenied
 from socle.identity.permissions import SYSTEM, Principal
+from socle.inference.sealing import SecretBox
 from socle.settings import Settings
 from socle.site import defaults
-from socle.site.service import SiteService, environment_defaults
+from socle.site.service import SiteService
 
 Database = tuple[async_sessionmaker[AsyncSession], AuditTrail]
 ADMIN = Principal(user_id=7, email="admin@ministere.gouv.fr", role="admin", permissions=frozenset({"*"}))
@@ -44,7 +45,7 @@ def settings(**values: object) -> Settings:
 
 def service(database: Database, environment: Settings | None = None, *, refresh_s: float = 5.0) -> SiteService:
     sessions, audit = database
-    return SiteService(sessions, audit, environment_defaults(environment or settings()), refresh_s=refresh_s,
+    return SiteService(sessions, audit, environment or settings(), box=SecretBox(None), refresh_s=refresh_s,
                        chat_models=["albert-large", "smollm2-135m"])
 
 

@@ -14,9 +14,12 @@ Behaviour is chosen by the requested model name, so one process serves every cas
   mock-multiline   streams valid SSE the hard way: JSON spread over several ``data:`` lines, CRLF and CR line
                    ends, comments, ``event:`` and ``id:`` fields, a BOM
   mock-huge        streams one event, then one of 600 KB (``HUGE`` repeated), then ends properly
+With ``tools``, the others call the first tool (streamed too, its arguments in pieces); once the last message is
+a tool's answer, they answer a text that quotes it.
 Embeddings of a model whose name ends with ``-slow`` take 5 s (a job in flight).
 Asked for a ``response_format`` JSON schema, the others answer the simplest instance of that schema.
 ``GET /stats`` counts requests and streams opened, completed and aborted (the client went away).
+``/v1/audio/transcriptions`` and ``/v1/moderations`` are :mod:`tests.support.mock_audio`'s.
 
     python -m tests.support.mock_backend --port 19001 [--latency-ms 200]
 """
@@ -33,6 +36,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.support import mock_audio
 
 STATS = {"requests": 0, "streams_open": 0, "streams_completed": 0, "streams_aborted": 0}
 CHUNKS = 5
@@ -62,6 +67,14 @@ async def chat(request: Request) -> Response:
             await asyncio.sleep(0.1)
     if LATENCY_S:
         await asyncio.sleep(LATENCY_S)
+    if body.get("tools") and body.get("stream"):
+        return StreamingResponse(_tool_stream(model, body), media_type="text/event-stream")
+    if (body.get("messages") or [{}])[-1].get("role") == "tool":  # a tool answered: the model says what it got
+        content = f"L'outil a répondu : {body['messages'][-1].get('content')}"
+        return JSONResponse({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38}})
     if body.get("stream"):
         if model.endswith(("mock-truncated", "mock-multiline", "mock-huge")):
             return StreamingResponse(_odd_stream(model), media_type="text/event-stream")
@@ -131,6 +144,31 @@ async def _stream(model: str, body: dict) -> AsyncIterator[bytes]:
         STATS["streams_open"] -= 1
 
 
+async def _tool_stream(model: str, body: dict) -> AsyncIterator[bytes]:
+    """With tools, a stream calls the first one, its arguments in three pieces; once a tool answered, it says
+    what it got."""
+    last = (body.get("messages") or [{}])[-1]
+    if last.get("role") == "tool":
+        for word in ("L'outil", " a répondu : ", str(last.get("content"))):
+            yield f"data: {json.dumps(_chunk(model, word))}\n\n".encode()
+        finish = "stop"
+    else:
+        tool = body["tools"][0]["function"]["name"]
+        pieces = ['{"seen": ', json.dumps(sorted(body)), "}"]
+        for i, piece in enumerate(pieces):
+            call = {"index": 0, "function": {"arguments": piece}}
+            if i == 0:
+                call.update(id="call_1", type="function", function={"name": tool, "arguments": piece})
+            chunk = _chunk(model, None)
+            chunk["choices"][0]["delta"] = {"tool_calls": [call]}
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        finish = "tool_calls"
+    yield f"data: {json.dumps(_chunk(model, None, finish))}\n\n".encode()
+    usage = {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+    yield f"data: {json.dumps({**_chunk(model, None), 'choices': [], 'usage': usage})}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
 async def _odd_stream(model: str) -> AsyncIterator[bytes]:
     """The streams of the mock-truncated, mock-multiline and mock-huge models."""
     if model.endswith("mock-truncated"):
@@ -193,6 +231,8 @@ app = Starlette(routes=[
     Route("/v1/chat/completions", chat, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/audio/transcriptions", mock_audio.transcriptions, methods=["POST"]),
+    Route("/v1/moderations", mock_audio.moderations, methods=["POST"]),
     Route("/v1/models", models),
     Route("/stats", stats),
 ])

@@ -46,7 +46,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 SCREENS = ROOT / "docs" / "ecrans"
 SCREENED = {"chat", "chat-fiche-modele", "documents", "consommation", "compte", "tableau-de-bord",
             "admin-utilisateurs", "admin-groupes", "admin-roles", "admin-quotas", "admin-modeles",
-            "admin-journal-audit", "admin-parametres", "chat-accueil", "avis-rapport"}
+            "admin-journal-audit", "admin-parametres", "chat-accueil", "avis-rapport", "affiner", "affiner-essai"}
 PHONE: ViewportSize = {"width": 390, "height": 844}  # every checked page is also seen on a phone's screen
 PASSWORD = "un mot de passe bien long"
 CATALOGUE = """

@@ -56,9 +56,13 @@ def test_ask_a_question_about_my_pdf(page: Page, account: Account, tmp_path: Pat
     answer = answered(page, timeout_ms=120_000)  # by extracts: the answering sentence highlighted, no invention
     expect(answer.locator("strong").filter(has_text="trois semaines").first).to_be_visible()
     expect(answer).to_contain_text("modèle de démonstration")
+    label = page.locator(".socle-message--assistant .socle-ai-label").last  # quoted, not generated: said so
+    expect(label).to_have_text("Extraits de vos documents, sans reformulation")
     check_page(page, "interroger-reponse")
 
     page.reload()  # the sources were saved with the answer
+    expect(page.locator(".socle-message--assistant .socle-ai-label").last).to_have_text(
+        "Extraits de vos documents, sans reformulation")
     expect(page.get_by_label("Guides des titres")).to_be_checked()
     source = page.locator(".socle-source").filter(has_text="trois semaines").first
     expect(source.get_by_role("button")).to_contain_text("passeport.pdf")

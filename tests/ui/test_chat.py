@@ -40,7 +40,7 @@ def test_an_answer_streams_in_then_shows_as_markdown(page: Page, account: Accoun
     assert len(set(seen)) >= 3, seen  # several partial answers were shown before the whole one
     expect(page.locator(".socle-message--user .socle-message__body")).to_have_text(
         "Write three short sentences about the sea.")
-    check_page(page, "chat")
+    check_page(page, "chat-reponse")
 
     _ask(page, "smollm2-135m", "And about the mountains?")  # the conversation goes on
     expect(page.locator(".socle-message--assistant")).to_have_count(2)

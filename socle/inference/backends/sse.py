@@ -85,7 +85,10 @@ async def read_events(chunks: AsyncIterable[bytes], *, max_event_bytes: int) -> 
     """The events of a stream received in arbitrary pieces."""
     parser = _Parser(max_event_bytes)
     async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
+        events = parser.feed(chunk)
+        del chunk  # while the next piece is awaited, this frame holds nothing of the last (open streams wait here)
+        events.reverse()
+        while events:
+            yield events.pop()
     for event in parser.feed(b"", final=True):
         yield event

@@ -4,7 +4,8 @@ Chunks are written with the ORM by the ingestion (the same rows on every store; 
 follows in the same transaction). They are erased through the store (:meth:`ChunkStore.erase`), which
 knows where else an engine keeps their words. What differs between stores is how they search, and every search
 takes the caller: the store restricts its query itself to ``collection_ids`` the caller may read
-(``socle.rag.collections.readable``), so nothing unreadable is ever ranked, let alone returned.
+(``socle.rag.collections.readable``), so nothing unreadable is ever ranked, let alone returned. A search
+given ``documents`` (those a metadata filter left) ranks only their chunks.
 """
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ class ChunkStore(Protocol):
         """Create what searching vectors of this size needs (an index), if missing."""
 
     async def lexical(self, session: AsyncSession, principal: Principal, collection_ids: Sequence[int],
-                      terms: Sequence[str], limit: int) -> list[Hit]:
+                      terms: Sequence[str], limit: int, *, documents: Sequence[int] | None = None) -> list[Hit]:
         """Chunks matching any of the analysed ``terms``, best BM25-style rank first."""
 
     async def semantic(self, session: AsyncSession, principal: Principal, collection_ids: Sequence[int],
-                       vector: np.ndarray, limit: int) -> list[Hit]:
+                       vector: np.ndarray, limit: int, *, documents: Sequence[int] | None = None) -> list[Hit]:
         """Embedded chunks nearest ``vector`` by cosine similarity, nearest first."""
 
     async def erase(self, session: AsyncSession, *, collection_ids: Sequence[int] = (),

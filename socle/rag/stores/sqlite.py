@@ -28,11 +28,15 @@ _FTS = table("chunks_fts", column("rowid"))
 @dataclass(frozen=True, slots=True)
 class _Matrix:
     ids: np.ndarray  # int64, one per row
+    documents: np.ndarray  # int64, each row's document
     vectors: np.ndarray  # float32, rows of unit length
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.vectors.nbytes)
+        return int(self.ids.nbytes + self.documents.nbytes + self.vectors.nbytes)
+
+    def only(self, rows: np.ndarray) -> _Matrix:
+        return _Matrix(self.ids[rows], self.documents[rows], self.vectors[rows])
 
 
 class SQLiteStore:
@@ -44,22 +48,26 @@ class SQLiteStore:
         return None
 
     async def lexical(self, session: AsyncSession, principal: Principal, collection_ids: Sequence[int],
-                      terms: Sequence[str], limit: int) -> list[Hit]:
+                      terms: Sequence[str], limit: int, *, documents: Sequence[int] | None = None) -> list[Hit]:
         if not terms or not collection_ids:
             return []
+        only = () if documents is None else (Chunk.document_id.in_(documents),)
         rank = func.bm25(literal_column("chunks_fts"))
         query = (select(Chunk.id, rank).select_from(_FTS)
                  .join(Chunk, Chunk.id == _FTS.c.rowid).join(Collection, Collection.id == Chunk.collection_id)
                  .where(literal_column("chunks_fts").match(" OR ".join(f'"{t}"' for t in terms)),
-                        Chunk.collection_id.in_(collection_ids), readable(principal))
+                        Chunk.collection_id.in_(collection_ids), readable(principal), *only)
                  .order_by(rank).limit(limit))
         return [Hit(chunk_id, -score) for chunk_id, score in await session.execute(query)]  # bm25(): lower is better
 
     async def semantic(self, session: AsyncSession, principal: Principal, collection_ids: Sequence[int],
-                       vector: np.ndarray, limit: int) -> list[Hit]:
+                       vector: np.ndarray, limit: int, *, documents: Sequence[int] | None = None) -> list[Hit]:
         allowed = await session.execute(select(Collection.id, Collection.revision)
                                         .where(Collection.id.in_(collection_ids), readable(principal)))
         matrices = [await self._matrix(session, collection_id, revision) for collection_id, revision in allowed]
+        if documents is not None:
+            wanted = np.asarray(sorted(documents), dtype=np.int64)
+            matrices = [m.only(np.isin(m.documents, wanted)) for m in matrices]
         matrices = [m for m in matrices if len(m.ids)]
         if not matrices:
             return []
@@ -86,13 +94,14 @@ class SQLiteStore:
         cached = self._matrices.get(collection_id)
         if cached is not None and cached[0] == revision:
             return cached[1]
-        rows = (await session.execute(select(Chunk.id, Chunk.embedding)
+        rows = (await session.execute(select(Chunk.id, Chunk.embedding, Chunk.document_id)
                                       .where(Chunk.collection_id == collection_id, Chunk.embedding.isnot(None))
                                       .order_by(Chunk.id))).all()
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1) \
             if rows else np.empty((0, 0), np.float32)
-        matrix = _Matrix(ids, _unit(vectors))
+        documents = np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows))
+        matrix = _Matrix(ids, documents, _unit(vectors))
         if matrix.nbytes <= self._matrices.maxsize:  # a larger one is searched without being kept
             self._matrices[collection_id] = (revision, matrix)
         return matrix

@@ -29,7 +29,7 @@ from socle.identity import imports
 from socle.identity.imports import MAX_BYTES as IMPORT_MAX_BYTES
 from socle.identity.invitations import IssuedLink
 from socle.identity.permissions import Permission, require
-from socle.quotas.service import PERIODS, PRESETS, SCOPES
+from socle.quotas.service import PERIODS, PRESETS, SCOPES, presets_with
 from socle.ui import security
 from socle.ui.paging import Paging
 from socle.ui.security import SignedIn, Visitor, platform
@@ -352,7 +352,8 @@ async def _quotas(request: Request, visitor: Visitor, *, status_code: int = 200,
     return page(request, "admin_quotas.html", visitor, title="Quotas", status_code=status_code, quotas=quotas,
                 scopes=SCOPE_LABELS, periods=PERIOD_LABELS, limits=LIMITS, paging=paging,
                 currency=platform(request).usage.currency, names=await subject_names(request, visitor, quotas),
-                presets={key: (*PRESET_LABELS[key], values) for key, values in PRESETS.items()},
+                presets={key: (*PRESET_LABELS[key], values) for key, values in
+                         presets_with((await platform(request).site.current()).quota_presets).items()},
                 roles=await _role_names(request, visitor), **context)
 
 
@@ -382,7 +383,8 @@ async def _role_names(request: Request, visitor: Visitor) -> list[str]:
 # models in service and their backends' health.
 
 USES = {"chat": "Conversation", "embeddings": "Recherche dans les documents (calcul du sens des textes)",
-        "rerank": "Classement des passages trouvés"}
+        "rerank": "Classement des passages trouvés", "transcription": "Transcription de la parole en texte",
+        "moderation": "Modération des textes"}
 ROUTINGS = {"least-busy": "Au serveur le moins occupé", "round-robin": "À chaque serveur tour à tour",
             "weighted": "Selon le poids donné à chaque serveur"}
 Long = Annotated[str, Form(max_length=2000)]

@@ -40,15 +40,21 @@ ACTION_LABELS = {
     Action.MODEL_CREATED: "Modèle ajouté", Action.MODEL_CHANGED: "Modèle modifié",
     Action.MODEL_DELETED: "Modèle retiré", Action.MODEL_TESTED: "Connexion à un modèle testée",
     Action.COLLECTION_PUBLISHED: "Collection publiée", Action.COLLECTION_UNPUBLISHED: "Collection dépubliée",
+    Action.FILE_UPLOADED: "Fichier déposé", Action.FILE_DELETED: "Fichier supprimé",
+    Action.FINE_TUNING_CREATED: "Affinage d'un modèle lancé", Action.FINE_TUNING_CANCELLED: "Affinage annulé",
     Action.DATA_EXPORTED: "Données d'une personne exportées", Action.USER_ERASED: "Personne effacée",
     Action.OTHERS_DATA_READ: "Lecture des données d'autrui", Action.AUDIT_EXPORTED: "Journal exporté",
     Action.AUDIT_PRUNED: "Entrées anciennes supprimées (conservation)",
     Action.SITE_SETTINGS_CHANGED: "Paramètres du site modifiés",
+    Action.RETENTION_CHANGED: "Durées de conservation modifiées",
+    Action.QUOTA_PRESETS_CHANGED: "Modèles de quotas modifiés",
+    Action.PROCONNECT_CHANGED: "Connexion ProConnect modifiée",
+    Action.SECRETS_RESEALED: "Secrets chiffrés de nouveau (changement de clé)",
 }
 FAMILIES = {"auth.": "Connexions", "user.": "Comptes", "group.": "Groupes", "role.": "Rôles",
             "key.": "Clés d'API", "quota.": "Quotas",
             "data.": "Données personnelles (exports, effacements, lectures)",
-            "collection.": "Collections", "model.": "Modèles", "audit.": "Journal d'audit",
+            "collection.": "Collections", "file.": "Fichiers déposés", "model.": "Modèles", "audit.": "Journal d'audit",
             "site.": "Paramètres du site"}
 CHANNELS = {"api": "API", "ui": "Site", "console": "Console", "system": "Plateforme"}
 assert set(ACTION_LABELS) == set(Action)
@@ -121,7 +127,9 @@ async def audit_csv(request: Request, visitor: SignedIn, action: Text = None, ac
 @router.get("/registre")
 async def register_page(request: Request, visitor: SignedIn) -> Response:
     require(visitor.principal, Permission.AUDIT_READ)
-    built = register.build(platform(request).settings, platform(request).personal_data)
+    site = await platform(request).site.current()
+    built = register.build(platform(request).settings, platform(request).personal_data,
+                           chosen=site.retention_days, proconnect=site.proconnect is not None)
     return page(request, "admin_registre.html", visitor, title="Registre des activités de traitement",
                 register=built, kind_label=built.kind_label)
 

@@ -35,6 +35,7 @@ from socle.db.models import Conversation
 from socle.endpoints import Json
 from socle.errors import SocleError
 from socle.identity.permissions import Permission
+from socle.rag import extractive
 from socle.settings import ModelCard
 from socle.ui import markdown
 from socle.ui.security import SignedIn, Visitor, platform
@@ -192,6 +193,7 @@ async def _events(turn: Turn, visitor: Visitor) -> AsyncIterator[bytes]:
     rating = "" if saved is None else TEMPLATES.get_template("_avis.html").render(
         visitor=visitor, conversation=conversation, message=saved)
     yield _line({"type": "done", "html": markdown.to_html(turn.content), "rating_html": rating,
+                 "extraits": extractive.is_extracts(turn.content),
                  "message": saved.id if saved else None, "question": turn.question.id})
 
 

@@ -31,7 +31,7 @@ async def account_page(request: Request, visitor: SignedIn) -> Response:
     user = await platform(request).identity.get_user(visitor.principal, visitor.principal.user_id)
     return page(request, "compte.html", visitor, title="Mon compte", user=user,
                 has_password=await platform(request).identity.has_password(visitor.principal),
-                periods=platform(request).retention.periods, labels=_labels(request))
+                periods=await platform(request).retention.current(), labels=_labels(request))
 
 
 @router.get("/compte/donnees")

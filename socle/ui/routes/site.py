@@ -11,16 +11,20 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from socle.api.strict import StrictRoute
+from socle.compliance.retention import BOUNDS
 from socle.errors import SocleError
 from socle.identity.permissions import Permission, require
-from socle.site.service import LABELS, LEVELS, MAX_SUGGESTIONS, NAMES, SiteSettings
+from socle.quotas.service import PRESET_AMOUNTS
+from socle.site.service import LABELS, LEVELS, MAX_SUGGESTIONS, NAMES, RETENTION, SiteSettings
 from socle.ui import security
+from socle.ui.routes.admin import LIMITS, PRESET_LABELS
 from socle.ui.routes.usage import long_day
 from socle.ui.security import SignedIn, Visitor, platform
 from socle.ui.web import inline, optional_visitor, page, redirect, site_of
@@ -36,8 +40,7 @@ LEGAL_PAGES = {  # path: (title, the setting that holds its text)
     "/ui/cookies": ("Gestion des cookies", "cookies"),
 }
 assert set(LEVEL_WORDS) == set(LEVELS)
-LongText = Annotated[str, Form(max_length=20_000)]
-ShortText = Annotated[str, Form(max_length=2_000)]
+_NOT_TEXT = {"proconnect_enabled", "quota_presets"}  # read from the form their own way
 
 
 @router.get("/")
@@ -54,16 +57,9 @@ async def settings_page(request: Request, visitor: SignedIn) -> Response:
 
 
 @router.post(SETTINGS_PATH)
-async def save_settings(request: Request, visitor: SignedIn, welcome_text: ShortText = "",
-                        suggestions: ShortText = "", default_model: ShortText = "", organisation: ShortText = "",
-                        contact: ShortText = "", accessibility: ShortText = "none", legal_notice: LongText = "",
-                        privacy: LongText = "", cookies: LongText = "",
-                        accessibility_notes: LongText = "") -> Response:
-    form = {"welcome_text": welcome_text, "suggestions": suggestions, "default_model": default_model,
-            "organisation": organisation, "contact": contact, "accessibility": accessibility,
-            "legal_notice": legal_notice, "privacy": privacy, "cookies": cookies,
-            "accessibility_notes": accessibility_notes}
-    assert set(form) == set(NAMES)
+async def save_settings(request: Request, visitor: SignedIn) -> Response:
+    sent = await request.form()
+    form = _form(sent)
     try:
         await platform(request).site.update(visitor.principal, form)
     except SocleError as exc:
@@ -71,18 +67,42 @@ async def save_settings(request: Request, visitor: SignedIn, welcome_text: Short
     return redirect(SETTINGS_PATH + "?ok=parametres-enregistres")
 
 
+def _form(sent: FormData) -> dict[str, Any]:
+    """The settings the form sent, by name: its texts, its numbers, ProConnect's switch (a checkbox, absent when
+    off), each preset's amounts (``preset_<preset>_<amount>``). A setting the form does not show is left as it
+    is."""
+    form: dict[str, Any] = {name: str(sent[name]) for name in NAMES if name in sent and name not in _NOT_TEXT}
+    if "proconnect_issuer" in sent:
+        form["proconnect_enabled"] = sent.get("proconnect_enabled") == "oui"
+    presets = {preset: {amount: str(sent[f"preset_{preset}_{amount}"]) for amount in PRESET_AMOUNTS
+                        if f"preset_{preset}_{amount}" in sent} for preset in PRESET_LABELS}
+    if any(presets.values()):
+        form["quota_presets"] = presets
+    return form
+
+
 def _settings(request: Request, visitor: Visitor, values: SiteSettings | None, *, status_code: int = 200,
-              form: dict[str, str] | None = None, **context: Any) -> Response:
-    """The form, filled with ``values``, or with what was sent (``form``) when it was refused."""
-    if form is None:
-        assert values is not None
-        form = {name: getattr(values, name) for name in NAMES}
-        form["suggestions"] = "\n".join(values.suggestions)
+              form: dict[str, Any] | None = None, **context: Any) -> Response:
+    """The form, filled with ``values``, or with what was sent (``form``) when it was refused. The client
+    secret is never shown: only whether one is kept."""
+    site = platform(request).site
+    shown = site.latest if values is None else values
+    filled: dict[str, Any] = {name: getattr(shown, name) for name in NAMES}
+    filled["suggestions"] = "\n".join(shown.suggestions)
+    filled.update(form or {})
+    filled["proconnect_client_secret"] = ""
     inference = platform(request).inference
-    models = [m.id for m in inference.registry.models if m.config.type == "chat"] if inference is not None else []
+    models = [m.id for m in inference.registry.models  # a default for everyone: models everyone may use
+              if m.config.type == "chat" and (m.config.audience is None or m.config.audience.public)
+              ] if inference is not None else []
+    secret = ("kept" if shown.proconnect_client_secret
+              else "environment" if platform(request).settings.oidc_client_secret else "none")
     return page(request, "admin_parametres.html", visitor, title="Paramètres du site", status_code=status_code,
-                form=form, labels=LABELS, levels=LEVEL_WORDS, models=models, max_suggestions=MAX_SUGGESTIONS,
-                **context)
+                form=filled, labels=LABELS, levels=LEVEL_WORDS, models=models, max_suggestions=MAX_SUGGESTIONS,
+                retention=[(name, LABELS[name], *BOUNDS[name.removeprefix("retention_").removesuffix("_days")])
+                           for name in RETENTION],
+                presets=PRESET_LABELS, amounts={amount: LIMITS[amount] for amount in PRESET_AMOUNTS},
+                secret=secret, **context)
 
 
 # ---- the pages every State site carries (open without signing in) ---------------------------------

@@ -341,6 +341,12 @@
           } else if (event.type === "done") {
             body.innerHTML = event.html;  // rendered by the server's Markdown renderer, raw HTML escaped
             body.dataset.done = "true";
+            if (event.extraits) {  // quoted from the documents, written by no model: labelled as _message.html does
+              const label = item.querySelector(".socle-ai-label");
+              label.classList.remove("fr-badge--info");
+              label.classList.add("socle-extraits-label");
+              label.textContent = "Extraits de vos documents, sans reformulation";
+            }
             saved = event.message;
             if (event.message) { item.id = `message-${event.message}`; item.dataset.message = String(event.message); }
             if (question && event.question) {

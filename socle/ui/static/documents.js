@@ -143,6 +143,7 @@
       const files = Array.from(input.files);
       if (!files.length) return;
       input.value = "";
+      window.socleFileNames(input);
       sendAll(files);
     });
     // Files dropped on the zone are sent at once; the file field and its button do the same from the keyboard.

@@ -5,6 +5,20 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
+// File fields (_fichier.html): the files chosen are named beside the button, in French.
+window.socleFileNames = (field) => {
+  const shown = document.getElementById(`${field.id}-choisis`);
+  const files = Array.from(field.files || []);
+  if (!shown) return;
+  shown.textContent = files.length === 0 ? "Aucun fichier choisi"
+    : files.length === 1 ? files[0].name : `${files.length} fichiers choisis`;
+};
+document.addEventListener("change", (event) => {
+  if (event.target.classList && event.target.classList.contains("socle-fichier__champ")) {
+    window.socleFileNames(event.target);
+  }
+});
+
 // A link shown once (an invitation, a password reset): "Copier" puts it on the clipboard.
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("[data-copy]");

@@ -1,0 +1,1 @@
+"""A person's own files (/v1/files): training data for fine-tuning, batch input, files for assistants."""
