@@ -43,6 +43,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet $(PIP_LLAMA) -e '.[embedded,test,finetune]'
 	touch $@
 
+# LlamaIndex's OpenAI integration requires openai<3 and the Agents SDK openai>=3, so the README's LlamaIndex
+# recipe runs from an environment of its own, which tests/e2e/test_llamaindex_client.py drives.
+LLAMAINDEX := .venv-llamaindex
+$(LLAMAINDEX)/.installed:
+	$(PYTHON) -m venv $(LLAMAINDEX)
+	$(LLAMAINDEX)/bin/pip install --quiet --upgrade pip
+	$(LLAMAINDEX)/bin/pip install --quiet 'llama-index-llms-openai-like>=0.8.1,<0.9' \
+		'llama-index-embeddings-openai-like>=0.4,<0.5'
+	touch $@
+
 # The web UI's assets from the npm registry, at package-lock.json's versions: the State design system (DSFR),
 # served by the platform itself (no CDN at run time), and axe-core, which the browser tests inject.
 $(DSFR): $(UI)/package.json $(UI)/package-lock.json
@@ -54,7 +64,7 @@ $(DSFR): $(UI)/package.json $(UI)/package-lock.json
 	touch $@
 
 install: $(VENV)/.installed $(DSFR)
-install-test: $(VENV)/.installed-test $(DSFR)
+install-test: $(VENV)/.installed-test $(LLAMAINDEX)/.installed $(DSFR)
 
 run: install
 	$(BIN)/socle serve
@@ -96,4 +106,4 @@ image: wheelhouse
 	docker build --network host --build-arg BASE=$(BASE) -f deploy/container/Dockerfile -t $(IMAGE) .
 
 clean:
-	rm -rf $(VENV) .pytest_cache $(UI)/node_modules $(UI)/static/dsfr build dist
+	rm -rf $(VENV) $(LLAMAINDEX) .pytest_cache $(UI)/node_modules $(UI)/static/dsfr build dist

@@ -107,7 +107,9 @@ class ErasureService:
         if actor.user_id == user_id:
             raise InvalidRequest("You cannot delete your own account.", param="user_id")
         async with self._sessions() as session, session.begin():
-            if await session.get(User, user_id) is None:
+            # Locked: on PostgreSQL a row naming the user (an upload, a batch's results) written meanwhile waits
+            # for this transaction and then fails, so no file is left on disk with no row to find it by.
+            if await session.scalar(select(User.id).where(User.id == user_id).with_for_update()) is None:
                 raise NotFound(f"User {user_id} not found.", param="user_id")
             erased = await self._erase(session, user_id)
             await self._audit.record_in(session, Action.USER_ERASED, actor=actor, target=("user", user_id),

@@ -24,8 +24,10 @@ def adapter_backends(base: ModelConfig, result: TrainingResult, name: str) -> li
             backends.append(backend.model_copy(update={"name": None, "lora": result.adapter_gguf}))
         elif isinstance(backend, OpenAIBackendConfig) and backend.accepts_adapters:
             lora = LoraAdapter(name=name, path=_as_server_sees(backend, result.adapter_dir))
+            # The copy keeps the server's address and its key (a key entered in the browser is sealed again
+            # with the fine-tuned model's entry); it serves one adapter and trains nothing.
             backends.append(backend.model_copy(update={"name": None, "model": name, "lora": lora,
-                                                       "accepts_adapters": False}))
+                                                       "accepts_adapters": False, "weights": None}))
     if not backends:
         raise ValueError(f"No backend of the model {base.id} can serve a LoRA adapter: fine-tune a model served "
                          "by the embedded llama.cpp, or by a vLLM server marked accepts_adapters.")

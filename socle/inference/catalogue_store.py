@@ -371,8 +371,11 @@ class CatalogueStore:
     async def register(self, config: ModelConfig, *, owner_id: int | None, details: Mapping[str, Any]) -> None:
         """Add a model that a service made (a fine-tuned model), or replace it when it is there already (the job
         that made it ran again after a crash): a model of the browser, which the administrators may then take out
-        of service or remove."""
+        of service or remove. A backend that carries a key (its base's, entered in the browser) keeps it, sealed
+        again with this entry: the entry's JSON never holds it."""
         model_settings, card, backends = _parts(config)
+        keys = [self._box.seal(key.get_secret_value()) if (key := getattr(backend, "api_key", None)) else None
+                for backend in config.backends]
         async with self._sessions() as session, session.begin():
             row = await session.scalar(select(CatalogueModel).where(CatalogueModel.name == config.id))
             if row is None:
@@ -380,10 +383,10 @@ class CatalogueStore:
                     CatalogueModel.id.desc()).limit(1)) or 0)
                 session.add(CatalogueModel(name=config.id, position=position, origin="ui", enabled=True,
                                            settings=model_settings, card=card, updated_at=utcnow(), updated_by=owner_id,
-                                           backends=_backend_rows(backends, [None] * len(backends))))
+                                           backends=_backend_rows(backends, keys)))
             else:
                 row.settings, row.card, row.updated_at, row.updated_by = model_settings, card, utcnow(), owner_id
-                row.backends = _backend_rows(backends, [None] * len(backends))
+                row.backends = _backend_rows(backends, keys)
             await self._audit.record_in(session, Action.MODEL_CREATED, target=("model", config.id),
                                         details={"type": config.type, "backends": len(backends), **details})
             await _bump(session)

@@ -145,7 +145,7 @@ async def test_admin_mode_builds_every_service_and_loads_no_model(tmp_path: Path
         assert platform.app(Echoes).said == []
         assert not platform.registry.started  # no model file read, no backend client opened
         assert [pool.name for pool in platform.pools] == ["ingestion", "compliance", "fine-tuning", "training",
-                                                          "echo"]  # declared, not run
+                                                          "batches", "echo"]  # declared, not run
     finally:
         await platform.close()
 

@@ -149,7 +149,7 @@ async def test_the_daily_job_deletes_what_is_past_its_period_and_keeps_the_rest(
     assert not p.documents.path(ids["old"]).exists() and p.documents.path(ids["recent"]).exists()
     assert run is not None and run.day == NOW.date().isoformat()
     assert run.counts == {"conversations": 1, "usage": 1, "documents": 1, "feedback": 1, "audit": 2, "sessions": 1,
-                          "responses": 1}
+                          "responses": 1, "batches": 0}
     assert job is not None and job.status == "done" and job.payload == {"day": run.day}
     verification = await p.audit.verify()
     assert verification.ok, verification.reason  # the pruning is recorded: the chain still verifies

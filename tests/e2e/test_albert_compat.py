@@ -227,7 +227,7 @@ def test_options_that_cannot_be_honoured_are_refused_by_name(server: Server, sql
         refused = upload(http, collection, tmp_path / "note.txt", **form)
         assert refused.status_code == 400, refused.text
         assert refused.json()["error"]["param"] == param
-        assert http.get("/documents").json()["data"] == []  # nothing was accepted
+        assert http.get("/documents", params={"collection": collection}).json()["data"] == []  # nothing accepted
 
 
 def test_albert_defaults_are_accepted(me: httpx.Client, tmp_path: Path) -> None:

@@ -96,7 +96,8 @@ def test_ready_whatever_the_backends_and_the_first_admin_from_a_secret(role: Rol
             time.sleep(0.2)
         assert available == {"remote-chat": True, "remote-paced": True, "remote-down": False, "slow-embed": True}
         assert client.models.retrieve("remote-down").model_extra == {
-            "type": "chat", "aliases": [], "max_context_length": None, "card": None, "available": False}
+            "type": "text-generation", "kind": "chat", "aliases": [], "max_context_length": None, "card": None,
+            "available": False}
         answer = client.chat.completions.create(model="remote-chat", messages=[{"role": "user", "content": "Bonjour"}])
         assert answer.choices[0].message.content
         assert httpx.get(url + "/ready").json() == {"status": "ready"}

@@ -8,9 +8,11 @@ It implements vLLM's run-time adapter API as vLLM answers it (``--enable-lora`` 
   GET  /v1/models              the base model, then each adapter loaded (``parent``: the base, ``root``: its path)
   POST /v1/chat/completions    the base answers "base: <last message>", an adapter "<name>: <last message>"
                                (streamed too); any other model is vLLM's 404
-For the tests: ``POST /_restart`` forgets every adapter (as a restarted server does), ``GET /_stats`` counts loads.
+For the tests: ``POST /_restart`` forgets every adapter (as a restarted server does), ``GET /_stats`` counts loads
+and lists each ``/v1`` call (path, model, whether it carried the key). Started with ``--api-key`` (vLLM's own
+option), every ``/v1`` call without that key is refused with 401, as vLLM does.
 
-    python -m tests.support.vllm_peer --port 19002 --base base-model
+    python -m tests.support.vllm_peer --port 19002 --base base-model [--api-key secret]
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,15 +35,29 @@ from tests.support.servers import ROOT, free_port, wait_until_up
 
 BASE = "base-model"
 ADAPTERS: dict[str, str] = {}  # name -> path
-STATS = {"loads": 0}
+API_KEY: str | None = None
+STATS: dict[str, Any] = {"loads": 0, "calls": []}
 
 
 def _error(message: str, status: int, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
 
 
+def _refused(request: Request, body: dict[str, Any] | None = None) -> JSONResponse | None:
+    """The call noted; vLLM's 401 when the server has a key and the call does not carry it."""
+    keyed = request.headers.get("authorization") == f"Bearer {API_KEY}"
+    body = body or {}
+    STATS["calls"].append({"path": request.url.path, "model": body.get("model") or body.get("lora_name"),
+                           "keyed": keyed})
+    if API_KEY is not None and not keyed:
+        return JSONResponse({"error": "Unauthorized"}, 401)
+    return None
+
+
 async def load(request: Request) -> Response:
     body = await request.json()
+    if refused := _refused(request, body):
+        return refused
     name, path = body.get("lora_name"), body.get("lora_path")
     if not name or not path:
         return _error("Both 'lora_name' and 'lora_path' must be provided.", 400, "InvalidUserInput")
@@ -55,13 +72,18 @@ async def load(request: Request) -> Response:
 
 
 async def unload(request: Request) -> Response:
-    name = (await request.json()).get("lora_name")
+    body = await request.json()
+    if refused := _refused(request, body):
+        return refused
+    name = body.get("lora_name")
     if ADAPTERS.pop(name, None) is None:
         return _error(f"The lora adapter '{name}' cannot be found.", 404, "NotFoundError")
     return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
 
 
-async def models(_: Request) -> Response:
+async def models(request: Request) -> Response:
+    if refused := _refused(request):
+        return refused
     data = [{"id": BASE, "object": "model", "owned_by": "vllm", "root": BASE, "parent": None}]
     data += [{"id": name, "object": "model", "owned_by": "vllm", "root": path, "parent": BASE}
              for name, path in ADAPTERS.items()]
@@ -70,6 +92,8 @@ async def models(_: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     body = await request.json()
+    if refused := _refused(request, body):
+        return refused
     model = body.get("model")
     if model != BASE and model not in ADAPTERS:
         return _error(f"The model `{model}` does not exist.", 404, "NotFoundError")
@@ -110,11 +134,12 @@ app = Starlette(routes=[
 ])
 
 
-def start_vllm_peer(log_dir: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start the peer in its own process; its URL (without /v1) and the process."""
+def start_vllm_peer(log_dir: Path, *, api_key: str | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start the peer in its own process (requiring ``api_key`` when given); its URL (without /v1) and the process."""
     port = free_port()
     log = log_dir / f"vllm-peer-{port}.log"
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.vllm_peer", "--port", str(port)], cwd=ROOT,
+    command = [sys.executable, "-m", "tests.support.vllm_peer", "--port", str(port)]
+    process = subprocess.Popen(command + (["--api-key", api_key] if api_key else []), cwd=ROOT,
                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/_stats", process, log)
@@ -125,6 +150,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--base", default=BASE)
+    parser.add_argument("--api-key", default=None)
     args = parser.parse_args()
-    BASE = args.base
+    BASE, API_KEY = args.base, args.api_key
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")

@@ -73,6 +73,8 @@ class OpenAIBackendConfig(BackendConfig):
                                       "which the server reads too (a shared volume)")
     adapters_dir_remote: str | None = Field(default=None, description="The same folder as the server sees it; "
                                             "default: the same path")
+    weights: Path | None = Field(default=None, description="The base model's Hugging Face directory on the "
+                                 "training workers, for fine-tuning; only meaningful with accepts_adapters")
     lora: LoraAdapter | None = Field(default=None, description="The adapter this backend serves (a fine-tuned "
                                      "model), loaded when the backend starts and again if the server lost it")
 
@@ -101,6 +103,13 @@ class OpenAIBackendConfig(BackendConfig):
     def _key_env_is_set(self) -> "OpenAIBackendConfig":
         if self.api_key_env and self.api_key_env not in os.environ:
             raise ValueError(f"api_key_env names {self.api_key_env!r}, which is not set in the environment")
+        return self
+
+    @model_validator(mode="after")
+    def _weights_need_adapters(self) -> "OpenAIBackendConfig":
+        if self.weights is not None and not self.accepts_adapters:
+            raise ValueError("weights is for fine-tuning a model whose server loads its adapters: set accepts_adapters "
+                             "too, or leave weights out")
         return self
 
 
