@@ -6,7 +6,7 @@ the backend unchanged (``extra="allow"``), as an OpenAI-compatible gateway must.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import (
     AliasChoices,
@@ -222,6 +222,15 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown once: store it now.")
+
+
+@overload
+def unix_time(moment: datetime) -> int: ...
+@overload
+def unix_time(moment: datetime | None) -> int | None: ...
+def unix_time(moment: datetime | None) -> int | None:
+    """A moment as OpenAI's and Albert's objects give it: whole seconds since the epoch (None stays None)."""
+    return None if moment is None else int(moment.timestamp())
 
 
 # ---- documents and search ------------------------------------------------------------------------

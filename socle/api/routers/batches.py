@@ -1,13 +1,13 @@
 """``/v1/batches`` (OpenAI-compatible): create a batch from a ``batch`` file, read, list and cancel one's own."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from socle.api.deps import Caller, platform
+from socle.api.schemas import unix_time
 from socle.api.strict import StrictRoute
 from socle.batches.service import BatchService
 from socle.batches.store import not_found, public_id
@@ -74,19 +74,16 @@ class BatchOut(BaseModel):
 
     @classmethod
     def of(cls, row: Batch) -> BatchOut:
-        def unix(moment: datetime | None) -> int | None:
-            return None if moment is None else int(moment.timestamp())
-
         return cls(id=public_id(row.id), endpoint=row.endpoint, input_file_id=file_id(row.input_file_id),
                    errors=None if row.errors is None else BatchErrors(data=row.errors),
                    completion_window=row.completion_window, status=row.status,
                    output_file_id=None if row.output_file_id is None else file_id(row.output_file_id),
                    error_file_id=None if row.error_file_id is None else file_id(row.error_file_id),
-                   created_at=int(row.created_at.timestamp()), in_progress_at=unix(row.in_progress_at),
-                   expires_at=unix(row.expires_at), finalizing_at=unix(row.finalizing_at),
-                   completed_at=unix(row.completed_at), failed_at=unix(row.failed_at),
-                   expired_at=unix(row.expired_at), cancelling_at=unix(row.cancelling_at),
-                   cancelled_at=unix(row.cancelled_at),
+                   created_at=unix_time(row.created_at), in_progress_at=unix_time(row.in_progress_at),
+                   expires_at=unix_time(row.expires_at), finalizing_at=unix_time(row.finalizing_at),
+                   completed_at=unix_time(row.completed_at), failed_at=unix_time(row.failed_at),
+                   expired_at=unix_time(row.expired_at), cancelling_at=unix_time(row.cancelling_at),
+                   cancelled_at=unix_time(row.cancelled_at),
                    request_counts=RequestCounts(total=row.total, completed=row.completed, failed=row.failed),
                    metadata=row.batch_metadata)  # type: ignore[arg-type]
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from socle.api.deps import Caller, platform
 from socle.api.routers.models import model_out
-from socle.api.schemas import ModelOut
+from socle.api.schemas import ModelOut, unix_time
 from socle.api.strict import StrictRoute
 from socle.db.integers import MAX_INTEGER, Id
 from socle.db.models import FineTuningCheckpoint, FineTuningEvent, FineTuningJob
@@ -94,8 +94,9 @@ class JobOut(BaseModel):
         finish = None
         if job.started_at is not None and job.status == "running" and estimate.get("seconds") is not None:
             finish = int(job.started_at.timestamp() + float(estimate["seconds"]))  # type: ignore[arg-type]
-        return cls(id=public_job_id(job.id), created_at=_unix(job.created_at), error=job.error,
-                   fine_tuned_model=job.fine_tuned_model, finished_at=_unix(job.finished_at), hyperparameters=hyper,
+        return cls(id=public_job_id(job.id), created_at=unix_time(job.created_at), error=job.error,
+                   fine_tuned_model=job.fine_tuned_model, finished_at=unix_time(job.finished_at),
+                   hyperparameters=hyper,
                    method={"type": "supervised", "supervised": {"hyperparameters": hyper}}, model=job.model,
                    seed=job.seed, status=job.status, trained_tokens=job.trained_tokens,  # type: ignore[arg-type]
                    training_file=f"file-{job.training_file_id}",
@@ -114,7 +115,7 @@ class EventOut(BaseModel):
 
     @classmethod
     def of(cls, event: FineTuningEvent) -> EventOut:
-        return cls(id=f"ftevent-{event.id}", created_at=_unix(event.created_at), level=event.level,
+        return cls(id=f"ftevent-{event.id}", created_at=unix_time(event.created_at), level=event.level,
                    message=event.message, data=event.data, type=event.type)
 
 
@@ -143,8 +144,6 @@ class Share(BaseModel):
     public: bool | None = Field(default=None, description="Every user may use it (administrators only)")
 
 
-def _unix(moment: Any) -> Any:
-    return int(moment.timestamp()) if moment is not None else None
 
 
 def _number(value: str | None, prefix: str, *, param: str) -> int | None:
@@ -226,7 +225,7 @@ async def list_checkpoints(job_id: str, caller: Caller, fine_tuning: FineTuning,
 
 
 def _checkpoint(job: FineTuningJob, model: str, checkpoint: FineTuningCheckpoint) -> CheckpointOut:
-    return CheckpointOut(id=f"ftckpt-{checkpoint.id}", created_at=_unix(checkpoint.created_at),
+    return CheckpointOut(id=f"ftckpt-{checkpoint.id}", created_at=unix_time(checkpoint.created_at),
                          fine_tuned_model_checkpoint=checkpoint_name(model, checkpoint.step),
                          fine_tuning_job_id=public_job_id(job.id), step_number=checkpoint.step,
                          metrics={"step": checkpoint.step, "train_loss": checkpoint.train_loss,

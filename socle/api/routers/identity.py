@@ -24,6 +24,7 @@ from socle.api.schemas import (
     UserCreate,
     UserOut,
     UserUpdate,
+    unix_time,
 )
 from socle.api.strict import StrictRoute
 from socle.db.integers import Id, Offset
@@ -69,8 +70,6 @@ _ALBERT_PERMISSIONS: dict[str, tuple[str, ...]] = {
 _ALBERT_LIMITS = {"requests_per_minute": "rpm", "requests_per_day": "rpd", "tokens_per_minute": "tpm"}
 
 
-def _unix(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp())
 
 
 def _albert_permissions(caller: Principal) -> list[str]:
@@ -89,13 +88,14 @@ async def _albert_limits(caller: Principal, request: Request) -> list[dict[str, 
 
 def _albert_user(user: User) -> dict[str, Any]:
     return {"object": "user", "id": user.id, "name": user.name or user.email, "email": user.email,
-            "role": user.role_id, "budget": None, "expires_at": None, "created_at": _unix(user.created_at),
-            "updated_at": _unix(user.created_at)}
+            "role": user.role_id, "budget": None, "expires_at": None,
+            "created_at": unix_time(user.created_at), "updated_at": unix_time(user.created_at)}
 
 
 def _albert_token(key: ApiKey) -> dict[str, Any]:
     return {"object": "token", "id": key.id, "name": key.name, "token": f"{PREFIX}{key.public_id}...",
-            "user": key.user_id, "expires_at": _unix(key.expires_at), "created_at": _unix(key.created_at)}
+            "user": key.user_id, "expires_at": unix_time(key.expires_at),
+            "created_at": unix_time(key.created_at)}
 
 
 @router.get("/users/me", summary="The caller's account, in the Albert API's shape")
@@ -108,7 +108,7 @@ async def albert_role(caller: Caller, identity: Identity, request: Request) -> d
     user = await identity.get_user(caller, caller.user_id)
     return {"object": "role", "id": user.role.id, "name": user.role.name, "permissions": _albert_permissions(caller),
             "platform_permissions": sorted(caller.permissions), "limits": await _albert_limits(caller, request),
-            "created_at": _unix(user.role.created_at), "updated_at": _unix(user.role.created_at)}
+            "created_at": unix_time(user.role.created_at), "updated_at": unix_time(user.role.created_at)}
 
 
 @router.get("/me/info", summary="The caller's account with its permissions and limits, in the Albert API's shape")
